@@ -1,0 +1,29 @@
+# The README's two commands are `make demo` and `make test`. Both bootstrap everything
+# they need from the package registry: uv (installed with pip when absent) and the
+# locked environment in .venv (uv.lock).
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+
+.PHONY: bootstrap demo test lint spark bench clean
+
+bootstrap:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+## The main job: generate the demo month's exports and settle it through the real
+## Airflow DAG (monthly_settlement) into var/warehouse.
+demo: bootstrap
+	@$(UV) run --frozen supernova demo
+
+## The test suite (what CI runs).
+test: bootstrap
+	@$(UV) run --frozen pytest -q
+
+lint: bootstrap
+	@$(UV) run --frozen ruff check .
+
+spark:
+	@$(UV) sync --frozen --group spark --quiet
+
+clean:
+	rm -rf var

@@ -1,0 +1,5 @@
+{#- Layers land in schemas named after the layer (staging, intermediate,
+    settlement_build, marts) rather than dbt's default <target>_<custom>. -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}{%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,47 @@
+-- Every order line that is settled as of month M (§2, §4): it has a `completed` event
+-- before the end of M (the earliest decides its month) and on or after the first month
+-- settled in this warehouse. Cancels and refunds count when they happen before M's
+-- cutoff; base = paid_amount - refunds so far, never below 0; 0 once cancelled.
+with events as (
+    select order_id, line_no, event, event_at, amount
+    from {{ ref('stg_exports__order_events') }}
+    where event_at < {{ cutoff_ts() }}
+),
+
+per_line as (
+    select
+        order_id,
+        line_no,
+        min(case when event = 'completed' then event_at end) as completed_at,
+        max(case when event = 'cancelled' then 1 else 0 end) as has_cancel,
+        max(case when event = 'refunded' and amount is null then 1 else 0 end) as has_full_refund,
+        coalesce(sum(case when event = 'refunded' then amount end), 0) as refunded_amount
+    from events
+    group by order_id, line_no
+)
+
+select
+    o.order_id,
+    o.line_no,
+    o.buyer_id,
+    o.sku_id,
+    o.ordered_at,
+    o.paid_amount,
+    e.completed_at,
+    cast({{ dbt.date_trunc('month', 'e.completed_at') }} as date) as completed_month,
+    e.has_cancel = 1 as is_cancelled,
+    case when e.has_full_refund = 1 then o.paid_amount
+         else least(e.refunded_amount, o.paid_amount) end as refunded_amount,
+    cast(
+        case
+            when e.has_cancel = 1 or e.has_full_refund = 1 then 0
+            when o.paid_amount - e.refunded_amount < 0 then 0
+            else o.paid_amount - e.refunded_amount
+        end as {{ money_type() }}
+    ) as base_amount
+from per_line as e
+inner join {{ ref('stg_exports__orders') }} as o
+    on o.order_id = e.order_id and o.line_no = e.line_no
+where e.completed_at is not null
+    and e.completed_at >= {{ first_month_start_ts() }}
+    and e.completed_at < {{ next_month_start_ts() }}

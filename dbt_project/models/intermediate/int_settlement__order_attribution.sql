@@ -1,0 +1,45 @@
+-- 跟单 (§1): each order of a newly settled line goes to the last click by the order's
+-- buyer on any share link with ordered_at - 15 days < clicked_at <= ordered_at; ties on
+-- clicked_at: the greatest click_id. The order's buyer and time are its lowest line's.
+-- Only the clicks of buyers who ordered are joined, to keep the range join small.
+with order_heads as (
+    select
+        order_id,
+        buyer_id,
+        ordered_at
+    from {{ ref('stg_exports__orders') }}
+    where order_id in (select order_id from {{ ref('int_settlement__new_lines') }})
+    qualify row_number() over (partition by order_id order by line_no) = 1
+),
+
+candidate_clicks as (
+    select click_id, link_id, buyer_id, clicked_at
+    from {{ ref('stg_exports__clicks') }}
+    where buyer_id in (select buyer_id from order_heads)
+),
+
+last_click as (
+    select
+        o.order_id,
+        c.click_id,
+        c.link_id,
+        c.clicked_at
+    from order_heads as o
+    inner join candidate_clicks as c
+        on c.buyer_id = o.buyer_id
+        and c.clicked_at <= o.ordered_at
+        and c.clicked_at > {{ dbt.dateadd('day', -1 * cfg('attribution_window_days'), 'o.ordered_at') }}
+    qualify row_number() over (partition by o.order_id order by c.clicked_at desc, c.click_id desc) = 1
+)
+
+select
+    o.order_id,
+    o.buyer_id as order_buyer_id,
+    o.ordered_at as order_ordered_at,
+    l.click_id,
+    l.link_id,
+    l.clicked_at,
+    l.click_id is not null as is_attributed
+from order_heads as o
+left join last_click as l
+    on l.order_id = o.order_id

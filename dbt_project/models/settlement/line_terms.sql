@@ -1,0 +1,21 @@
+-- Terms of the lines this run settles for the first time. Published with the month and
+-- frozen from then on (§3): rate, shares, beneficiaries and group of the first posting.
+select
+    order_id,
+    line_no,
+    '{{ settlement_month() }}' as first_settlement_month,
+    '{{ var("run_id") }}' as first_run_id,
+    click_id,
+    link_id,
+    group_id,
+    promoter_id,
+    platform,
+    level2_beneficiary_id,
+    rule_id,
+    rule_scope,
+    rate,
+    platform_fee_rate,
+    level1_share,
+    level2_share
+from {{ ref('int_settlement__new_line_terms') }}
+where suspense_reason is null

@@ -1,0 +1,14 @@
+-- One row per buyer_id: the row delivered last wins (later delivery date, then later
+-- file name, then later row; settlement-rules §0).
+select
+    buyer_id,
+    gender,
+    birth_year,
+    city,
+    city_tier,
+    registered_at,
+    _delivery_date,
+    _file_name,
+    _line_no
+from {{ source('exports', 'buyers') }}
+qualify row_number() over (partition by buyer_id order by {{ delivered_last() }}) = 1

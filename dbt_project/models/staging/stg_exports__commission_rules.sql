@@ -1,0 +1,16 @@
+-- One row per rule_id: the row delivered last wins (later delivery date, then later
+-- file name, then later row; settlement-rules §0).
+select
+    rule_id,
+    scope,
+    sku_id,
+    merchant_id,
+    category,
+    rate,
+    valid_from,
+    valid_to,
+    _delivery_date,
+    _file_name,
+    _line_no
+from {{ source('exports', 'commission_rules') }}
+qualify row_number() over (partition by rule_id order by {{ delivered_last() }}) = 1

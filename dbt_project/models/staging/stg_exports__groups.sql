@@ -1,0 +1,13 @@
+-- Latest snapshot per group (§0); equal snapshot dates: the one delivered last.
+select
+    group_id,
+    owner_id,
+    created_at,
+    member_count,
+    dissolved_at,
+    snapshot_date,
+    _delivery_date,
+    _file_name,
+    _line_no
+from {{ source('exports', 'groups') }}
+qualify row_number() over (partition by group_id order by snapshot_date desc, {{ delivered_last() }}) = 1

@@ -1,0 +1,13 @@
+-- One row per link_id: the row delivered last wins (later delivery date, then later
+-- file name, then later row; settlement-rules §0).
+select
+    link_id,
+    promoter_id,
+    group_id,
+    sku_id,
+    created_at,
+    _delivery_date,
+    _file_name,
+    _line_no
+from {{ source('exports', 'links') }}
+qualify row_number() over (partition by link_id order by {{ delivered_last() }}) = 1

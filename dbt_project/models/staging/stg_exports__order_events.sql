@@ -1,0 +1,24 @@
+-- Status changes of order lines. Identity (§0): event_id when upstream provides one,
+-- otherwise the whole parsed row (order_id, line_no, event, event_at, amount). A
+-- re-delivered event collapses to the version delivered last.
+select
+    order_id,
+    line_no,
+    event,
+    event_at,
+    amount,
+    event_id,
+    _delivery_date,
+    _file_name,
+    _line_no
+from {{ source('exports', 'order_events') }}
+qualify row_number() over (
+    partition by
+        event_id,
+        case when event_id is null then order_id end,
+        case when event_id is null then line_no end,
+        case when event_id is null then event end,
+        case when event_id is null then event_at end,
+        case when event_id is null then amount end
+    order by {{ delivered_last() }}
+) = 1

@@ -1,0 +1,19 @@
+-- One row per order_id, line_no: the row delivered last wins (later delivery date, then later
+-- file name, then later row; settlement-rules §0).
+select
+    order_id,
+    line_no,
+    parent_order_id,
+    buyer_id,
+    sku_id,
+    quantity,
+    unit_price,
+    paid_amount,
+    coupon_amount,
+    shipping_amount,
+    ordered_at,
+    _delivery_date,
+    _file_name,
+    _line_no
+from {{ source('exports', 'orders') }}
+qualify row_number() over (partition by order_id, line_no order by {{ delivered_last() }}) = 1

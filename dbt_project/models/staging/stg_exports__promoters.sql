@@ -1,0 +1,19 @@
+-- Every version of every promoter (status, platform and inviter change over time; a run
+-- for month M uses the latest version before M's cutoff, §0). A version re-delivered
+-- with the same updated_at collapses to the one delivered last.
+select
+    promoter_id,
+    platform,
+    role,
+    inviter_id,
+    joined_at,
+    city,
+    city_tier,
+    gender,
+    status,
+    updated_at,
+    _delivery_date,
+    _file_name,
+    _line_no
+from {{ source('exports', 'promoters') }}
+qualify row_number() over (partition by promoter_id, updated_at order by {{ delivered_last() }}) = 1

@@ -1,0 +1,172 @@
+"""Publishing a month: the only code that writes the `settlement` schema and its Parquet.
+
+DuckDB: one transaction moves the month's candidate rows from settlement_build into the
+append-only published tables and records the run, so a reader sees the old state or the
+new one, never half. Parquet: each month's partition is written to a temporary folder
+and swapped in by rename; a `_SUCCESS` file names the run it belongs to, so a crash
+between the DuckDB commit and the Parquet swap is repaired by the next run
+(`sync_parquet`). Rows are written sorted by key with a fixed writer, so the same
+published data always gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from supernova.warehouse import connect, table_exists
+
+# published table -> (month column, sort key)
+PUBLISHED_TABLES = {
+    "payouts": ("settlement_month", "promoter_id"),
+    "payout_lines": ("settlement_month", "kind, order_id, line_no, level, beneficiary_id"),
+    "suspense": ("settlement_month", "order_id, line_no"),
+    "findings": ("settlement_month", "kind, row_key"),
+    "line_terms": ("first_settlement_month", "order_id, line_no"),
+}
+
+RUN_COLUMNS = {
+    "run_id": "varchar", "attempt_id": "varchar", "settlement_month": "varchar", "status": "varchar",
+    "started_at": "timestamp", "finished_at": "timestamp", "triggered_by": "varchar",
+    "reopen_reason": "varchar", "reopened_by_run_id": "varchar", "accept_suspense_reason": "varchar",
+    "input_fingerprint": "varchar", "code_fingerprint": "varchar", "input_files": "bigint",
+    "lines_settled": "bigint", "base_amount": "decimal(18,2)", "line_commission": "decimal(18,2)",
+    "platform_fee": "decimal(18,2)", "level1_amount": "decimal(18,2)", "level2_amount": "decimal(18,2)",
+    "operator_retained": "decimal(18,2)", "clawback_amount": "decimal(18,2)",
+    "adjustment_amount": "decimal(18,2)", "tier_bonus_amount": "decimal(18,2)",
+    "postings_amount": "decimal(18,2)", "payout_rows": "bigint", "gross_due": "decimal(18,2)",
+    "net_paid": "decimal(18,2)", "tax_withheld": "decimal(18,2)", "carried_out": "decimal(18,2)",
+    "forfeited_amount": "decimal(18,2)", "suspense_lines": "bigint", "suspense_base": "decimal(18,2)",
+    "suspense_ratio": "decimal(18,8)", "checks_passed": "bigint", "checks_failed": "bigint",
+    "checks": "varchar", "message": "varchar",
+}
+TOTAL_COLUMNS = [
+    "lines_settled", "base_amount", "line_commission", "platform_fee", "level1_amount",
+    "level2_amount", "operator_retained", "clawback_amount", "adjustment_amount",
+    "tier_bonus_amount", "postings_amount", "payout_rows", "gross_due", "net_paid",
+    "tax_withheld", "carried_out", "forfeited_amount", "suspense_lines", "suspense_base",
+    "suspense_ratio",
+]
+
+
+class PublishError(RuntimeError):
+    pass
+
+
+def ensure_settlement_schema(con) -> None:
+    con.execute("create schema if not exists settlement")
+    cols = ", ".join(f"{k} {v}" for k, v in RUN_COLUMNS.items())
+    con.execute(f"create table if not exists settlement.settlement_runs ({cols})")
+
+
+def record_run(con, row: dict) -> None:
+    """Insert one settlement_runs row (columns not given stay NULL)."""
+    ensure_settlement_schema(con)
+    names = [k for k in RUN_COLUMNS if k in row]
+    con.execute(
+        f"insert into settlement.settlement_runs ({', '.join(names)}) values ({', '.join('?' for _ in names)})",
+        [row[k] for k in names],
+    )
+
+
+def build_totals(con) -> dict:
+    cur = con.execute(f"select {', '.join(TOTAL_COLUMNS)} from settlement_build.settlement_run_totals")
+    return dict(zip(TOTAL_COLUMNS, cur.fetchone()))
+
+
+def publish_month(warehouse: Path, month: str, run_id: str, run_row: dict, reopen: bool) -> dict:
+    """Move the month's candidate tables into `settlement` in one transaction."""
+    with connect(warehouse) as con:
+        built = {r[0] for r in con.execute("select distinct run_id from settlement_build.payout_lines "
+                                           "union select distinct run_id from settlement_build.payouts").fetchall()}
+        if built - {run_id}:
+            raise PublishError(f"settlement_build holds rows of run(s) {sorted(built - {run_id})}, not {run_id}: "
+                               "refusing to publish a mix of runs")
+        con.execute("begin transaction")
+        try:
+            ensure_settlement_schema(con)
+            for table in PUBLISHED_TABLES:
+                con.execute(f"create table if not exists settlement.{table} as "
+                            f"select * from settlement_build.{table} where 1 = 0")
+            already = con.execute(
+                "select run_id from settlement.settlement_runs where settlement_month = ? and status = 'published'",
+                [month],
+            ).fetchall()
+            if already and not reopen:
+                raise PublishError(f"{month} was published meanwhile by run {already[0][0]}; nothing published")
+            if reopen:
+                for table in ("payouts", "payout_lines"):
+                    con.execute(f"create table if not exists settlement.reopened_{table} as "
+                                f"select *, cast(null as varchar) as reopened_by_run_id from settlement.{table} where 1 = 0")
+                    con.execute(f"insert into settlement.reopened_{table} select *, ? from settlement.{table} "
+                                f"where settlement_month = ?", [run_id, month])
+                for table, (col, _) in PUBLISHED_TABLES.items():
+                    con.execute(f"delete from settlement.{table} where {col} = ?", [month])
+                con.execute("update settlement.settlement_runs set status = 'reopened', reopened_by_run_id = ? "
+                            "where settlement_month = ? and status = 'published'", [run_id, month])
+            counts = {}
+            for table in PUBLISHED_TABLES:
+                con.execute(f"insert into settlement.{table} by name select * from settlement_build.{table}")
+                counts[table] = con.execute(f"select count(*) from settlement_build.{table}").fetchone()[0]
+            record_run(con, {**run_row, **build_totals(con), "run_id": run_id, "status": "published"})
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    sync_parquet(warehouse)
+    return counts
+
+
+def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) -> None:
+    col, order = PUBLISHED_TABLES[table]
+    base = Path(warehouse) / "parquet" / "settlement" / table
+    target = base / f"settlement_month={month}"
+    tmp = base / f".tmp-settlement_month={month}-{os.getpid()}"
+    old = base / f".old-settlement_month={month}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    arrow = con.execute(
+        f"select * exclude ({col}) from settlement.{table} where {col} = ? order by {order}", [month]
+    ).fetch_arrow_table()
+    pq.write_table(arrow, tmp / "part-0.parquet", compression="zstd", write_statistics=True)
+    (tmp / "_SUCCESS").write_text(run_id + "\n")
+    if target.exists():
+        os.rename(target, old)
+    os.rename(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _partition_run_id(warehouse: Path, table: str, month: str) -> str | None:
+    marker = Path(warehouse) / "parquet" / "settlement" / table / f"settlement_month={month}" / "_SUCCESS"
+    return marker.read_text().strip() if marker.exists() else None
+
+
+def sync_parquet(warehouse: Path) -> list[str]:
+    """Make the Parquet copies match the published DuckDB tables (idempotent; repairs a
+    publish interrupted after its DuckDB commit). Returns what was (re)written."""
+    written = []
+    with connect(warehouse) as con:
+        if not table_exists(con, "settlement", "settlement_runs"):
+            return written
+        months = con.execute("select settlement_month, run_id from settlement.settlement_runs "
+                             "where status = 'published' order by settlement_month").fetchall()
+        for month, run_id in months:
+            for table in PUBLISHED_TABLES:
+                if _partition_run_id(warehouse, table, month) != run_id:
+                    _write_partition(con, warehouse, table, month, run_id)
+                    written.append(f"{table}/{month}")
+        runs_dir = Path(warehouse) / "parquet" / "settlement" / "settlement_runs"
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        arrow = con.execute("select * from settlement.settlement_runs order by started_at, attempt_id").fetch_arrow_table()
+        tmp = runs_dir / f".settlement_runs.parquet.tmp-{os.getpid()}"
+        pq.write_table(arrow, tmp, compression="zstd")
+        os.replace(tmp, runs_dir / "settlement_runs.parquet")
+    return written
+
+
+def checks_json(gate: dict | None) -> str:
+    return json.dumps(gate or {}, default=str, ensure_ascii=False)
