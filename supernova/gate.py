@@ -37,13 +37,17 @@ def _import_gx():
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
 
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     return gx
 
 
 def validate_frames(frames: dict, month: str) -> list[dict]:
     """Validate each DataFrame with its suite; one result dict per expectation."""
     gx = _import_gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     source = ctx.data_sources.add_pandas("supernova")
     results = []
     for suite_name, df in frames.items():

@@ -131,7 +131,7 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
     tmp.mkdir(parents=True)
     arrow = con.execute(
         f"select * exclude ({col}) from settlement.{table} where {col} = ? order by {order}", [month]
-    ).fetch_arrow_table()
+    ).to_arrow_table()
     pq.write_table(arrow, tmp / "part-0.parquet", compression="zstd", write_statistics=True)
     (tmp / "_SUCCESS").write_text(run_id + "\n")
     if target.exists():
@@ -149,6 +149,10 @@ def sync_parquet(warehouse: Path) -> list[str]:
     """Make the Parquet copies match the published DuckDB tables (idempotent; repairs a
     publish interrupted after its DuckDB commit). Returns what was (re)written."""
     written = []
+    base = Path(warehouse) / "parquet" / "settlement"
+    if base.exists():  # leftovers of a partition swap that was killed half-way
+        for leftover in list(base.glob("*/.tmp-*")) + list(base.glob("*/.old-*")):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
     with connect(warehouse) as con:
         if not table_exists(con, "settlement", "settlement_runs"):
             return written
@@ -161,7 +165,7 @@ def sync_parquet(warehouse: Path) -> list[str]:
                     written.append(f"{table}/{month}")
         runs_dir = Path(warehouse) / "parquet" / "settlement" / "settlement_runs"
         runs_dir.mkdir(parents=True, exist_ok=True)
-        arrow = con.execute("select * from settlement.settlement_runs order by started_at, attempt_id").fetch_arrow_table()
+        arrow = con.execute("select * from settlement.settlement_runs order by started_at, attempt_id").to_arrow_table()
         tmp = runs_dir / f".settlement_runs.parquet.tmp-{os.getpid()}"
         pq.write_table(arrow, tmp, compression="zstd")
         os.replace(tmp, runs_dir / "settlement_runs.parquet")

@@ -204,6 +204,11 @@ def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
     _, _, cutoff = month_bounds(month, cfg["cutoff_day"])
     now = now or datetime.now(SHANGHAI)
     ensure_raw_schema(warehouse)
+    from supernova.publish import sync_parquet
+
+    repaired = sync_parquet(warehouse)  # finishes a publish interrupted after its DuckDB commit
+    if repaired:
+        log(f"repaired Parquet copies of published months: {', '.join(repaired)}")
     with connect(warehouse) as con:
         files = con.execute(
             "select sha256 from raw.manifest where status = 'loaded' order by sha256"
@@ -308,7 +313,24 @@ def dbt_invoke(warehouse: Path, args: list[str], vars_: dict | None = None):
     ]
     if vars_ is not None:
         full += ["--vars", json.dumps(vars_)]
-    return dbtRunner().invoke(full)
+    try:
+        return dbtRunner().invoke(full)
+    finally:
+        _release_dbt_duckdb()
+
+
+def _release_dbt_duckdb() -> None:
+    """dbt-duckdb keeps the database open in this process after the invocation; close it
+    so the next step (or another process) can open the file."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if env is not None and hasattr(env, "close"):
+            env.close()
 
 
 def _failures(res, warehouse: Path) -> list[dict]:
@@ -350,7 +372,9 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
         "first_month": plan["first_month"],
         "accept_suspense": bool(ctx["accept_suspense"]),
     }
-    res = dbt_invoke(warehouse, ["build", "--select", "staging", "intermediate", "settlement"], vars_)
+    # Unit tests run in the test suite, not here: they need no data and must not block a month.
+    res = dbt_invoke(warehouse, ["build", "--select", "staging", "intermediate", "settlement",
+                                 "--exclude-resource-type", "unit_test"], vars_)
     elapsed = round(time.time() - t0, 1)
     if not res.success:
         failures = _failures(res, warehouse)
@@ -440,7 +464,7 @@ def finish_step(ctx: dict | None, log=print) -> dict:
     data = state.load()
     plan = data.get("plan") or {}
     try:
-        if data.get("publish", {}).get("published"):
+        if data.get("publish", {}).get("published") or _is_published(warehouse, plan.get("run_id")):
             status = "published"
         elif plan.get("action") == "unchanged":
             status = "unchanged"
@@ -467,6 +491,19 @@ def finish_step(ctx: dict | None, log=print) -> dict:
         return {"status": status, "report": str(report)}
     finally:
         lock.release(warehouse, ctx["attempt_id"])
+
+
+def _is_published(warehouse: Path, run_id: str | None) -> bool:
+    """True when run_id's publish transaction committed (even if a later step failed)."""
+    if not run_id:
+        return False
+    try:
+        with connect(warehouse) as con:
+            return table_exists(con, "settlement", "settlement_runs") and bool(con.execute(
+                "select count(*) from settlement.settlement_runs where run_id = ? and status = 'published'",
+                [run_id]).fetchone()[0])
+    except Exception:
+        return False
 
 
 def record_error(ctx: dict, exc: BaseException) -> None:

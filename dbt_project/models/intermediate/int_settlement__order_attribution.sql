@@ -19,17 +19,7 @@ candidate_clicks as (
 ),
 
 last_click as (
-    select
-        o.order_id,
-        c.click_id,
-        c.link_id,
-        c.clicked_at
-    from order_heads as o
-    inner join candidate_clicks as c
-        on c.buyer_id = o.buyer_id
-        and c.clicked_at <= o.ordered_at
-        and c.clicked_at > {{ dbt.dateadd('day', -1 * cfg('attribution_window_days'), 'o.ordered_at') }}
-    qualify row_number() over (partition by o.order_id order by c.clicked_at desc, c.click_id desc) = 1
+    {{ last_click_attribution('order_heads', 'candidate_clicks') }}
 )
 
 select

@@ -70,8 +70,9 @@ v_ledger_entitlement as (
     where e.order_id is null
         or p.order_id is null
         or e.amount <> p.amount
-        or e.base_amount <> p.base_amount
-        or e.line_commission <> p.line_commission
+    -- amounts only: a posting is made when a beneficiary's amount changes (§4), so a base
+    -- change that leaves the amount unchanged (e.g. a refund on a zero-rate line) posts
+    -- nothing and the posted base deltas need not add up to today's base.
 ),
 
 -- every accrual / clawback / adjustment references a settled order line
