@@ -174,8 +174,12 @@ def ingest_step(ctx: dict, log=print) -> dict:
 def _code_fingerprint() -> str:
     h = hashlib.sha256()
     root = settings.DBT_PROJECT_DIR
+    # what the settlement depends on: its models and their upstream, macros and tests;
+    # not the analytics marts (a mart change must not reopen a closed month)
+    candidates = [p for d in ("models", "macros", "tests") for p in (root / d).rglob("*") if p.is_file()]
     files = [root / "dbt_project.yml"] + sorted(
-        p for d in ("models", "macros", "tests") for p in (root / d).rglob("*") if p.is_file()
+        p for p in candidates
+        if "marts" not in p.relative_to(root).parts and not p.name.startswith("marts_")
     )
     for p in files:
         h.update(str(p.relative_to(root)).encode())
@@ -373,7 +377,9 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
         "accept_suspense": bool(ctx["accept_suspense"]),
     }
     # Unit tests run in the test suite, not here: they need no data and must not block a month.
-    res = dbt_invoke(warehouse, ["build", "--select", "staging", "intermediate", "settlement",
+    # `+path:models/settlement`: the settlement models and everything upstream of them
+    # (staging, int_settlement__*), with their data tests; not the marts.
+    res = dbt_invoke(warehouse, ["build", "--select", "+path:models/settlement",
                                  "--exclude-resource-type", "unit_test"], vars_)
     elapsed = round(time.time() - t0, 1)
     if not res.success:
@@ -464,10 +470,11 @@ def finish_step(ctx: dict | None, log=print) -> dict:
     data = state.load()
     plan = data.get("plan") or {}
     try:
-        if data.get("publish", {}).get("published") or _is_published(warehouse, plan.get("run_id")):
-            status = "published"
-        elif plan.get("action") == "unchanged":
+        if plan.get("action") == "unchanged":
             status = "unchanged"
+        elif data.get("publish", {}).get("published") or (
+                not ctx["preview"] and _is_published(warehouse, plan.get("run_id"))):
+            status = "published"
         elif ctx["preview"] and data.get("gate") is not None and "error" not in data:
             status = "preview"
         else:

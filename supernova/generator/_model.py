@@ -118,8 +118,8 @@ MESS_KINDS = {
     "unknown_inviter": ("promoters", ("new promoter whose inviter_id is not a promoter (valid "
                                       "row; suspense)")),
     "gb18030_file": ("skus", "day 1's skus file encoded as GB18030 instead of UTF-8 (CSV only)"),
-    "duplicate_file": ("orders", ("day 3's orders part file delivered again, same bytes, in "
-                                  "day 5's folder as resend-0000.<ext>")),
+    "duplicate_file": ("orders", ("day 4's orders part-0000 delivered again, same bytes, in "
+                                  "day 6's folder as resend-0000.<ext>")),
 }
 MESS_EVERY = 5  # a row-level kind k fires on days i >= 1 with (i + k) % MESS_EVERY == 0
 MESS_RATE = 1 / 5000  # rows per occurrence = max(1, round(rows * rate))

@@ -1,3 +1,6 @@
+{{ config(materialized='view') }}
+-- A view, not a table: the gate evaluates the invariants against the candidate tables as
+-- they are when it runs, right before publishing, not as they were when dbt built them.
 -- Every invariant of settlement-rules §8, proven in exact DECIMAL SQL before anything is
 -- published. One row per check: violations (0 = holds) and example keys. The quality
 -- gate (supernova/gate.py, expectations/settlement_checks.json) fails the run unless

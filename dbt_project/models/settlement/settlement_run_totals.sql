@@ -1,3 +1,5 @@
+{{ config(materialized='view') }}
+-- A view: totals are read at gate and publish time from the candidate tables.
 -- One row: the month's totals for settlement_runs and the report, and the suspense
 -- ratio of §7. Line totals cover the lines this run settled for the first time.
 with first_settled as (

@@ -1,0 +1,262 @@
+"""The monthly settlement run end to end: the real monthly_settlement DAG under
+`dag.test()` (and once through the CLI), on generated tiny data, in one warehouse:
+
+  a. September with a planted bad payout → the gate fails, nothing is published
+  b. September through `supernova settle` (CLI, in process) → published
+  c. October as a preview → computed and reported, nothing published
+  d. October → published, with clawbacks of September lines (both levels)
+  e. October again, same inputs → "unchanged", Parquet untouched
+  f. November (before its cutoff 2026-12-08) → refused
+  g. October reopened with a reason → republished and recorded
+plus a second, fresh warehouse that settles September again: byte-identical Parquet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from supernova import settle as s
+
+
+DEFAULT_CONF = {"preview": False, "reopen": False, "reason": "", "accept_suspense": False,
+                "accept_suspense_reason": "", "attempt_id": ""}
+
+
+def _run(dagbag, airflow_db, **conf):
+    # every parameter explicitly: dag.test() keeps the params of earlier runs of the
+    # same DAG object in this process
+    dag = dagbag.dags["monthly_settlement"]
+    dagrun = dag.test(run_conf={**DEFAULT_CONF, **conf})
+    return str(dagrun.state)
+
+
+def _parquet_digest(warehouse: Path) -> dict[str, str]:
+    base = warehouse / "parquet" / "settlement"
+    return {
+        str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(base.rglob("*.parquet"))
+        if "settlement_runs" not in p.parts
+    }
+
+
+def _rows(warehouse: Path, sql: str, params=None):
+    con = duckdb.connect(str(warehouse / "supernova.duckdb"), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def _latest_state(warehouse: Path, month: str) -> dict:
+    runs = sorted((warehouse / "runs").glob(f"{month}-*/state.json"), key=lambda p: p.stat().st_mtime)
+    return s.RunState(warehouse, runs[-1].parent.name).load()
+
+
+@pytest.fixture(scope="module")
+def scenario(tiny_landing, tmp_path_factory, dagbag, airflow_db):
+    wh = tmp_path_factory.mktemp("warehouse")
+    out: dict = {"warehouse": wh}
+    common = {"landing": str(tiny_landing), "warehouse": str(wh)}
+
+    # a. a planted fault between build and gate: one payout's net_paid is off by a fen
+    real_build = s.build_step
+
+    def build_then_corrupt(ctx, plan, log=print):
+        result = real_build(ctx, plan, log)
+        con = duckdb.connect(str(wh / "supernova.duckdb"))
+        con.execute("update settlement_build.payouts set net_paid = net_paid + 0.01 "
+                    "where promoter_id = (select min(promoter_id) from settlement_build.payouts where status = 'paid')")
+        con.close()
+        return result
+
+    s.build_step = build_then_corrupt
+    try:
+        out["a_state"] = _run(dagbag, airflow_db, month="2026-09", **common)
+    finally:
+        s.build_step = real_build
+    out["a_run"] = _latest_state(wh, "2026-09")
+    out["a_published"] = _rows(wh, "select count(*) from information_schema.tables where table_schema = 'settlement' and table_name = 'payouts'")[0][0]
+    out["a_parquet"] = (wh / "parquet" / "settlement" / "payouts").exists()
+
+    # b. September through the CLI
+    from supernova.cli import main
+
+    out["b_rc"] = main(["settle", "--month", "2026-09", "--landing", str(tiny_landing), "--warehouse", str(wh)])
+
+    # c. October preview
+    out["c_state"] = _run(dagbag, airflow_db, month="2026-10", preview=True, **common)
+    out["c_run"] = _latest_state(wh, "2026-10")
+    out["c_months"] = _rows(wh, "select distinct settlement_month from settlement.payouts order by 1")
+
+    # d. October
+    out["d_state"] = _run(dagbag, airflow_db, month="2026-10", **common)
+    out["d_digest"] = _parquet_digest(wh)
+
+    # e. October again
+    out["e_state"] = _run(dagbag, airflow_db, month="2026-10", **common)
+    out["e_run"] = _latest_state(wh, "2026-10")
+    out["e_digest"] = _parquet_digest(wh)
+
+    # f. November before its cutoff
+    out["f_state"] = _run(dagbag, airflow_db, month="2026-11", **common)
+    out["f_run"] = _latest_state(wh, "2026-11")
+
+    # snapshot of October as first published, for the reopen comparison
+    out["oct_lines_before_reopen"] = _rows(wh, "select count(*), sum(amount) from settlement.payout_lines where settlement_month = '2026-10'")[0]
+
+    # g. October reopened
+    out["g_state"] = _run(dagbag, airflow_db, month="2026-10", reopen=True, reason="test: finance asked to recompute", **common)
+    return out
+
+
+def test_planted_bad_payout_fails_the_gate_and_publishes_nothing(scenario):
+    assert scenario["a_state"].endswith("failed")
+    run = scenario["a_run"]
+    assert run["status"] == "failed"
+    failed = {c["check"]: c for c in run["gate"]["failed_checks"]}
+    assert "payout_identity" in failed and failed["payout_identity"]["violations"] == 1
+    assert "quality gate FAILED" in run["error"]
+    assert scenario["a_published"] == 0, "no settlement.payouts table may exist after a failed first run"
+    assert not scenario["a_parquet"]
+    report = Path(scenario["warehouse"]) / "reports" / "2026-09" / f"{run['attempt_id']}.md"
+    assert "payout_identity" in report.read_text()
+
+
+def test_cli_settles_september(scenario):
+    assert scenario["b_rc"] == 0
+    rows = _rows(scenario["warehouse"], "select status from settlement.settlement_runs where settlement_month = '2026-09' order by started_at")
+    assert [r[0] for r in rows] == ["failed", "published"]
+
+
+def test_preview_publishes_nothing(scenario):
+    assert scenario["c_state"].endswith("success")
+    assert scenario["c_run"]["status"] == "preview"
+    assert scenario["c_months"] == [("2026-09",)]
+
+
+def test_october_published_with_clawbacks_on_both_levels(scenario):
+    wh = scenario["warehouse"]
+    assert scenario["d_state"].endswith("success")
+    kinds = dict(_rows(wh, "select kind || ':' || coalesce(cast(level as varchar), '-'), count(*) from settlement.payout_lines "
+                           "where settlement_month = '2026-10' group by 1"))
+    assert kinds.get("clawback:1", 0) > 0 and kinds.get("clawback:2", 0) > 0, kinds
+    # every clawback is on a line first posted in September
+    bad = _rows(wh, "select count(*) from settlement.payout_lines c join settlement.line_terms t using (order_id, line_no) "
+                    "where c.kind = 'clawback' and t.first_settlement_month <> '2026-09'")[0][0]
+    assert bad == 0
+
+
+def test_carried_balances_chain_and_identity_holds_in_exact_decimals(scenario):
+    wh = scenario["warehouse"]
+    sept = dict(_rows(wh, "select promoter_id, carried_out from settlement.payouts where settlement_month = '2026-09' and carried_out <> 0"))
+    octo = {r[0]: r for r in _rows(wh, "select promoter_id, carried_in, level1_amount, level2_amount, tier_bonus, clawback_amount, "
+                                        "adjustment_amount, net_paid, tax_withheld, carried_out, forfeited_amount, gross_due "
+                                        "from settlement.payouts where settlement_month = '2026-10'")}
+    assert sept, "the tiny data must carry some balances into October"
+    for pid, carried in sept.items():
+        assert pid in octo and octo[pid][1] == carried
+    for pid, (_, cin, l1, l2, bonus, claw, adj, net, tax, cout, forf, gross) in octo.items():
+        assert isinstance(cin, Decimal)
+        assert cin + l1 + l2 + bonus + claw + adj == net + tax + cout + forf == gross, pid
+
+
+def test_cumulative_ledger_equals_cumulative_entitlement(scenario):
+    """After two months the ledger per line and beneficiary equals the entitlement that
+    the published line terms give, recomputed here in Python from the raw tables."""
+    from decimal import ROUND_HALF_UP
+
+    wh = scenario["warehouse"]
+    q = Decimal("0.01")
+
+    def r(x: Decimal) -> Decimal:
+        return x.quantize(q, rounding=ROUND_HALF_UP)
+
+    terms = _rows(wh, """
+        select t.order_id, t.line_no, t.promoter_id, t.level2_beneficiary_id, t.rate, t.platform_fee_rate,
+               t.level1_share, t.level2_share, o.paid_amount,
+               coalesce((select sum(amount) from stg_refunds e where e.order_id = t.order_id and e.line_no = t.line_no), 0) as refunded,
+               (select count(*) from stg_refunds e where e.order_id = t.order_id and e.line_no = t.line_no and e.amount is null) as full_refunds,
+               (select count(*) from staging.stg_exports__order_events e where e.order_id = t.order_id and e.line_no = t.line_no
+                    and e.event = 'cancelled' and e.event_at < timestamp '2026-11-08') as cancels
+        from settlement.line_terms t
+        join staging.stg_exports__orders o using (order_id, line_no)
+    """.replace("stg_refunds", "(select * from staging.stg_exports__order_events where event = 'refunded' and event_at < timestamp '2026-11-08')"))
+    ledger = {(o, l, b, lv): a for o, l, b, lv, a in _rows(
+        wh, "select order_id, line_no, beneficiary_id, level, sum(amount) from settlement.payout_lines "
+            "where kind <> 'tier_bonus' group by all")}
+    assert len(terms) > 1000
+    for o, l, p1, p2, rate, fee, s1, s2, paid, refunded, full, cancels in terms:
+        base = Decimal(0) if (full or cancels) else max(paid - refunded, Decimal(0))
+        c = r(base * rate)
+        pool = c - r(c * fee)
+        assert ledger[(o, l, p1, 1)] == r(pool * s1), (o, l)
+        if p2 is not None:
+            assert ledger[(o, l, p2, 2)] == r(pool * s2), (o, l)
+
+
+def test_every_payout_line_traces_back_to_order_click_rule_and_rate(scenario):
+    wh = scenario["warehouse"]
+    untraced = _rows(wh, """
+        select count(*) from settlement.payout_lines pl
+        left join settlement.line_terms t using (order_id, line_no)
+        left join staging.stg_exports__orders o using (order_id, line_no)
+        left join staging.stg_exports__clicks c on c.click_id = t.click_id
+        left join staging.stg_exports__links l on l.link_id = t.link_id
+        where pl.kind <> 'tier_bonus'
+          and (t.order_id is null or o.order_id is null or c.click_id is null or l.link_id is null
+               or pl.rate <> t.rate or c.buyer_id <> o.buyer_id
+               or (pl.level = 1 and pl.beneficiary_id <> l.promoter_id)
+               or (pl.level = 2 and pl.beneficiary_id <> t.level2_beneficiary_id))
+    """)[0][0]
+    assert untraced == 0
+
+
+def test_parquet_copies_match_duckdb(scenario):
+    wh = Path(scenario["warehouse"])
+    con = duckdb.connect()
+    pq_total = con.execute(
+        f"select settlement_month, count(*), sum(net_paid) from read_parquet('{wh}/parquet/settlement/payouts/*/*.parquet', "
+        "hive_partitioning = true) group by 1 order by 1").fetchall()
+    db_total = _rows(wh, "select settlement_month, count(*), sum(net_paid) from settlement.payouts group by 1 order by 1")
+    assert [(str(m), n, t) for m, n, t in pq_total] == db_total
+
+
+def test_rerun_with_same_inputs_is_unchanged(scenario):
+    assert scenario["e_state"].endswith("success")
+    assert scenario["e_run"]["status"] == "unchanged"
+    assert scenario["e_digest"] == scenario["d_digest"]
+
+
+def test_month_before_its_cutoff_is_refused(scenario):
+    assert scenario["f_state"].endswith("failed")
+    assert "before its cutoff" in scenario["f_run"]["error"]
+    assert scenario["f_run"]["status"] == "failed"
+
+
+def test_reopen_republishes_and_is_recorded(scenario):
+    wh = scenario["warehouse"]
+    assert scenario["g_state"].endswith("success")
+    runs = _rows(wh, "select run_id, status, reopen_reason, reopened_by_run_id from settlement.settlement_runs "
+                     "where settlement_month = '2026-10' and status in ('published', 'reopened') order by started_at")
+    assert [r[1] for r in runs] == ["reopened", "published"]
+    assert runs[1][0].startswith("2026-10-r1-") and runs[1][2] == "test: finance asked to recompute"
+    assert runs[0][3] == runs[1][0]
+    # same inputs: the republished month has the same postings; the old ones are archived
+    assert _rows(wh, "select count(*), sum(amount) from settlement.payout_lines where settlement_month = '2026-10'")[0] \
+        == scenario["oct_lines_before_reopen"]
+    assert _rows(wh, "select count(*) from settlement.reopened_payout_lines where settlement_month = '2026-10'")[0][0] \
+        == scenario["oct_lines_before_reopen"][0]
+
+
+def test_fresh_warehouse_publishes_byte_identical_parquet(scenario, tiny_landing, tmp_path, dagbag, airflow_db):
+    fresh = tmp_path / "fresh"
+    state = _run(dagbag, airflow_db, month="2026-09", landing=str(tiny_landing), warehouse=str(fresh))
+    assert state.endswith("success")
+    first = {k: v for k, v in scenario["d_digest"].items() if "2026-09" in k}
+    assert first and _parquet_digest(fresh) == first
