@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from supernova.faults import fault_point
 from supernova.warehouse import connect, table_exists
 
 # published table -> (month column, sort key)
@@ -113,10 +114,12 @@ def publish_month(warehouse: Path, month: str, run_id: str, run_row: dict, reope
                 con.execute(f"insert into settlement.{table} by name select * from settlement_build.{table}")
                 counts[table] = con.execute(f"select count(*) from settlement_build.{table}").fetchone()[0]
             record_run(con, {**run_row, **build_totals(con), "run_id": run_id, "status": "published"})
+            fault_point("publish_before_commit")
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
             raise
+    fault_point("publish_after_commit")
     sync_parquet(warehouse)
     return counts
 
@@ -129,8 +132,8 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
     old = base / f".old-settlement_month={month}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    arrow = con.execute(
-        f"select * exclude ({col}) from settlement.{table} where {col} = ? order by {order}", [month]
+    arrow = con.sql(
+        f"select * exclude ({col}) from settlement.{table} where {col} = ? order by {order}", params=[month]
     ).to_arrow_table()
     pq.write_table(arrow, tmp / "part-0.parquet", compression="zstd", write_statistics=True)
     (tmp / "_SUCCESS").write_text(run_id + "\n")
@@ -163,9 +166,10 @@ def sync_parquet(warehouse: Path) -> list[str]:
                 if _partition_run_id(warehouse, table, month) != run_id:
                     _write_partition(con, warehouse, table, month, run_id)
                     written.append(f"{table}/{month}")
+                    fault_point("publish_mid_parquet")
         runs_dir = Path(warehouse) / "parquet" / "settlement" / "settlement_runs"
         runs_dir.mkdir(parents=True, exist_ok=True)
-        arrow = con.execute("select * from settlement.settlement_runs order by started_at, attempt_id").to_arrow_table()
+        arrow = con.sql("select * from settlement.settlement_runs order by started_at, attempt_id").to_arrow_table()
         tmp = runs_dir / f".settlement_runs.parquet.tmp-{os.getpid()}"
         pq.write_table(arrow, tmp, compression="zstd")
         os.replace(tmp, runs_dir / "settlement_runs.parquet")

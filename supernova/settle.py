@@ -24,6 +24,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from supernova import lock, settings
+from supernova.faults import dbt_callbacks, fault_point
 from supernova.warehouse import connect, table_exists
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -164,6 +165,7 @@ def ingest_step(ctx: dict, log=print) -> dict:
     result = ingest(Path(ctx["landing"]), Path(ctx["warehouse"]), progress=log)
     summary = {"ok": result.ok, "summary": result.summary()}
     RunState(Path(ctx["warehouse"]), ctx["attempt_id"]).update(ingest=summary)
+    fault_point("after_ingest")
     log(result.summary())
     if not result.ok:
         log("WARNING: some landing files were rejected (see above and raw.manifest); the "
@@ -318,7 +320,7 @@ def dbt_invoke(warehouse: Path, args: list[str], vars_: dict | None = None):
     if vars_ is not None:
         full += ["--vars", json.dumps(vars_)]
     try:
-        return dbtRunner().invoke(full)
+        return dbtRunner(callbacks=dbt_callbacks()).invoke(full)
     finally:
         _release_dbt_duckdb()
 
@@ -392,6 +394,7 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
                 lines.append(f"      e.g. {ex}")
         raise BuildFailed("\n".join(lines))
     n = len(getattr(res.result, "results", []) or [])
+    fault_point("after_build")
     RunState(warehouse, ctx["attempt_id"]).update(build={"ok": True, "seconds": elapsed, "nodes": n})
     log(f"dbt build: {n} models and tests passed in {elapsed} s")
     return {"ok": True, "seconds": elapsed}
@@ -407,6 +410,7 @@ def gate_step(ctx: dict, plan: dict, log=print) -> dict:
     t0 = time.time()
     gate = run_gate(warehouse, ctx["month"])
     gate["seconds"] = round(time.time() - t0, 1)
+    fault_point("during_validate")
     RunState(warehouse, ctx["attempt_id"]).update(gate=gate)
     if not gate["ok"]:
         raise GateFailed(
