@@ -85,7 +85,9 @@ def cmd_demo(args) -> int:
     home = settings.var_dir()
     landing = Path(args.landing or home / "demo" / "landing")
     warehouse = Path(args.warehouse or home / "demo" / "warehouse")
-    marker = landing / ".generated"
+    # the marker lives beside the landing folder: ingestion rejects anything inside it
+    # that is not an export file
+    marker = landing.parent / f".{landing.name}.generated"
     if not marker.exists():
         print(f"[supernova] generating demo exports ({DEMO_START}, {DEMO_DAYS} days, scale demo) into {landing} ...",
               flush=True)
