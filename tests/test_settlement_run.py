@@ -260,3 +260,68 @@ def test_fresh_warehouse_publishes_byte_identical_parquet(scenario, tiny_landing
     assert state.endswith("success")
     first = {k: v for k, v in scenario["d_digest"].items() if "2026-09" in k}
     assert first and _parquet_digest(fresh) == first
+
+
+def _ctx(warehouse: Path, landing: Path, month: str, **kw) -> dict:
+    ctx = {"month": month, "landing": str(landing), "warehouse": str(warehouse), "preview": False,
+           "reopen": False, "reason": "", "accept_suspense": False, "accept_suspense_reason": "",
+           "triggered_by": "test", "attempt_id": f"{month}-plan-test"}
+    ctx.update(kw)
+    return ctx
+
+
+def test_months_settle_in_order_and_not_before_the_first(scenario, tiny_landing):
+    from datetime import datetime
+
+    wh = scenario["warehouse"]
+    later = datetime(2027, 3, 1, tzinfo=s.SHANGHAI)
+    with pytest.raises(s.RunRefused, match="next one to settle is 2026-11"):
+        s.plan_step(_ctx(wh, tiny_landing, "2026-12"), now=later)
+    with pytest.raises(s.RunRefused, match="before the first settled month 2026-09"):
+        s.plan_step(_ctx(wh, tiny_landing, "2026-08"), now=later)
+    # the next month is allowed once its cutoff has passed
+    assert s.plan_step(_ctx(wh, tiny_landing, "2026-11"), now=later)["action"] == "settle"
+
+
+def test_only_the_latest_closed_month_can_be_reopened(scenario, tiny_landing):
+    with pytest.raises(s.RunRefused, match="later months are published"):
+        s.plan_step(_ctx(scenario["warehouse"], tiny_landing, "2026-09", reopen=True, reason="why"))
+
+
+def test_cli_exit_codes(scenario, tiny_landing, capsys):
+    from supernova.cli import main
+
+    wh = str(scenario["warehouse"])
+    assert main(["settle", "--month", "2026-11", "--landing", str(tiny_landing), "--warehouse", wh]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "before its cutoff" in out and "next" in out
+    assert main(["settle", "--month", "2026-10", "--reopen", "--warehouse", wh]) == 2
+
+
+def test_a_second_run_on_a_busy_warehouse_is_refused(scenario, tiny_landing, dagbag, airflow_db):
+    from supernova import lock
+
+    wh = scenario["warehouse"]
+    lock.acquire(wh, "someone-else")  # held by this (live) process under another run id
+    try:
+        assert _run(dagbag, airflow_db, month="2026-10", landing=str(tiny_landing), warehouse=str(wh)).endswith("failed")
+        assert lock.read_lock(wh).run_id == "someone-else", "the refused run must not take or clear the lock"
+    finally:
+        lock.release(wh, "someone-else")
+    assert lock.read_lock(wh) is None
+
+
+def test_a_stale_lock_is_cleared(tmp_path):
+    import json
+    import socket
+
+    from supernova import lock
+
+    (tmp_path / "run.lock").write_text(json.dumps(
+        {"run_id": "crashed", "host": socket.gethostname(), "pid": 2**22 + 12345, "acquired_at": 0}))
+    messages = []
+    lock.acquire(tmp_path, "next-run", log=messages.append)
+    assert lock.read_lock(tmp_path).run_id == "next-run"
+    assert any("stale" in m for m in messages)
+    with pytest.raises(lock.WarehouseBusy, match="busy"):
+        lock.acquire(tmp_path, "third-run")
