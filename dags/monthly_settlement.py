@@ -34,7 +34,9 @@ def _fail_closed(ctx: dict, exc: BaseException):
     catchup=False,
     max_active_runs=1,
     tags=["supernova", "finance"],
-    default_args={"retries": 0},
+    # Every task opens the warehouse DuckDB file, which only one process may hold: under a
+    # real scheduler all DAGs that touch it share this 1-slot pool (docker-compose creates it).
+    default_args={"retries": 0, "pool": "supernova_warehouse"},
     params={
         "month": Param("", type="string", pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$",
                        description="Settlement month YYYY-MM. Empty: the month before the run date."),

@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="generate demo data and settle it (the README's main command)")
     _add_paths(d)
     d.set_defaults(func=cmd_demo)
+
+    from supernova.marts import add_marts_parser
+
+    add_marts_parser(sub)
     return parser
 
 

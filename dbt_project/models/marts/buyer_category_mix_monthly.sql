@@ -1,0 +1,59 @@
+{#- buyer_demographics_monthly per product category (outputs.md): per month x category x
+    buyer city tier x gender. A buyer counts in every category they bought in that month;
+    orders are the orders with at least one line of the category; gmv the category's lines.
+    share_of_buyers / share_of_gmv are relative to the month's and category's total row.
+    Cells with fewer than 10 buyers are suppressed; one total row per month and category
+    (is_total) is never suppressed. No buyer ids leave this model. -#}
+with lines as (
+    select
+        cast({{ dbt.date_trunc('month', 'l.order_date') }} as date) as month,
+        coalesce(s.category, 'unknown') as category,
+        l.order_id,
+        l.buyer_id,
+        l.paid_amount,
+        b.city_tier,
+        b.gender
+    from {{ ref('int_marts__attributed_lines') }} as l
+    left join {{ ref('stg_exports__buyers') }} as b
+        on b.buyer_id = l.buyer_id
+    left join {{ ref('stg_exports__skus') }} as s
+        on s.sku_id = l.sku_id
+),
+
+first_month as (
+    select buyer_id, min(month) as first_month
+    from lines
+    group by buyer_id
+),
+
+cells as (
+    select
+        l.month,
+        l.category,
+        l.city_tier,
+        l.gender,
+        count(distinct l.buyer_id) as buyers,
+        count(distinct case when f.first_month = l.month then l.buyer_id end) as new_buyers,
+        count(distinct l.order_id) as orders,
+        sum(l.paid_amount) as gmv
+    from lines as l
+    inner join first_month as f
+        on f.buyer_id = l.buyer_id
+    group by l.month, l.category, l.city_tier, l.gender
+),
+
+totals as (
+    select
+        l.month,
+        l.category,
+        count(distinct l.buyer_id) as buyers,
+        count(distinct case when f.first_month = l.month then l.buyer_id end) as new_buyers,
+        count(distinct l.order_id) as orders,
+        sum(l.paid_amount) as gmv
+    from lines as l
+    inner join first_month as f
+        on f.buyer_id = l.buyer_id
+    group by l.month, l.category
+),
+
+{{ marts_suppressed_cells('cells', 'totals', ['month', 'category'], ['city_tier', 'gender'], ['integer', dbt.type_string()]) }}

@@ -1,0 +1,54 @@
+{#- Per month x buyer city tier x gender (outputs.md), over the buyers of attributed orders
+    (organic orders are not programme activity). Buyer attributes are the buyer profile's
+    latest version; a buyer without a profile counts with an empty tier and gender.
+    new_buyers: buyers whose first attributed order (in all loaded data) falls in the month.
+    Cells with fewer than 10 buyers are suppressed (see macros/marts_suppression.sql); one
+    total row per month (is_total) is never suppressed. No buyer ids leave this model. -#}
+with lines as (
+    select
+        cast({{ dbt.date_trunc('month', 'l.order_date') }} as date) as month,
+        l.order_id,
+        l.buyer_id,
+        l.paid_amount,
+        b.city_tier,
+        b.gender
+    from {{ ref('int_marts__attributed_lines') }} as l
+    left join {{ ref('stg_exports__buyers') }} as b
+        on b.buyer_id = l.buyer_id
+),
+
+first_month as (
+    select buyer_id, min(month) as first_month
+    from lines
+    group by buyer_id
+),
+
+cells as (
+    select
+        l.month,
+        l.city_tier,
+        l.gender,
+        count(distinct l.buyer_id) as buyers,
+        count(distinct case when f.first_month = l.month then l.buyer_id end) as new_buyers,
+        count(distinct l.order_id) as orders,
+        sum(l.paid_amount) as gmv
+    from lines as l
+    inner join first_month as f
+        on f.buyer_id = l.buyer_id
+    group by l.month, l.city_tier, l.gender
+),
+
+totals as (
+    select
+        l.month,
+        count(distinct l.buyer_id) as buyers,
+        count(distinct case when f.first_month = l.month then l.buyer_id end) as new_buyers,
+        count(distinct l.order_id) as orders,
+        sum(l.paid_amount) as gmv
+    from lines as l
+    inner join first_month as f
+        on f.buyer_id = l.buyer_id
+    group by l.month
+),
+
+{{ marts_suppressed_cells('cells', 'totals', ['month'], ['city_tier', 'gender'], ['integer', dbt.type_string()]) }}

@@ -1,0 +1,268 @@
+"""Analytics marts (schema `marts`): refresh them and write their Parquet copies.
+
+Steps, each a plain function so the Airflow DAG (dags/analytics_marts.py) stays thin and
+every step can be tested without a scheduler:
+
+    ingest (new export files) → build (one `dbt build` of the marts and what they need)
+    → parquet (one atomic copy per mart under <warehouse>/parquet/marts/<table>/)
+
+Only one process may open the warehouse DuckDB file, so the steps run one after another
+and each holds the warehouse run lock (supernova.lock) while it touches the file: a
+settlement run in progress makes a marts step fail clearly instead of colliding.
+
+The incremental marts recompute only the days new deliveries can change
+(dbt_project/macros/marts_incremental.sql); `full_refresh=True` rebuilds them from
+scratch, which gives the same rows (tests/test_marts_incremental.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from supernova import lock, settings
+from supernova.warehouse import connect, table_exists
+
+# mart -> sort key of its Parquet copy (rows are written sorted, so the same table
+# always gives the same file contents)
+MART_TABLES = {
+    "group_daily_activity": "activity_date, group_id",
+    "group_status": "as_of_date, group_id",
+    "group_activity_summary": "activity_date, platform, owner_role",
+    "buyer_demographics_monthly": "month, is_total, city_tier, gender",
+    "buyer_category_mix_monthly": "month, category, is_total, city_tier, gender",
+    "promoter_performance_monthly": "month, platform, role, city_tier",
+    "sku_ranking": "ranking_date, sku_rank",
+}
+# The dbt selection of one marts refresh: the marts and everything upstream of them
+# (staging, intermediate/marts). Unit tests run in pytest, not in the daily refresh.
+DBT_SELECT = ["--select", "+path:models/marts", "--exclude-resource-type", "unit_test"]
+
+
+class MartsFailed(RuntimeError):
+    """A marts step failed (ingest rejected a file, dbt failed, a copy could not be written)."""
+
+
+def _resolve(params: dict) -> tuple[Path, Path]:
+    landing = Path(params.get("landing") or settings.default_landing()).expanduser().resolve()
+    warehouse = Path(params.get("warehouse") or settings.default_warehouse()).expanduser().resolve()
+    return landing, warehouse
+
+
+class _Locked:
+    """Hold the warehouse run lock for one step."""
+
+    def __init__(self, warehouse: Path, step: str, log=print):
+        self.warehouse = Path(warehouse)
+        self.run_id = f"marts-{step}-{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}"
+        self.log = log
+
+    def __enter__(self):
+        lock.acquire(self.warehouse, self.run_id, log=self.log)
+        return self
+
+    def __exit__(self, *exc):
+        lock.release(self.warehouse, self.run_id)
+        return False
+
+
+# ---------------------------------------------------------------- steps
+
+
+def ingest_step(landing: Path, warehouse: Path, log=print) -> dict:
+    """Load new export files (idempotent). Raises MartsFailed when a file was rejected:
+    the marts are not refreshed on top of a delivery that did not load."""
+    from ingestion import ingest
+
+    with _Locked(warehouse, "ingest", log):
+        result = ingest(landing, warehouse, progress=log)
+    log(result.summary())
+    if not result.ok:
+        raise MartsFailed(result.summary())
+    return {"files_loaded": len(result.by_status("loaded")), "rows_loaded": result.rows_loaded}
+
+
+def _dbt_failures(res) -> list[str]:
+    out = []
+    for r in getattr(res.result, "results", None) or []:
+        status = str(getattr(r, "status", "")).lower()
+        if status in ("error", "fail", "runtime error"):
+            out.append(f"{r.node.name}: {status}: {(r.message or '').strip()[:500]}")
+    if res.exception is not None:
+        out.append(f"dbt: {res.exception}")
+    return out
+
+
+def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
+    """One dbt invocation: `dbt build` of the marts and their upstream models + tests."""
+    from supernova.settle import dbt_invoke
+
+    args = ["build", *DBT_SELECT] + (["--full-refresh"] if full_refresh else [])
+    t0 = time.perf_counter()
+    with _Locked(warehouse, "build", log):
+        res = dbt_invoke(warehouse, args)
+    seconds = round(time.perf_counter() - t0, 1)
+    if not res.success:
+        failures = _dbt_failures(res) or ["dbt build failed (see <warehouse>/dbt/logs/dbt.log)"]
+        raise MartsFailed("marts build failed:\n  " + "\n  ".join(failures))
+    log(f"dbt build of the marts OK in {seconds}s (full_refresh={full_refresh})")
+    return {"dbt_seconds": seconds, "full_refresh": full_refresh}
+
+
+def _write_table(con, warehouse: Path, table: str) -> int:
+    """Write marts.<table> to <warehouse>/parquet/marts/<table>/ atomically: into a
+    temporary folder, then swapped in by rename (a reader sees the old copy or the new)."""
+    base = Path(warehouse) / "parquet" / "marts"
+    target = base / table
+    tmp = base / f".tmp-{table}-{os.getpid()}"
+    old = base / f".old-{table}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    cur = con.cursor()  # a fresh cursor: no unfinished result of an earlier execute() in the way
+    try:
+        arrow = cur.sql(f"select * from marts.{table} order by {MART_TABLES[table]}").to_arrow_table()
+    finally:
+        cur.close()
+    pq.write_table(arrow, tmp / "part-0.parquet", compression="zstd", write_statistics=True)
+    (tmp / "_SUCCESS").write_text(f"{arrow.num_rows} rows\n")
+    if target.exists():
+        os.rename(target, old)
+    os.rename(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return arrow.num_rows
+
+
+def parquet_step(warehouse: Path, log=print) -> dict:
+    """Parquet copies of every mart; returns {table: rows}."""
+    base = Path(warehouse) / "parquet" / "marts"
+    if base.exists():  # leftovers of a swap that was killed half-way
+        for leftover in list(base.glob(".tmp-*")) + list(base.glob(".old-*")):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+    rows = {}
+    with _Locked(warehouse, "parquet", log), connect(warehouse) as con:
+        missing = [t for t in MART_TABLES if not table_exists(con, "marts", t)]
+        if missing:
+            raise MartsFailed(f"marts missing in the warehouse (build them first): {', '.join(missing)}")
+        for table in MART_TABLES:
+            rows[table] = _write_table(con, warehouse, table)
+    views = write_views_file(warehouse)
+    log(f"Parquet copies written under {base}; BI views file {views}")
+    return {"parquet_dir": str(base), "views_file": str(views), "rows": rows}
+
+
+VIEWS_FILE = "marts_views.duckdb"
+
+
+def write_views_file(warehouse: Path) -> Path:
+    """A small DuckDB file holding only views marts.<table> over the Parquet copies, for
+    BI tools (docs/bi.md): they open it read-only and never touch (or lock) the
+    warehouse file. Written to a temporary file and swapped in by rename."""
+    import duckdb
+
+    base = Path(warehouse).resolve() / "parquet" / "marts"
+    target = base / VIEWS_FILE
+    tmp = base / f".tmp-{VIEWS_FILE}-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        con.execute(parquet_views_sql(Path(warehouse).resolve()))
+    finally:
+        con.close()
+    os.replace(tmp, target)
+    return target
+
+
+def refresh(landing: Path | str | None = None, warehouse: Path | str | None = None,
+            full_refresh: bool = False, ingest: bool = True, log=print) -> dict:
+    """All steps in this process (what the DAG does, without Airflow)."""
+    landing, warehouse = _resolve({"landing": landing, "warehouse": warehouse})
+    out = {"landing": str(landing), "warehouse": str(warehouse)}
+    if ingest:
+        out["ingest"] = ingest_step(landing, warehouse, log)
+    out["build"] = build_step(warehouse, full_refresh, log)
+    out.update(parquet_step(warehouse, log))
+    return out
+
+
+def summary(warehouse: Path | str) -> str:
+    """Tables, rows and where they are: what `supernova marts` prints."""
+    warehouse = Path(warehouse)
+    lines = [f"marts in {settings.duckdb_path(warehouse)} (schema marts) and {warehouse / 'parquet' / 'marts'}/:"]
+    with connect(warehouse, read_only=True) as con:
+        for table in MART_TABLES:
+            if table_exists(con, "marts", table):
+                n = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
+                lines.append(f"  {table:<30} {n:>10,} rows")
+            else:
+                lines.append(f"  {table:<30} {'missing':>10}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def cmd_marts(args) -> int:
+    """`supernova marts`: run the analytics_marts DAG in process; 0 on success."""
+    from supernova.airflow_runner import run_dag
+
+    landing, warehouse = _resolve({"landing": args.landing, "warehouse": args.warehouse})
+    conf = {"landing": str(landing), "warehouse": str(warehouse),
+            "full_refresh": bool(getattr(args, "full_refresh", False))}
+    print(f"[supernova] refreshing the marts through the analytics_marts DAG "
+          f"(landing {landing}, warehouse {warehouse}) ...", flush=True)
+    try:
+        dagrun = run_dag("analytics_marts", conf)
+        state = str(getattr(dagrun, "state", "failed"))
+    except Exception as exc:  # noqa: BLE001 - the DAG could not even start: say so plainly
+        print(f"[supernova] ERROR: the marts refresh could not start: {exc}", file=sys.stderr)
+        return 2
+    if not state.endswith("success"):
+        print(f"[supernova] marts refresh FAILED (DAG run state {state}); see the task logs above "
+              f"and {warehouse / 'dbt' / 'logs' / 'dbt.log'}", file=sys.stderr)
+        return 1
+    print(f"[supernova] marts refresh OK.\n{summary(warehouse)}")
+    return 0
+
+
+def add_marts_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("marts", help="refresh the analytics marts through the analytics_marts DAG (in process)")
+    p.add_argument("--landing", type=Path, default=None, help="landing directory of export files")
+    p.add_argument("--warehouse", type=Path, default=None, help="warehouse directory")
+    p.add_argument("--full-refresh", action="store_true", help="rebuild the incremental marts from scratch")
+    p.set_defaults(func=cmd_marts)
+    return p
+
+
+# ---------------------------------------------------------------- BI example queries
+
+BI_QUERIES_PATH = settings.PROJECT_ROOT / "docs" / "bi_queries.sql"
+
+
+def bi_queries(path: Path = BI_QUERIES_PATH) -> dict[str, str]:
+    """The example BI queries of docs/bi.md, {name: sql}, from docs/bi_queries.sql."""
+    queries: dict[str, list[str]] = {}
+    current = None
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.startswith("-- name:"):
+            current = line.split(":", 1)[1].strip()
+            queries[current] = []
+        elif current is not None:
+            queries[current].append(line)
+    return {k: "\n".join(v).strip().rstrip(";") for k, v in queries.items()}
+
+
+def parquet_views_sql(warehouse: Path | str) -> str:
+    """SQL that exposes the Parquet copies as views marts.<table> in any DuckDB session
+    (what a BI tool without the warehouse file runs once)."""
+    base = Path(warehouse) / "parquet" / "marts"
+    stmts = ["create schema if not exists marts"]
+    stmts += [f"create or replace view marts.{t} as select * from read_parquet('{base / t}/*.parquet')"
+              for t in MART_TABLES]
+    return ";\n".join(stmts) + ";"
