@@ -188,7 +188,10 @@ def _csv_fast(data: bytes, export: Export) -> Parsed:
         raise FileRejected("empty file: no header row")
     h = nonblank[0]
     header_line = data[starts[h]:ends[h]].decode("utf-8").rstrip("\r")
-    names = next(csv.reader([header_line]))
+    try:
+        names = next(csv.reader([header_line]))
+    except csv.Error:  # e.g. CR-only line ends: the exact path reports it (or reads it)
+        raise _NeedExact() from None
     if len(names) <= 1 and not "".join(names).strip():
         raise FileRejected("empty file: no header row")
     present, extra = check_header(names, export)
@@ -306,7 +309,7 @@ def read_jsonl(data: bytes, export: Export) -> Parsed:
             continue
         try:
             obj = json.loads(s, parse_float=str, parse_int=str, parse_constant=str)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raw = REDACTED if pii else s
             bad.append(BadRow(i, {"line": raw}, "invalid JSON: line is not a JSON object"))
             continue

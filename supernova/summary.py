@@ -1,46 +1,137 @@
-"""The short summary a person reads at the end of `supernova settle`."""
+"""What a person reads on the terminal: progress while `supernova settle` runs, and a short
+summary at the end (status, the month's figures, checks, where the outputs are, what to
+do next).
+
+Progress: `progress_logger()` is a drop-in for the `log` callable the settle steps take
+(timestamps and time since the run started), and `heartbeat(label, log)` prints a
+"still running" line every N seconds around a long step (dbt build, gate).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
+import time
+from datetime import datetime
 from pathlib import Path
 
-from supernova.report import run_totals
+from supernova.report import next_steps, run_totals
 from supernova.settle import RunState
 
 
-def print_summary(warehouse: Path, attempt_id: str, dag_state: str) -> None:
-    state = RunState(Path(warehouse), attempt_id).load()
+def progress_logger(prefix: str = "supernova", stream=None):
+    """A `log(msg)` that prints `[supernova 12:03:04 +35s] msg`, flushed at once."""
+    t0 = time.monotonic()
+
+    def log(msg: str) -> None:
+        out = stream or sys.stdout
+        stamp = f"[{prefix} {datetime.now():%H:%M:%S} +{time.monotonic() - t0:.0f}s]"
+        for i, line in enumerate(str(msg).splitlines() or [""]):
+            print(f"{stamp if i == 0 else ' ' * len(stamp)} {line}", file=out, flush=True)
+
+    return log
+
+
+@contextlib.contextmanager
+def heartbeat(label: str, log=print, every: float = 15.0):
+    """Print `label ... still running (45 s)` every `every` seconds until the block ends,
+    then `label done in 52 s`. For steps with no progress of their own (dbt build)."""
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def beat():
+        while not stop.wait(every):
+            log(f"{label} ... still running ({time.monotonic() - t0:.0f} s)")
+
+    th = threading.Thread(target=beat, daemon=True)
+    log(f"{label} ...")
+    th.start()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        stop.set()
+        th.join(timeout=1)
+        log(f"{label} {'done' if ok else 'stopped'} in {time.monotonic() - t0:.0f} s")
+
+
+def _m(v) -> str:
+    return "-" if v is None else f"{v:,.2f}"
+
+
+def format_summary(warehouse: Path, attempt_id: str, dag_state: str) -> str:
+    warehouse = Path(warehouse)
+    state = RunState(warehouse, attempt_id).load()
     month = (state.get("request") or {}).get("month", "?")
     status = state.get("status") or "failed"
     plan = state.get("plan") or {}
-    print()
-    print(f"=== settlement {month}: {status.upper()} (DAG run {dag_state.split('.')[-1]}) ===")
-    if state.get("error"):
-        print(state["error"])
+    out = [""]
+    add = out.append
+    add(f"=== settlement {month}: {status.upper()} (DAG run {dag_state.split('.')[-1]}) ===")
+    if not state:
+        add("The run stopped before it started: the parameters were refused or another run holds the "
+            "warehouse (see the messages above). Nothing was published.")
+        add("next        fix what the message above says, then run the same command again.")
+        return "\n".join(out)
+    if status == "failed":
+        err = (state.get("error") or "the run stopped without a message (see the task log above)").strip()
+        lines = err.splitlines()
+        add(f"why         {lines[0]}")
+        for extra in lines[1:8]:
+            add(f"            {extra}")
+        if len(lines) > 8:
+            add(f"            ... {len(lines) - 8} more line(s) in the report")
     if plan.get("message"):
-        print(plan["message"])
-    totals = run_totals(Path(warehouse), plan.get("run_id")) if status == "published" else None
-    if totals:
-        print(f"run id            {totals['run_id']}")
-        print(f"lines settled     {totals['lines_settled']:>14,}   base {totals['base_amount']:>16,.2f}")
-        print(f"commission        {totals['line_commission']:>16,.2f}   platform fee {totals['platform_fee']:>14,.2f}")
-        print(f"level 1 / level 2 {totals['level1_amount']:>16,.2f} / {totals['level2_amount']:,.2f}"
-              f"   operator retained {totals['operator_retained']:,.2f}")
-        print(f"tier bonus        {totals['tier_bonus_amount']:>16,.2f}   clawbacks {totals['clawback_amount']:,.2f}")
-        print(f"payout rows       {totals['payout_rows']:>14,}   net paid {totals['net_paid']:,.2f}"
-              f"   tax {totals['tax_withheld']:,.2f}   carried out {totals['carried_out']:,.2f}")
-        print(f"suspense          {totals['suspense_lines']:>14,} lines, base {totals['suspense_base']:,.2f}"
-              f" (ratio {float(totals['suspense_ratio']):.4%})")
+        add(f"note        {plan['message']}")
+    if status == "preview":
+        add("PREVIEW     nothing was published; figures below are the candidate tables.")
+    totals = None
+    if status in ("published", "unchanged"):
+        totals = run_totals(warehouse, plan.get("run_id"))
+    elif status == "preview":
+        try:
+            from supernova.warehouse import connect, table_exists
+
+            with connect(warehouse, read_only=True) as con:
+                if table_exists(con, "settlement", "settlement_runs"):
+                    cur = con.execute("select * from settlement.settlement_runs where attempt_id = ? "
+                                      "order by finished_at desc limit 1", [attempt_id])
+                    row = cur.fetchone()
+                    totals = dict(zip([d[0] for d in cur.description], row)) if row else None
+        except Exception:  # noqa: BLE001 - a report section must not fail the report
+            totals = None
+    if totals and totals.get("lines_settled") is not None:
+        add(f"run id      {totals['run_id']}")
+        add(f"lines       {totals['lines_settled']:,} settled, base {_m(totals['base_amount'])} CNY")
+        add(f"commission  {_m(totals['line_commission'])} = platform fee {_m(totals['platform_fee'])}"
+            f" + level 1 {_m(totals['level1_amount'])} + level 2 {_m(totals['level2_amount'])}"
+            f" + operator {_m(totals['operator_retained'])}")
+        add(f"postings    {_m(totals['postings_amount'])} (tier bonus {_m(totals['tier_bonus_amount'])}, "
+            f"clawbacks {_m(totals['clawback_amount'])})")
+        add(f"payouts     {totals['payout_rows']:,} rows: net paid {_m(totals['net_paid'])}, tax "
+            f"{_m(totals['tax_withheld'])}, carried out {_m(totals['carried_out'])}, forfeited "
+            f"{_m(totals['forfeited_amount'])}")
+        add(f"suspense    {totals['suspense_lines']:,} lines, base {_m(totals['suspense_base'])} "
+            f"({float(totals['suspense_ratio'] or 0):.4%}; limit 0.5 %)")
     gate = state.get("gate")
     if gate:
-        print(f"checks            {gate.get('checks_passed')} expectations passed, {gate.get('checks_failed')} failed; "
-              f"{sum(1 for i in gate.get('invariants', []) if i['violations'] == 0)}/"
-              f"{len(gate.get('invariants', []))} invariants hold")
+        inv = gate.get("invariants", [])
+        bad = [i["check"] for i in inv if i["violations"]]
+        add(f"checks      {gate.get('checks_passed')} expectations passed, {gate.get('checks_failed')} failed; "
+            f"{len(inv) - len(bad)}/{len(inv)} invariants hold" + (f" (FAILED: {', '.join(bad[:5])})" if bad else ""))
     if status == "published":
-        print(f"outputs           {Path(warehouse) / 'supernova.duckdb'} (schema settlement)")
-        print(f"                  {Path(warehouse) / 'parquet' / 'settlement'}/<table>/settlement_month={month}/")
-    report = Path(warehouse) / "reports" / month / f"{attempt_id}.md"
+        add(f"outputs     {warehouse / 'supernova.duckdb'} (schema settlement)")
+        add(f"            {warehouse / 'parquet' / 'settlement'}/<table>/settlement_month={month}/")
+    report = warehouse / "reports" / month / f"{attempt_id}.html"
     if report.exists():
-        print(f"report            {report}")
-    if status == "failed":
-        print("next              fix the cause above (see the report), then run the same command again.")
+        add(f"report      {report}   (open in a browser; .md next to it)")
+    elif report.with_suffix(".md").exists():
+        add(f"report      {report.with_suffix('.md')}")
+    add(f"next        {next_steps(state)}")
+    return "\n".join(out)
+
+
+def print_summary(warehouse: Path, attempt_id: str, dag_state: str) -> None:
+    print(format_summary(warehouse, attempt_id, dag_state), flush=True)

@@ -75,5 +75,9 @@
             {%- set ns2.prev = up -%}
         {%- endif -%}
     {%- endfor -%}
+    {#- Spark only: register the raw Parquet as views raw.<export> (macros/spark_raw.sql;
+        a no-op on DuckDB, where ingestion maintains them). It rides on this hook because
+        it is the project's one on-run-start hook. -#}
+    {%- do register_raw_sources() -%}
     select 1
 {%- endmacro %}
