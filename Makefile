@@ -4,7 +4,7 @@
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 
-.PHONY: bootstrap demo test lint spark bench clean
+.PHONY: bootstrap demo test lint spark bench clean chromium
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -15,9 +15,15 @@ bootstrap:
 demo: bootstrap
 	@$(UV) run --frozen supernova demo
 
-## The test suite (what CI runs).
-test: bootstrap
+## The test suite (what CI runs). The report tests drive Debian's headless Chromium;
+## it is installed here when missing and we are root (as on CI machines).
+test: bootstrap chromium
 	@$(UV) run --frozen pytest -q
+
+chromium:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+	  echo "chromium not installed: the browser tests will skip (they fail under CI)"
 
 lint: bootstrap
 	@$(UV) run --frozen ruff check .

@@ -140,8 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     from supernova.marts import add_marts_parser
+    from supernova.statements import add_statements_parser
 
     add_marts_parser(sub)
+    add_statements_parser(sub)
     return parser
 
 

@@ -13,106 +13,19 @@ plus a second, fresh warehouse that settles September again: byte-identical Parq
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import _parquet_digest, _rows, _run
 
 from supernova import settle as s
 
 
-DEFAULT_CONF = {"preview": False, "reopen": False, "reason": "", "accept_suspense": False,
-                "accept_suspense_reason": "", "attempt_id": ""}
-
-
-def _run(dagbag, airflow_db, **conf):
-    # every parameter explicitly: dag.test() keeps the params of earlier runs of the
-    # same DAG object in this process
-    dag = dagbag.dags["monthly_settlement"]
-    dagrun = dag.test(run_conf={**DEFAULT_CONF, **conf})
-    return str(dagrun.state)
-
-
-def _parquet_digest(warehouse: Path) -> dict[str, str]:
-    base = warehouse / "parquet" / "settlement"
-    return {
-        str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(base.rglob("*.parquet"))
-        if "settlement_runs" not in p.parts
-    }
-
-
-def _rows(warehouse: Path, sql: str, params=None):
-    con = duckdb.connect(str(warehouse / "supernova.duckdb"), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
-def _latest_state(warehouse: Path, month: str) -> dict:
-    runs = sorted((warehouse / "runs").glob(f"{month}-*/state.json"), key=lambda p: p.stat().st_mtime)
-    return s.RunState(warehouse, runs[-1].parent.name).load()
-
-
 @pytest.fixture(scope="module")
-def scenario(tiny_landing, tmp_path_factory, dagbag, airflow_db):
-    wh = tmp_path_factory.mktemp("warehouse")
-    out: dict = {"warehouse": wh}
-    common = {"landing": str(tiny_landing), "warehouse": str(wh)}
-
-    # a. a planted fault between build and gate: one payout's net_paid is off by a fen
-    real_build = s.build_step
-
-    def build_then_corrupt(ctx, plan, log=print):
-        result = real_build(ctx, plan, log)
-        con = duckdb.connect(str(wh / "supernova.duckdb"))
-        con.execute("update settlement_build.payouts set net_paid = net_paid + 0.01 "
-                    "where promoter_id = (select min(promoter_id) from settlement_build.payouts where status = 'paid')")
-        con.close()
-        return result
-
-    s.build_step = build_then_corrupt
-    try:
-        out["a_state"] = _run(dagbag, airflow_db, month="2026-09", **common)
-    finally:
-        s.build_step = real_build
-    out["a_run"] = _latest_state(wh, "2026-09")
-    out["a_published"] = _rows(wh, "select count(*) from information_schema.tables where table_schema = 'settlement' and table_name = 'payouts'")[0][0]
-    out["a_parquet"] = (wh / "parquet" / "settlement" / "payouts").exists()
-
-    # b. September through the CLI
-    from supernova.cli import main
-
-    out["b_rc"] = main(["settle", "--month", "2026-09", "--landing", str(tiny_landing), "--warehouse", str(wh)])
-
-    # c. October preview
-    out["c_state"] = _run(dagbag, airflow_db, month="2026-10", preview=True, **common)
-    out["c_run"] = _latest_state(wh, "2026-10")
-    out["c_months"] = _rows(wh, "select distinct settlement_month from settlement.payouts order by 1")
-
-    # d. October
-    out["d_state"] = _run(dagbag, airflow_db, month="2026-10", **common)
-    out["d_digest"] = _parquet_digest(wh)
-
-    # e. October again
-    out["e_state"] = _run(dagbag, airflow_db, month="2026-10", **common)
-    out["e_run"] = _latest_state(wh, "2026-10")
-    out["e_digest"] = _parquet_digest(wh)
-
-    # f. November before its cutoff
-    out["f_state"] = _run(dagbag, airflow_db, month="2026-11", **common)
-    out["f_run"] = _latest_state(wh, "2026-11")
-
-    # snapshot of October as first published, for the reopen comparison
-    out["oct_lines_before_reopen"] = _rows(wh, "select count(*), sum(amount) from settlement.payout_lines where settlement_month = '2026-10'")[0]
-
-    # g. October reopened
-    out["g_state"] = _run(dagbag, airflow_db, month="2026-10", reopen=True, reason="test: finance asked to recompute", **common)
-    return out
+def scenario(settlement_scenario):
+    return settlement_scenario
 
 
 def test_planted_bad_payout_fails_the_gate_and_publishes_nothing(scenario):

@@ -1,0 +1,540 @@
+"""Reports people read: the HTML settlement report (also in headless Chromium), promoter
+statements (CSV safe for Excel, XLSX) and the CLI summary, on generated tiny data.
+
+One module warehouse, settled through the real monthly_settlement DAG (dag.test()):
+  1. 2026-09 with a planted bad payout → the gate fails (report: why it failed)
+  2. 2026-09 → published
+  3. 2026-10 → published (clawbacks of September lines)
+  4. 2026-11 before its cutoff → refused (failed before any build)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import time
+import urllib.request
+import zipfile
+import zlib
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlparse
+
+import duckdb
+import pytest
+
+from supernova import settle as s
+from supernova.warehouse import connect, table_exists
+
+DEFAULT_CONF = {"preview": False, "reopen": False, "reason": "", "accept_suspense": False,
+                "accept_suspense_reason": "", "attempt_id": ""}
+CHROMIUM = Path("/usr/bin/chromium")
+CHARTS = ["Promoters by gross due", "tier mix by platform", "status mix by platform", "Clawback amounts",
+          "GMV by buyer city tier and gender", "Orders per existing group per day", "Dead-group rate",
+          "Top promoters by gross due", "Top groups by GMV"]
+
+
+def _run(dagbag, **conf) -> tuple[str, dict]:
+    dag = dagbag.dags["monthly_settlement"]
+    dagrun = dag.test(run_conf={**DEFAULT_CONF, **conf})
+    wh = Path(conf["warehouse"])
+    runs = sorted((wh / "runs").glob(f"{conf['month']}-*/state.json"), key=lambda p: p.stat().st_mtime)
+    return str(dagrun.state), s.RunState(wh, runs[-1].parent.name).load()
+
+
+@pytest.fixture(scope="module")
+def wh(settlement_scenario):
+    """Reuses the settlement scenario's warehouse (tests/conftest.py): a September run
+    failed by a planted one-fen error, September and October published, November refused."""
+    sc = settlement_scenario
+    return {
+        "warehouse": sc["warehouse"],
+        "failed": (sc["a_state"], sc["a_run"]),
+        "sep": ("success" if sc["b_rc"] == 0 else "failed", sc["b_run"]),
+        "oct": (sc["d_state"], sc["d_run"]),
+        "refused": (sc["f_state"], sc["f_run"]),
+    }
+
+
+def _html(wh, key) -> str:
+    state = wh[key][1]
+    return (Path(wh["warehouse"]) / "reports" / state["request"]["month"] / f"{state['attempt_id']}.html").read_text()
+
+
+# ---------------------------------------------------------------- the HTML report
+
+
+def test_every_run_writes_an_offline_html_report_next_to_the_md(wh):
+    assert wh["failed"][1]["status"] == "failed" and wh["sep"][1]["status"] == "published"
+    assert wh["oct"][1]["status"] == "published" and wh["refused"][1]["status"] == "failed"
+    for key in ("failed", "sep", "oct", "refused"):
+        state = wh[key][1]
+        folder = Path(wh["warehouse"]) / "reports" / state["request"]["month"]
+        assert (folder / f"{state['attempt_id']}.md").exists()
+        page = _html(wh, key)
+        assert page.startswith("<!DOCTYPE html>") and f"Settlement {state['request']['month']}" in page
+        assert state["status"].upper() in page
+        # offline: no external resource, no script at all
+        assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE), key
+        assert not re.search(r"https?://", page), key
+        assert "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
+
+
+def test_published_report_reconciliation_adds_up_and_a_mismatch_is_shown(wh):
+    from supernova.report import collect, reconciliation, render_html
+
+    state = wh["oct"][1]
+    data = collect(wh["warehouse"], state)
+    rows = reconciliation(data)
+    checked = [r for r in rows if r["ok"] is not None]
+    assert len(checked) >= 5 and all(r["ok"] for r in checked), [r for r in checked if not r["ok"]]
+    labels = " ".join(r["label"] for r in rows)
+    for word in ("Commission", "platform fee", "operator retained", "tier bonus", "clawbacks",
+                 "carried in", "gross due", "tax withheld", "carried out", "forfeited", "net paid"):
+        assert word in labels
+    # the table's last line equals the net paid of the published payouts, to the fen
+    with connect(wh["warehouse"], read_only=True) as con:
+        net = con.execute("select sum(net_paid) from settlement.payouts where settlement_month = '2026-10'").fetchone()[0]
+    assert rows[-1]["amount"] == net
+    assert "Every subtotal equals" in _html(wh, "oct") and "✗" not in _html(wh, "oct")
+    # one fen off in the payouts: the report must say it does not add up
+    data["payout_sums"] = {**data["payout_sums"], "net_paid": data["payout_sums"]["net_paid"] + Decimal("0.01")}
+    assert reconciliation(data)[-1]["ok"] is False
+    page = render_html(wh["warehouse"], state, data)
+    assert "do NOT add up" in page and "✗" in page
+
+
+def test_failed_report_shows_why_first_with_the_failed_check_and_examples(wh):
+    page = _html(wh, "failed")
+    assert "Why it failed — nothing was published" in page
+    assert page.index("Why it failed") < page.index("Totals and reconciliation") < page.index('id="checks"')
+    assert "quality gate FAILED" in page and "What to do next" in page
+    row = re.search(r'<tr class="fail"><td[^>]*>payout_identity</td><td[^>]*>1</td><td[^>]*>FAIL</td>', page)
+    assert row, "the failed invariant must be listed as FAIL with its violation count"
+    assert re.search(r"\d+ of 18 invariants hold; \d FAILED", page)
+    assert "do NOT add up" in page  # the planted fen shows in the reconciliation too
+    assert "not published" in page  # its figures are the rejected candidate tables
+    refused = _html(wh, "refused")
+    assert "before its cutoff" in refused and "--preview" in refused
+    assert "did not run in this attempt" in refused
+
+
+def test_report_has_every_chart_with_data(wh):
+    page = _html(wh, "oct")
+    svgs = re.findall(r'<svg class="chart".*?</svg>', page, re.DOTALL)
+    labels = [re.search(r'aria-label="([^"]*)"', x).group(1) for x in svgs]
+    for chart in CHARTS:
+        assert chart in labels, f"missing chart {chart}: {labels}"
+        svg = svgs[labels.index(chart)]
+        assert "no data for this chart" not in svg, chart
+        assert len(re.findall(r'class="mark"', svg)) >= 2, chart
+    assert "Dead-group rate" in page and re.search(r"\d+ dead \(<strong>\d+\.\d%</strong>\)", page)
+
+
+def test_report_works_without_marts_and_never_shows_buyers(wh):
+    warehouse = wh["warehouse"]
+    with connect(warehouse, read_only=True) as con:
+        # the settlement does not build the marts nor the buyers/groups staging models
+        assert not table_exists(con, "staging", "stg_exports__buyers")
+        assert not table_exists(con, "marts", "buyer_demographics_monthly")
+        buyer_ids = [r[0] for r in con.execute("select distinct buyer_id from raw.buyers").fetchall()]
+    assert len(buyer_ids) > 100
+    for key in ("failed", "sep", "oct", "refused"):
+        state = wh[key][1]
+        md = (Path(warehouse) / "reports" / state["request"]["month"] / f"{state['attempt_id']}.md").read_text()
+        for ext, text in ((".html", _html(wh, key)), (".md", md)):
+            leaked = [b for b in buyer_ids if b in text]
+            assert not leaked, (key, ext, leaked[:3])
+            assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", text), (key, ext)
+    page = _html(wh, "oct")
+    assert "GMV by buyer city tier" in page and "tier 1" in page
+
+
+def test_scrub_removes_buyer_ids_and_phones_from_messages():
+    from supernova.report import scrub
+
+    text = "e.g. {'order_id': 'O1', 'buyer_id': 'B00000307', 'phone': '13812345678'} call 13912345678"
+    out = scrub(text)
+    assert "B00000307" not in out and "13812345678" not in out and "13912345678" not in out
+    assert "O1" in out
+
+
+# ---------------------------------------------------------------- headless Chromium
+
+
+def _need_chromium():
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium) "
+                    "before the tests (see docs/reports.md)")
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium); the browser tests run in CI")
+
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", "--mute-audio"]
+
+
+class _CDP:
+    """A minimal DevTools-protocol client over a stdlib websocket (text frames only)."""
+
+    def __init__(self, ws_url: str):
+        u = urlparse(ws_url)
+        self.sock = socket.create_connection((u.hostname, u.port), timeout=30)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        assert b" 101 " in head.split(b"\r\n")[0], head
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def _read(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("DevTools connection closed")
+            buf += chunk
+        return buf
+
+    def _recv(self) -> dict:
+        data = b""
+        while True:
+            b1, b2 = self._read(2)
+            n = b2 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._read(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._read(8))[0]
+            payload = self._read(n)
+            if b1 & 0x0F in (0x9, 0xA):  # ping/pong: ignore
+                continue
+            data += payload
+            if b1 & 0x80:
+                return json.loads(data)
+
+    def call(self, method: str, params: dict | None = None) -> dict:
+        self.next_id += 1
+        msg = json.dumps({"id": self.next_id, "method": method, "params": params or {}}).encode()
+        mask = os.urandom(4)
+        n = len(msg)
+        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n)
+                                if n < 65536 else bytes([0x80 | 127]) + struct.pack(">Q", n))
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(msg)))
+        while True:
+            m = self._recv()
+            if m.get("id") == self.next_id:
+                if "error" in m:
+                    raise RuntimeError(f"{method}: {m['error']}")
+                return m.get("result", {})
+            self.events.append(m)
+
+    def wait_event(self, name: str, timeout: float = 30) -> dict:
+        end = time.time() + timeout
+        while time.time() < end:
+            for e in self.events:
+                if e.get("method") == name:
+                    return e
+            self.events.append(self._recv())
+        raise TimeoutError(name)
+
+
+def _browse(url: str, tmp_path: Path) -> dict:
+    """Open url in headless Chromium; return console errors, requests and chart geometry."""
+    proc = subprocess.Popen([str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                             "--remote-debugging-port=0", "--window-size=1200,900", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        end = time.time() + 30
+        while time.time() < end and port is None:
+            line = proc.stderr.readline()
+            m = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line or "")
+            if m:
+                port = int(m.group(1))
+            elif not line and proc.poll() is not None:
+                break
+        assert port, "Chromium did not start its DevTools endpoint"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+            page = next(t for t in json.load(r) if t["type"] == "page")
+        cdp = _CDP(page["webSocketDebuggerUrl"])
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            cdp.call(f"{domain}.enable")
+        cdp.call("Page.navigate", {"url": url})
+        cdp.wait_event("Page.loadEventFired")
+        geometry = cdp.call("Runtime.evaluate", {"returnByValue": True, "expression": """
+            JSON.stringify(Array.from(document.querySelectorAll('svg.chart')).map(s => {
+              const b = s.getBoundingClientRect();
+              const marks = Array.from(s.querySelectorAll('.mark')).map(m => m.getBoundingClientRect())
+                                 .filter(r => r.width > 0 && r.height > 0).length;
+              return {label: s.getAttribute('aria-label'), w: b.width, h: b.height, marks: marks};
+            }))"""})["result"]["value"]
+        time.sleep(0.3)
+        cdp.call("Runtime.evaluate", {"expression": "1"})  # flush pending events
+        errors = [e for e in cdp.events if
+                  (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+                  or e.get("method") == "Runtime.exceptionThrown"
+                  or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+        requests = [e["params"]["request"]["url"] for e in cdp.events if e.get("method") == "Network.requestWillBeSent"]
+        return {"errors": errors, "requests": requests, "charts": json.loads(geometry)}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_chromium_loads_the_report_without_errors_and_draws_the_charts(wh, tmp_path):
+    _need_chromium()
+    state = wh["oct"][1]
+    path = Path(wh["warehouse"]) / "reports" / "2026-10" / f"{state['attempt_id']}.html"
+    seen = _browse(path.as_uri(), tmp_path)
+    assert seen["errors"] == [], seen["errors"][:3]
+    assert all(u.startswith(("file:", "data:", "about:")) for u in seen["requests"]), seen["requests"]
+    charts = {c["label"]: c for c in seen["charts"]}
+    for name in CHARTS:
+        c = charts.get(name)
+        assert c and c["w"] > 100 and c["h"] > 20 and c["marks"] >= 2, (name, c)
+
+
+def test_chromium_harness_catches_console_errors(tmp_path):
+    """The browser test above can fail: a page with a script error and a missing image is caught."""
+    _need_chromium()
+    bad = tmp_path / "bad.html"
+    bad.write_text("<!DOCTYPE html><html><body><img src='missing.png'>"
+                   "<script>console.error('boom'); undefinedFunction();</script></body></html>")
+    seen = _browse(bad.as_uri(), tmp_path)
+    assert len(seen["errors"]) >= 2 and seen["charts"] == []
+
+
+def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Decode an 8-bit RGB/RGBA PNG (what Chromium writes) into rows of raw pixels."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    assert depth == 8 and ctype in (2, 6)
+    bpp = 3 if ctype == 2 else 4
+    raw = zlib.decompress(idat)
+    stride = w * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(h):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + ((a + b) >> 1)) & 255
+            elif f == 4:
+                c = prev[i - bpp] if i >= bpp else 0
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return w, bpp, rows
+
+
+def test_screenshot_of_the_report_is_not_blank(wh, tmp_path):
+    _need_chromium()
+    state = wh["oct"][1]
+    path = Path(wh["warehouse"]) / "reports" / "2026-10" / f"{state['attempt_id']}.html"
+    shot = tmp_path / "report.png"
+    subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,700",
+                    f"--screenshot={shot}", path.as_uri()], capture_output=True, timeout=90, check=False)
+    assert shot.exists() and shot.stat().st_size > 5000, "no screenshot written"
+    w, bpp, rows = _png_pixels(shot.read_bytes())
+    assert w == 900 and len(rows) == 700
+    pixels = [row[i:i + 3] for row in rows[::4] for i in range(0, len(row), bpp * 4)]
+    non_white = sum(1 for p in pixels if min(p) < 235)
+    assert non_white / len(pixels) > 0.02, "the screenshot is (almost) blank"
+    assert len(set(pixels)) > 20, "the screenshot has too few colours to show text and the status badge"
+
+
+# ---------------------------------------------------------------- statements
+
+
+def _csv(path: Path) -> list[list[str]]:
+    text = path.read_text(encoding="utf-8-sig")
+    return list(csv.reader(io.StringIO(text)))
+
+
+def _xlsx(path: Path) -> tuple[list[str], dict[str, str], str, list[str]]:
+    with zipfile.ZipFile(path) as z:
+        book = z.read("xl/workbook.xml").decode()
+        sheets = {f"xl/worksheets/sheet{i + 1}.xml": z.read(f"xl/worksheets/sheet{i + 1}.xml").decode()
+                  for i in range(len(re.findall(r"<sheet ", book)))}
+        styles = z.read("xl/styles.xml").decode()
+        shared = re.findall(r"<t[^>]*>([^<]*)</t>", z.read("xl/sharedStrings.xml").decode())
+    return re.findall(r'<sheet name="([^"]+)"', book), sheets, styles, shared
+
+
+def test_statements_from_published_tables(wh, tmp_path):
+    from supernova.statements import write_statements
+
+    warehouse = wh["warehouse"]
+    files = write_statements(warehouse, "2026-10", tmp_path / "st")
+    names = {f.name for f in files}
+    assert {"payouts_2026-10.csv", "ledger_2026-10.csv", "supernova_statements_2026-10.xlsx"} <= names
+    with connect(warehouse, read_only=True) as con:
+        n, net, claw = con.execute("select count(*), sum(net_paid), sum(clawback_amount) from settlement.payouts "
+                                   "where settlement_month = '2026-10'").fetchone()
+        nl, amt = con.execute("select count(*), sum(amount) from settlement.payout_lines "
+                              "where settlement_month = '2026-10'").fetchone()
+    assert len([f for f in files if f.parent.name == "promoters"]) == n
+    payouts = _csv(tmp_path / "st" / "payouts_2026-10.csv")
+    head = payouts[0]
+    assert len(payouts) - 1 == n
+    assert sum(Decimal(r[head.index("net_paid")]) for r in payouts[1:]) == net
+    assert sum(Decimal(r[head.index("clawback_amount")]) for r in payouts[1:]) == claw < 0
+    money = [r[head.index(c)] for r in payouts[1:] for c in ("gross_due", "net_paid", "clawback_amount")]
+    assert all(re.fullmatch(r"-?\d+\.\d\d", v) for v in money), "money must be exact 2-decimal strings"
+    assert any(v.startswith("-") for v in money), "negative amounts stay plain numbers (no apostrophe)"
+    ledger = _csv(tmp_path / "st" / "ledger_2026-10.csv")
+    assert len(ledger) - 1 == nl and sum(Decimal(r[ledger[0].index("amount")]) for r in ledger[1:]) == amt
+    # a promoter with a clawback: the statement's ledger lines add up to its postings
+    pid = next(r[1] for r in payouts[1:] if Decimal(r[head.index("clawback_amount")]) < 0)
+    st = _csv(tmp_path / "st" / "promoters" / f"{pid}.csv")
+    assert ["promoter_id", pid] in st
+    row = next(r for r in payouts[1:] if r[1] == pid)
+    postings = sum(Decimal(row[head.index(c)]) for c in ("level1_amount", "level2_amount", "tier_bonus",
+                                                         "clawback_amount", "adjustment_amount"))
+    assert Decimal(st[-1][-1]) == postings and st[-1][0] == "total of ledger lines"
+    assert any(r and r[0] == "clawback" for r in st)
+    # the workbook
+    sheets, xml, styles, _ = _xlsx(tmp_path / "st" / "supernova_statements_2026-10.xlsx")
+    assert sheets == ["Summary", "Payouts", "Ledger", "Statements"]
+    assert 'formatCode="#,##0.00"' in styles
+    payout_xml = xml["xl/worksheets/sheet2.xml"]
+    assert len(re.findall(r"<row ", payout_xml)) == n + 1
+    assert "<f>" not in "".join(xml.values()), "no formulas in the workbook"
+    # gross_due (column L) is a number cell with a style (the 2-decimal format), not text
+    cells = re.findall(r'<c r="L(\d+)"( s="\d+")?( t="\w+")?>', payout_xml)
+    assert cells and all(s and not t for r, s, t in cells if r != "1")
+    assert 'autoFilter ref="A1:' in xml["xl/worksheets/sheet3.xml"]
+
+
+def test_statements_neutralise_formula_injection_but_keep_numbers(wh, tmp_path):
+    from supernova.statements import write_statements
+
+    evil_promoter = '=HYPERLINK("http://evil.example/x","click")'
+    evil_group = "-1+1"
+    copy = tmp_path / "wh"
+    copy.mkdir()
+    shutil.copy(Path(wh["warehouse"]) / "supernova.duckdb", copy / "supernova.duckdb")
+    con = duckdb.connect(str(copy / "supernova.duckdb"))
+    victim = con.execute("select promoter_id from settlement.payouts where settlement_month = '2026-10' "
+                         "and clawback_amount < 0 order by promoter_id limit 1").fetchone()[0]
+    con.execute("update settlement.payouts set promoter_id = ? where promoter_id = ?", [evil_promoter, victim])
+    con.execute("update settlement.payout_lines set beneficiary_id = ? where beneficiary_id = ?", [evil_promoter, victim])
+    con.execute("update settlement.payout_lines set group_id = ? where beneficiary_id = ? and group_id is not null",
+                [evil_group, evil_promoter])
+    con.execute("update settlement.payouts set platform = '@SUM(A1)' where promoter_id = ?", [evil_promoter])
+    con.close()
+    files = write_statements(copy, "2026-10", tmp_path / "out")
+    payouts = _csv(tmp_path / "out" / "payouts_2026-10.csv")
+    row = next(r for r in payouts if evil_promoter in r[1])
+    assert row[1] == "'" + evil_promoter and row[2] == "'@SUM(A1)"
+    assert row[payouts[0].index("clawback_amount")].startswith("-")  # a number, not neutralised
+    ledger = _csv(tmp_path / "out" / "ledger_2026-10.csv")
+    evil_rows = [r for r in ledger if r[1] == "'" + evil_promoter]
+    groups = {r[ledger[0].index("group_id")] for r in evil_rows}
+    assert "'-1+1" in groups and groups <= {"'-1+1", ""}  # "" = a line shared outside any group
+    assert not any(r[1] == evil_promoter for r in ledger), "raw formula text must never reach a CSV cell"
+    claw = [r for r in evil_rows if r[2] == "clawback"]
+    assert claw and all(re.fullmatch(r"-\d+\.\d\d", r[ledger[0].index("amount")]) for r in claw)
+    statement = [f for f in files if f.parent.name == "promoters" and "HYPERLINK" in f.name]
+    assert len(statement) == 1 and statement[0].parent == tmp_path / "out" / "promoters"
+    assert re.fullmatch(r"[0-9A-Za-z_.-]+\.csv", statement[0].name)
+    body = _csv(statement[0])
+    assert ["promoter_id", "'" + evil_promoter] in body
+    # XLSX: the id is a text cell, never a formula
+    _, xml, _, shared = _xlsx(tmp_path / "out" / "supernova_statements_2026-10.xlsx")
+    assert "<f>" not in "".join(xml.values())
+    assert any("HYPERLINK" in t for t in shared) and "-1+1" in shared
+
+
+def test_csvsafe_cells():
+    from supernova.csvsafe import cell, rows_to_csv
+
+    assert cell("=1+2") == "'=1+2" and cell("+1") == "'+1" and cell("-1+1") == "'-1+1"
+    assert cell("@SUM(A1)") == "'@SUM(A1)" and cell("\tx") == "'\tx" and cell("\rx") == "'\rx"
+    assert cell("P0001") == "P0001" and cell("a=b") == "a=b" and cell("") == "" and cell(None) == ""
+    assert cell(Decimal("-125.01")) == "-125.01" and cell(-3) == "-3"
+    assert cell(Decimal("-1.5"), money=True) == "-1.50" and cell(Decimal(0), money=True) == "0.00"
+    assert cell(Decimal("0.095000")) == "0.095000"
+    text = rows_to_csv(["id", "amount"], [["=cmd|' /C calc'!A0", Decimal("-2.00")]], ["amount"])
+    assert list(csv.reader(io.StringIO(text)))[1] == ["'=cmd|' /C calc'!A0", "-2.00"]
+
+
+def test_statements_cli(wh, tmp_path, capsys):
+    from supernova.statements import add_statements_parser
+
+    parser = argparse.ArgumentParser(prog="supernova")
+    add_statements_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["statements", "--month", "2026-09", "--warehouse", str(wh["warehouse"]),
+                              "--out", str(tmp_path / "cli")])
+    assert args.func(args) == 0
+    assert (tmp_path / "cli" / "supernova_statements_2026-09.xlsx").exists()
+    assert "promoter statements" in capsys.readouterr().out
+    args = parser.parse_args(["statements", "--month", "2026-11", "--warehouse", str(wh["warehouse"])])
+    assert args.func(args) == 1
+    assert "2026-11 is not published" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- terminal summary
+
+
+def test_summary_is_short_and_says_what_to_do_next(wh):
+    from supernova.summary import format_summary
+
+    warehouse = wh["warehouse"]
+    ok = format_summary(warehouse, wh["oct"][1]["attempt_id"], "DagRunState.SUCCESS")
+    assert "2026-10: PUBLISHED" in ok and "net paid" in ok and "18/18 invariants hold" in ok
+    assert ".html" in ok and "supernova statements --month 2026-10" in ok
+    assert len(ok.splitlines()) <= 16
+    bad = format_summary(warehouse, wh["failed"][1]["attempt_id"], "DagRunState.FAILED")
+    assert "FAILED" in bad and "why         quality gate FAILED" in bad and "payout_identity" in bad
+    assert "next        Nothing was published" in bad
+    refused = format_summary(warehouse, wh["refused"][1]["attempt_id"], "DagRunState.FAILED")
+    assert "before its cutoff" in refused and "--preview" in refused
+    assert "stopped before it started" in format_summary(warehouse, "no-such-attempt", "failed")
+
+
+def test_progress_heartbeat_reports_long_steps():
+    from supernova.summary import heartbeat, progress_logger
+
+    lines: list[str] = []
+    with heartbeat("dbt build", lines.append, every=0.05):
+        time.sleep(0.25)
+    assert lines[0] == "dbt build ..." and any("still running" in x for x in lines)
+    assert lines[-1].startswith("dbt build done in")
+    out = io.StringIO()
+    progress_logger(stream=out)("two\nlines")
+    first, second = out.getvalue().splitlines()
+    assert re.match(r"\[supernova \d\d:\d\d:\d\d \+\d+s\] two", first) and second.strip() == "lines"
