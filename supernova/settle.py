@@ -381,8 +381,11 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     # Unit tests run in the test suite, not here: they need no data and must not block a month.
     # `+path:models/settlement`: the settlement models and everything upstream of them
     # (staging, int_settlement__*), with their data tests; not the marts.
-    res = dbt_invoke(warehouse, ["build", "--select", "+path:models/settlement",
-                                 "--exclude-resource-type", "unit_test"], vars_)
+    from supernova.summary import heartbeat
+
+    with heartbeat("dbt build", log):
+        res = dbt_invoke(warehouse, ["build", "--select", "+path:models/settlement",
+                                     "--exclude-resource-type", "unit_test"], vars_)
     elapsed = round(time.time() - t0, 1)
     if not res.success:
         failures = _failures(res, warehouse)
@@ -407,8 +410,11 @@ def gate_step(ctx: dict, plan: dict, log=print) -> dict:
     warehouse = Path(ctx["warehouse"])
     if plan["action"] != "settle":
         return {"skipped": True}
+    from supernova.summary import heartbeat
+
     t0 = time.time()
-    gate = run_gate(warehouse, ctx["month"])
+    with heartbeat("quality gate (Great Expectations + invariants)", log):
+        gate = run_gate(warehouse, ctx["month"])
     gate["seconds"] = round(time.time() - t0, 1)
     fault_point("during_validate")
     RunState(warehouse, ctx["attempt_id"]).update(gate=gate)
