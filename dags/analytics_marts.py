@@ -3,7 +3,7 @@
 Data-aware: runs whenever the Asset `supernova://warehouse/raw` is updated (ingest_exports
 loaded new files), and on demand from the UI/API or `supernova marts`. Three tasks, one
 after the other, because only one process may open the warehouse DuckDB file (each also
-takes the warehouse run lock and the 1-slot pool `supernova_warehouse` when it exists):
+takes the warehouse run lock and the 1-slot pool `supernova_warehouse`):
 
     ingest (new export files) ─ build (one `dbt build` of the marts) ─ parquet (atomic copies)
 
@@ -35,11 +35,9 @@ def _run(fn, *args):
 
 
 def _pool() -> dict:
-    """Use the 1-slot warehouse pool where it exists (docker-compose creates it); under
-    `dag.test()` there is none and tasks run one after another anyway."""
-    import os
-
-    return {"pool": POOL} if os.environ.get("SUPERNOVA_USE_POOL", "").lower() in ("1", "true") else {}
+    """The 1-slot warehouse pool shared by every DAG that opens the DuckDB file
+    (docker-compose creates it; `dag.test()` runs tasks without consulting pools)."""
+    return {"pool": POOL}
 
 
 @dag(

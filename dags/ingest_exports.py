@@ -41,7 +41,9 @@ RAW_ASSET = Asset("supernova://warehouse/raw")
     doc_md=__doc__,
 )
 def ingest_exports():
-    @task(outlets=[RAW_ASSET], retries=0)
+    # the warehouse DuckDB file admits one process: share the 1-slot pool with the other
+    # DAGs that open it (docker-compose creates it; dag.test() runs without it)
+    @task(outlets=[RAW_ASSET], retries=0, pool="supernova_warehouse")
     def ingest_new_files(params=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 

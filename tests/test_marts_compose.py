@@ -80,9 +80,14 @@ def test_project_paths_exist(compose):
         if "AIRFLOW__CORE__DAGS_FOLDER" in env:
             assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/supernova/dags"
             assert (ROOT / "dags" / "analytics_marts.py").is_file()
-    # the pool the DAG uses (when SUPERNOVA_USE_POOL is set, as here) is the one the init script creates
-    assert 'POOL = "supernova_warehouse"' in (ROOT / "dags" / "analytics_marts.py").read_text()
-    assert _env(compose["services"]["airflow-scheduler"])["SUPERNOVA_USE_POOL"] == "true"
+
+
+def test_every_task_that_opens_the_warehouse_uses_the_pool_the_init_script_creates(dagbag):
+    init = (ROOT / "docker" / "airflow-init.sh").read_text()
+    assert "airflow pools set supernova_warehouse 1" in init
+    for dag_id in ("ingest_exports", "analytics_marts", "monthly_settlement"):
+        pools = {t.task_id: t.pool for t in dagbag.dags[dag_id].tasks}
+        assert set(pools.values()) == {"supernova_warehouse"}, (dag_id, pools)
 
 
 def test_no_literal_secrets(compose):
