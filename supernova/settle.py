@@ -18,8 +18,8 @@ import os
 import re
 import socket
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -59,7 +59,7 @@ class RunRequest:
     triggered_by: str = ""
 
     @classmethod
-    def from_params(cls, params: dict) -> "RunRequest":
+    def from_params(cls, params: dict) -> RunRequest:
         month = str(params.get("month") or "").strip()
         if not MONTH_RE.match(month):
             raise RunRefused(f"month must be YYYY-MM (e.g. 2026-10), got {month!r}")

@@ -5,7 +5,6 @@ integrity."""
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 import yaml

@@ -100,17 +100,17 @@ def test_cumulative_ledger_equals_cumulative_entitlement(scenario):
         from settlement.line_terms t
         join staging.stg_exports__orders o using (order_id, line_no)
     """.replace("stg_refunds", "(select * from staging.stg_exports__order_events where event = 'refunded' and event_at < timestamp '2026-11-08')"))
-    ledger = {(o, l, b, lv): a for o, l, b, lv, a in _rows(
+    ledger = {(o, ln, b, lv): a for o, ln, b, lv, a in _rows(
         wh, "select order_id, line_no, beneficiary_id, level, sum(amount) from settlement.payout_lines "
             "where kind <> 'tier_bonus' group by all")}
     assert len(terms) > 1000
-    for o, l, p1, p2, rate, fee, s1, s2, paid, refunded, full, cancels in terms:
+    for o, ln, p1, p2, rate, fee, s1, s2, paid, refunded, full, cancels in terms:
         base = Decimal(0) if (full or cancels) else max(paid - refunded, Decimal(0))
         c = r(base * rate)
         pool = c - r(c * fee)
-        assert ledger[(o, l, p1, 1)] == r(pool * s1), (o, l)
+        assert ledger[(o, ln, p1, 1)] == r(pool * s1), (o, ln)
         if p2 is not None:
-            assert ledger[(o, l, p2, 2)] == r(pool * s2), (o, l)
+            assert ledger[(o, ln, p2, 2)] == r(pool * s2), (o, ln)
 
 
 def test_every_payout_line_traces_back_to_order_click_rule_and_rate(scenario):
