@@ -21,9 +21,14 @@ from supernova import settings
 from supernova import settle as s
 
 
-def _fail_closed(ctx: dict, exc: BaseException):
-    s.record_error(ctx, exc)
-    raise AirflowFailException(str(exc)) from exc
+def _fail_closed(step, ctx: dict, *args):
+    """Run a step; any failure is recorded for the report and fails the task without
+    retries, so nothing downstream (publish) runs."""
+    try:
+        return step(ctx, *args)
+    except Exception as exc:
+        s.record_error(ctx, exc)
+        raise AirflowFailException(str(exc)) from exc
 
 
 @dag(
@@ -68,38 +73,23 @@ def monthly_settlement():
 
     @task
     def ingest(ctx: dict) -> dict:
-        try:
-            return s.ingest_step(ctx)
-        except Exception as exc:
-            _fail_closed(ctx, exc)
+        return _fail_closed(s.ingest_step, ctx)
 
     @task
     def plan(ctx: dict, ingested: dict) -> dict:
-        try:
-            return s.plan_step(ctx)
-        except Exception as exc:
-            _fail_closed(ctx, exc)
+        return _fail_closed(s.plan_step, ctx)
 
     @task
     def build(ctx: dict, planned: dict) -> dict:
-        try:
-            return s.build_step(ctx, planned)
-        except Exception as exc:
-            _fail_closed(ctx, exc)
+        return _fail_closed(s.build_step, ctx, planned)
 
     @task
     def validate(ctx: dict, planned: dict, built: dict) -> dict:
-        try:
-            return s.gate_step(ctx, planned)
-        except Exception as exc:
-            _fail_closed(ctx, exc)
+        return _fail_closed(s.gate_step, ctx, planned)
 
     @task
     def publish(ctx: dict, planned: dict, validated: dict) -> dict:
-        try:
-            return s.publish_step(ctx, planned)
-        except Exception as exc:
-            _fail_closed(ctx, exc)
+        return _fail_closed(s.publish_step, ctx, planned)
 
     @task
     def finish(ctx: dict) -> dict:
