@@ -55,9 +55,11 @@ def read_lock(warehouse: Path) -> LockInfo | None:
         return LockInfo("<unreadable lock file>", "?", -1, 0.0)
 
 
-def acquire(warehouse: Path, run_id: str, log=print) -> None:
-    """Take the warehouse lock for run_id (re-entrant for the same run id)."""
+def acquire(warehouse: Path, run_id: str, log=print) -> str | None:
+    """Take the warehouse lock for run_id (re-entrant for the same run id). Returns the
+    run id of a stale lock that was cleared on the way (its process had died), if any."""
     warehouse = Path(warehouse)
+    cleared = None
     warehouse.mkdir(parents=True, exist_ok=True)
     p = lock_path(warehouse)
     for _ in range(2):
@@ -68,11 +70,12 @@ def acquire(warehouse: Path, run_id: str, log=print) -> None:
             if holder is None:
                 continue
             if holder.run_id == run_id:
-                return
+                return None
             if holder.pid == -1 or not holder.alive:
                 log(f"clearing stale warehouse lock of run {holder.run_id} (pid {holder.pid} on "
                     f"{holder.host} is gone)")
                 p.unlink(missing_ok=True)
+                cleared = holder.run_id
                 continue
             raise WarehouseBusy(
                 f"warehouse {warehouse} is busy: run {holder.run_id} (pid {holder.pid} on "
@@ -82,7 +85,7 @@ def acquire(warehouse: Path, run_id: str, log=print) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump({"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
                        "acquired_at": time.time()}, f)
-        return
+        return cleared
     raise WarehouseBusy(f"could not take the warehouse lock {p}")
 
 

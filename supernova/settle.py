@@ -148,7 +148,9 @@ def begin(params: dict, log=print) -> dict:
     attempt_id = str(params.get("attempt_id") or "").strip() or new_attempt_id(req.month)
     if not re.match(r"^[0-9A-Za-z_.-]+$", attempt_id):
         raise RunRefused(f"attempt_id may only hold letters, digits, '.', '_' and '-': {attempt_id!r}")
-    lock.acquire(Path(req.warehouse), attempt_id, log=log)
+    stale = lock.acquire(Path(req.warehouse), attempt_id, log=log)
+    if stale:
+        record_interrupted(Path(req.warehouse), stale, attempt_id, log)
     state = RunState(Path(req.warehouse), attempt_id)
     state.update(request=asdict(req), attempt_id=attempt_id,
                  started_at=datetime.now(SHANGHAI).isoformat(), host=socket.gethostname())
@@ -521,6 +523,33 @@ def _is_published(warehouse: Path, run_id: str | None) -> bool:
                 [run_id]).fetchone()[0])
     except Exception:
         return False
+
+
+def record_interrupted(warehouse: Path, stale_attempt: str, by_attempt: str, log=print) -> None:
+    """An attempt whose process died (its stale lock was just cleared) gets its row in
+    settlement_runs as `failed`, so every attempt is accounted for. Whatever it had
+    published (a committed transaction) stays published and is repaired by `plan`."""
+    from supernova.publish import ensure_settlement_schema, record_run
+
+    state_obj = RunState(warehouse, stale_attempt)
+    data = state_obj.load()
+    if not data.get("request") or data.get("finished_at"):
+        return
+    req = data["request"]
+    ctx = {**req, "attempt_id": stale_attempt}
+    plan = data.get("plan") or {}
+    if _is_published(warehouse, plan.get("run_id")) and not req.get("preview"):
+        state_obj.update(status="published", finished_at=datetime.now(SHANGHAI).isoformat())
+        return
+    message = (f"interrupted: the process died during this attempt (found by attempt {by_attempt}); "
+               "nothing of it was published")
+    row = _run_row(ctx, plan, data, "failed", message)
+    row["run_id"] = plan.get("run_id") or f"{req['month']}-unplanned"
+    with connect(warehouse) as con:
+        ensure_settlement_schema(con)
+        record_run(con, row)
+    state_obj.update(status="failed", error=message, finished_at=datetime.now(SHANGHAI).isoformat())
+    log(f"recorded interrupted attempt {stale_attempt} as failed in settlement_runs")
 
 
 def record_error(ctx: dict, exc: BaseException) -> None:
