@@ -72,8 +72,22 @@ def loaded_files(con: duckdb.DuckDBPyConnection, warehouse: Path, export: str) -
     return [parquet_path(warehouse, export, d, s) for d, s in rows]
 
 
+class RawFileMissing(duckdb.IOException):
+    """A loaded raw Parquet file is gone from the warehouse (disk cleanup, bad restore)."""
+
+
 def refresh_view(con: duckdb.DuckDBPyConnection, warehouse: Path, export: str) -> None:
-    con.execute(view_sql(export, loaded_files(con, warehouse, export)))
+    files = loaded_files(con, warehouse, export)
+    missing = [p for p in files if not p.exists()]
+    if missing:
+        sha = missing[0].stem
+        raise RawFileMissing(
+            f"{len(missing)} loaded raw file(s) of export '{export}' are missing from the warehouse, "
+            f"e.g. {missing[0]} (landing file with sha256 {sha}). Nothing was dropped: restore the "
+            "file(s) from backup; or, if the landing file is still there, delete its row from "
+            f"raw.manifest (where sha256 = '{sha}') and run ingest again to reload it."
+        )
+    con.execute(view_sql(export, files))
 
 
 def create_objects(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:

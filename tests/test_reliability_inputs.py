@@ -286,9 +286,8 @@ def test_documented_gaps_behave_as_documented(corpus):
 def test_raw_file_deleted_after_load_fails_loudly_and_names_it(tmp_path):
     """A loaded raw Parquet file that disappears (disk cleanup, bad restore): every later
     ingest (and so every settlement run, whose first step is ingest) fails with DuckDB's
-    IO error naming the missing file; nothing is silently dropped and the manifest is
-    unchanged. (Reported as F1: the error does not say what to do, and re-delivering the
-    landing file does not repair it.)"""
+    IO error naming the missing file and what to do; nothing is silently dropped and the
+    manifest is unchanged. (F1: re-delivering the landing file alone does not repair it.)"""
     landing, wh = tmp_path / "l", tmp_path / "w"
     write(landing, "orders", "a.csv", csv_text([row("orders", order_id="A1")]))
     write(landing, "orders", "b.csv", csv_text([row("orders", order_id="B1")]))
@@ -296,8 +295,9 @@ def test_raw_file_deleted_after_load_fails_loudly_and_names_it(tmp_path):
     manifest = query(wh, "SELECT file_path, sha256, status FROM raw.manifest ORDER BY 1")
     victim = next((wh / "raw" / "orders").rglob("*.parquet"))
     victim.unlink()
-    with pytest.raises(duckdb.IOException, match=victim.name):
+    with pytest.raises(duckdb.IOException, match=victim.name) as exc:
         ingest(landing, wh)
+    assert "restore" in str(exc.value) and "raw.manifest" in str(exc.value)
     from ingestion import ensure_raw_schema
 
     with pytest.raises(duckdb.IOException, match=victim.name):
