@@ -2,17 +2,28 @@
     `order_heads` (order_id, buyer_id, ordered_at) the last click by that buyer with
     ordered_at - window < clicked_at <= ordered_at; ties on clicked_at: the greatest
     click_id as a string. `clicks` has click_id, link_id, buyer_id, clicked_at. Returns
-    order_id, click_id, link_id, clicked_at for attributed orders only. -#}
+    order_id, click_id, link_id, clicked_at for attributed orders only.
+
+    The last click is max((clicked_at, click_id, link_id)) per order: structs compare
+    field by field, so this is "latest clicked_at, then greatest click_id" (click_id is
+    unique, link_id never decides). A hash aggregate over the candidate pairs instead of
+    row_number() over (partition by order ... order by ...): no sort of the pairs, which
+    was the largest single cost of the settlement build (docs/benchmarks.md). -#}
 {% macro last_click_attribution(order_heads, clicks) -%}
     select
-        o.order_id,
-        c.click_id,
-        c.link_id,
-        c.clicked_at
-    from {{ order_heads }} as o
-    inner join {{ clicks }} as c
-        on c.buyer_id = o.buyer_id
-        and c.clicked_at <= o.ordered_at
-        and c.clicked_at > {{ dbt.dateadd('day', -1 * cfg('attribution_window_days'), 'o.ordered_at') }}
-    qualify row_number() over (partition by o.order_id order by c.clicked_at desc, c.click_id desc) = 1
+        attributed.order_id,
+        attributed.last_click.click_id as click_id,
+        attributed.last_click.link_id as link_id,
+        attributed.last_click.clicked_at as clicked_at
+    from (
+        select
+            o.order_id,
+            max({{ struct_of([('clicked_at', 'c.clicked_at'), ('click_id', 'c.click_id'), ('link_id', 'c.link_id')]) }}) as last_click
+        from {{ order_heads }} as o
+        inner join {{ clicks }} as c
+            on c.buyer_id = o.buyer_id
+            and c.clicked_at <= o.ordered_at
+            and c.clicked_at > {{ dbt.dateadd('day', -1 * cfg('attribution_window_days'), 'o.ordered_at') }}
+        group by o.order_id
+    ) as attributed
 {%- endmacro %}

@@ -63,10 +63,12 @@
         {%- do run_query('create database if not exists raw') -%}
         {%- do run_query('create or replace view raw.manifest as select '
                          ~ _typed_select(raw_manifest_columns()) ~ ' from parquet.`' ~ manifest ~ '`') -%}
+        {%- set counts = run_query("select export, count(*) as n from raw.manifest where status = 'loaded' group by export") -%}
+        {%- set loaded_files = {} -%}
+        {%- for row in counts.rows -%}{%- do loaded_files.update({row[0]: row[1]}) -%}{%- endfor -%}
         {%- for export, columns in raw_export_columns().items() -%}
             {%- set loaded = "(select sha256 from raw.manifest where status = 'loaded' and export = '" ~ export ~ "')" -%}
-            {%- set n_files = run_query("select count(*) from raw.manifest where status = 'loaded' and export = '" ~ export ~ "'").columns[0].values()[0] -%}
-            {%- if n_files > 0 -%}
+            {%- if loaded_files.get(export, 0) > 0 -%}
                 {%- set src = 'parquet.`' ~ raw_dir ~ '/' ~ export ~ '`' -%}
                 {%- do run_query('create or replace view raw.' ~ export ~ ' as select '
                                  ~ _typed_select(columns + raw_lineage_columns()) ~ ' from ' ~ src
