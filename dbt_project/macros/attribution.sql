@@ -1,7 +1,8 @@
 {#- 跟单 (settlement-rules §1), shared by settlement and the marts: for each row of
     `order_heads` (order_id, buyer_id, ordered_at) the last click by that buyer with
     ordered_at - window < clicked_at <= ordered_at; ties on clicked_at: the greatest
-    click_id as a string. `clicks` has click_id, link_id, buyer_id, clicked_at. Returns
+    click_id as a string. `clicks` (any relation with click_id, link_id, buyer_id,
+    clicked_at) is narrowed here to the buyers of `order_heads`. Returns
     order_id, click_id, link_id, clicked_at for attributed orders only.
 
     The last click is max((clicked_at, click_id, link_id)) per order: structs compare
@@ -20,7 +21,13 @@
             o.order_id,
             max({{ struct_of([('clicked_at', 'c.clicked_at'), ('click_id', 'c.click_id'), ('link_id', 'c.link_id')]) }}) as last_click
         from {{ order_heads }} as o
-        inner join {{ clicks }} as c
+        inner join (
+            -- only the clicks of buyers who ordered, only the columns needed: this keeps
+            -- the range join small
+            select click_id, link_id, buyer_id, clicked_at
+            from {{ clicks }}
+            where buyer_id in (select buyer_id from {{ order_heads }})
+        ) as c
             on c.buyer_id = o.buyer_id
             and c.clicked_at <= o.ordered_at
             and c.clicked_at > {{ dbt.dateadd('day', -1 * cfg('attribution_window_days'), 'o.ordered_at') }}

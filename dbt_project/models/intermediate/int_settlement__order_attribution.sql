@@ -1,7 +1,6 @@
 -- 跟单 (§1): each order of a newly settled line goes to the last click by the order's
 -- buyer on any share link with ordered_at - 15 days < clicked_at <= ordered_at; ties on
 -- clicked_at: the greatest click_id. The order's buyer and time are its lowest line's.
--- Only the clicks of buyers who ordered are joined, to keep the range join small.
 with order_heads as (
     select
         order_id,
@@ -12,14 +11,8 @@ with order_heads as (
     qualify row_number() over (partition by order_id order by line_no) = 1
 ),
 
-candidate_clicks as (
-    select click_id, link_id, buyer_id, clicked_at
-    from {{ ref('stg_exports__clicks') }}
-    where buyer_id in (select buyer_id from order_heads)
-),
-
 last_click as (
-    {{ last_click_attribution('order_heads', 'candidate_clicks') }}
+    {{ last_click_attribution('order_heads', ref('stg_exports__clicks')) }}
 )
 
 select

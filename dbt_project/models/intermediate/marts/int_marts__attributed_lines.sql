@@ -32,14 +32,8 @@ heads_in_window as (
     where {{ marts_refresh_filter('cast(ordered_at as date)', refresh_from) }}
 ),
 
-candidate_clicks as (
-    select click_id, link_id, buyer_id, clicked_at
-    from {{ ref('stg_exports__clicks') }}
-    where buyer_id in (select buyer_id from heads_in_window)
-),
-
 last_click as (
-    {{ last_click_attribution('heads_in_window', 'candidate_clicks') }}
+    {{ last_click_attribution('heads_in_window', ref('stg_exports__clicks')) }}
 )
 
 select
