@@ -4,7 +4,8 @@ without Airflow, dbt or Great Expectations.
 It reads dbt's manifest of an earlier `dbt build` of the same month (the compiled SQL of
 every model and data test that build ran, in dependency order), then in one connection:
 
-1. models: `create or replace table|view <relation> as <compiled SQL>`;
+1. models: `create or replace table|view <relation> as <compiled SQL>`; an incremental
+   staging model that exists is merged as dbt-duckdb does (delete+insert on its key);
 2. data tests: `select count(*) from (<compiled SQL>)` (must be 0, as in dbt);
 3. gate queries: the rows the gate reads (settlement_checks, payouts, payout_lines,
    settlement_run_totals) fetched as Arrow, and every invariant must be 0;
@@ -63,6 +64,12 @@ def _ordered_nodes(manifest: dict, executed: set[str]) -> list[dict]:
     return order
 
 
+def _exists(con, node: dict) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [node["schema"], node["alias"]]).fetchone()[0])
+
+
 def run_floor(warehouse: Path, month: str, target_dir: Path | None = None) -> dict:
     warehouse = Path(warehouse)
     target_dir = Path(target_dir or os.environ.get("BENCH_DBT_TARGET") or warehouse / "dbt" / "target")
@@ -84,7 +91,16 @@ def run_floor(warehouse: Path, month: str, target_dir: Path | None = None) -> di
             kind = "view" if n["config"]["materialized"] == "view" else "table"
             con.execute(f"create schema if not exists {n['schema']}")
             t = time.perf_counter()
-            con.execute(f"create or replace {kind} {rel} as {n['compiled_code']}")
+            if n["config"]["materialized"] == "incremental" and _exists(con, n):
+                # what dbt-duckdb's delete+insert does with the rows of the incremental select
+                key = n["config"]["unique_key"]
+                keys = [key] if isinstance(key, str) else list(key)
+                con.execute(f"create or replace temp table floor_delta as {n['compiled_code']}")
+                on = " and ".join(f"d.{k} = t.{k}" for k in keys)
+                con.execute(f"delete from {rel} as t where exists (select 1 from floor_delta as d where {on})")
+                con.execute(f"insert into {rel} by name select * from floor_delta")
+            else:
+                con.execute(f"create or replace {kind} {rel} as {n['compiled_code']}")
             out["model_seconds"][n["name"]] = round(time.perf_counter() - t, 3)
         out["models_seconds"] = round(time.perf_counter() - t0, 3)
 

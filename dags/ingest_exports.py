@@ -1,6 +1,6 @@
 """ingest_exports: load new export files from the landing directory into the raw layer.
 
-Once a day (06:00 Asia/Shanghai) and on demand, one task runs `ingestion.ingest`:
+Once a day (06:00 Asia/Shanghai) and on demand, task `ingest_new_files` runs `ingestion.ingest`:
 every file under `<landing>/<export>/<YYYY-MM-DD>/` that the manifest has not seen is
 validated and loaded into `<warehouse>/raw/...parquet` and the `raw` schema of
 `<warehouse>/supernova.duckdb` (bad rows to `raw.quarantine`). Ingest is idempotent, so
@@ -9,8 +9,10 @@ catch-up runs after the first are cheap no-ops.
 The task fails (no retries) when any file was rejected, with the summary naming the
 file and the reason; the files that were fine are loaded regardless. On success it
 updates the Asset `supernova://warehouse/raw`, which downstream DAGs can be scheduled
-on. It holds the DuckDB file for the whole run: do not run it beside another task that
-writes the same warehouse file.
+on. Then task `stage_new_files` merges the newly loaded files into the staging layer (one
+incremental `dbt build` of the staging models and their tests, supernova.staging), so a
+month's settlement does not deduplicate the whole history again. Both tasks hold the
+DuckDB file: they share the 1-slot `supernova_warehouse` pool with the other DAGs.
 
 Trigger by hand with params `landing` and `warehouse` (defaults: supernova.settings).
 """
@@ -55,7 +57,15 @@ def ingest_exports():
             raise AirflowFailException(result.summary())
         return result.as_dict()
 
-    ingest_new_files()
+    @task(retries=0, pool="supernova_warehouse")
+    def stage_new_files(loaded: dict, params=None) -> dict:
+        """Merge the newly loaded files into the incremental staging layer (dbt), so the
+        monthly settlement starts from current staging instead of the whole history."""
+        from supernova import staging
+
+        return staging.stage(params["warehouse"], log=print)
+
+    stage_new_files(ingest_new_files())
 
 
 ingest_exports()

@@ -33,6 +33,10 @@ def cmd_ingest(args) -> int:
     result = ingest(args.landing or settings.default_landing(),
                     args.warehouse or settings.default_warehouse(), progress=print)
     print(result.summary())
+    if args.stage:
+        from supernova import staging
+
+        staging.stage(args.warehouse or settings.default_warehouse(), log=print)
     return 0 if result.ok else 1
 
 
@@ -123,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("ingest", help="load new export files into the warehouse")
     _add_paths(i)
+    i.add_argument("--stage", action="store_true",
+                   help="then merge the new files into the staging layer (as the ingest_exports DAG does)")
     i.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("settle", help="settle a month through the monthly_settlement DAG (in process)")

@@ -1,8 +1,9 @@
 """The data-quality gate: Great Expectations suites (expectations/*.json) over the month's
 candidate tables, fail-closed.
 
-Great Expectations has no working DuckDB datasource, so each table is read into a pandas
-DataFrame and validated there. DECIMAL becomes float in pandas, so exact money identities
+Great Expectations has no working DuckDB datasource, so each table is read into pandas
+DataFrames and validated there; the large tables in chunks of bounded size (CHUNK_BY), so
+the gate's memory does not grow with the month. DECIMAL becomes float in pandas, so exact money identities
 are not checked here: they are proven in SQL by the dbt model `settlement_checks`, and the
 `settlement_checks` suite requires every one of those checks to report 0 violations.
 """
@@ -41,8 +42,74 @@ def _import_gx():
     return gx
 
 
+# Tables validated in chunks so that the gate's memory does not grow with the month: the
+# rows are split by a hash of a column that every uniqueness expectation of the suite
+# includes, so a duplicate always falls into one chunk and per-chunk results add up to
+# the whole table's. Chunk size: SUPERNOVA_GATE_CHUNK_ROWS (default 1,000,000 rows).
+CHUNK_BY = {
+    "payout_lines": "order_id",   # unique (settlement_month, order_id, line_no, beneficiary_id, level, kind)
+    "payouts": "promoter_id",     # unique promoter_id
+}
+
+
+def chunk_rows() -> int:
+    value = os.environ.get("SUPERNOVA_GATE_CHUNK_ROWS", "1000000")
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"SUPERNOVA_GATE_CHUNK_ROWS must be a positive number of rows, not {value!r}")
+    return n
+
+
+def table_chunks(con, table: str, chunk_by: str | None):
+    """The rows of settlement_build.<table> as DataFrames of at most about chunk_rows()
+    rows each (one frame when the table is small or has no chunk column)."""
+    total = con.execute(f"select count(*) from settlement_build.{table}").fetchone()[0]
+    parts = max(1, -(-total // chunk_rows())) if chunk_by else 1
+    if parts == 1:
+        yield con.execute(f"select * from settlement_build.{table}").df()
+        return
+    for i in range(parts):
+        yield con.execute(
+            f"select * from settlement_build.{table} where hash({chunk_by}) % {parts} = {i}").df()
+
+
+def _result(suite_name: str, r) -> dict:
+    cfg = r.expectation_config
+    kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
+    return {
+        "suite": suite_name,
+        "expectation": cfg.type,
+        "column": kwargs.get("column") or kwargs.get("column_list"),
+        "success": bool(r.success),
+        "unexpected_count": (r.result or {}).get("unexpected_count"),
+        "examples": [str(x) for x in ((r.result or {}).get("partial_unexpected_list") or [])[:5]],
+        "observed": str((r.result or {}).get("observed_value", ""))[:200],
+        "error": (r.exception_info or {}).get("exception_message") if r.exception_info else None,
+    }
+
+
+def _combine(chunks: list[dict]) -> dict:
+    """One expectation's results over every chunk: it passes when every chunk passes."""
+    failed = [c for c in chunks if not c["success"]]
+    out = dict(failed[0] if failed else chunks[-1])
+    out["success"] = not failed
+    counts = [c["unexpected_count"] for c in chunks if c["unexpected_count"] is not None]
+    out["unexpected_count"] = sum(counts) if counts else None
+    out["examples"] = [x for c in failed for x in c["examples"]][:5]
+    errors = [c["error"] for c in chunks if c.get("error")]
+    out["error"] = errors[0] if errors else None
+    out["chunks"] = len(chunks)
+    return out
+
+
 def validate_frames(frames: dict, month: str) -> list[dict]:
-    """Validate each DataFrame with its suite; one result dict per expectation."""
+    """Validate each suite's data with its suite; one result dict per expectation. A value
+    of `frames` is a DataFrame or an iterable of DataFrames (chunks of one table)."""
+    import pandas as pd
+
     gx = _import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -50,27 +117,22 @@ def validate_frames(frames: dict, month: str) -> list[dict]:
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     source = ctx.data_sources.add_pandas("supernova")
     results = []
-    for suite_name, df in frames.items():
+    for suite_name, data in frames.items():
         asset = source.add_dataframe_asset(name=suite_name)
         batch_def = asset.add_batch_definition_whole_dataframe(f"{suite_name}_all")
         suite = ctx.suites.add(gx.ExpectationSuite(**load_suite(suite_name, month)))
         vd = ctx.validation_definitions.add(
             gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch_def, suite=suite)
         )
-        res = vd.run(batch_parameters={"dataframe": df})
-        for r in res.results:
-            cfg = r.expectation_config
-            kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
-            results.append({
-                "suite": suite_name,
-                "expectation": cfg.type,
-                "column": kwargs.get("column") or kwargs.get("column_list"),
-                "success": bool(r.success),
-                "unexpected_count": (r.result or {}).get("unexpected_count"),
-                "examples": [str(x) for x in ((r.result or {}).get("partial_unexpected_list") or [])[:5]],
-                "observed": str((r.result or {}).get("observed_value", ""))[:200],
-                "error": (r.exception_info or {}).get("exception_message") if r.exception_info else None,
-            })
+        per_expectation: list[list[dict]] = []
+        for df in ([data] if isinstance(data, pd.DataFrame) else data):
+            res = vd.run(batch_parameters={"dataframe": df})
+            for i, r in enumerate(res.results):
+                if i == len(per_expectation):
+                    per_expectation.append([])
+                per_expectation[i].append(_result(suite_name, r))
+            del df, res  # one chunk in memory at a time
+        results.extend(_combine(chunks) for chunks in per_expectation)
     return results
 
 
@@ -78,10 +140,10 @@ def run_gate(warehouse: Path, month: str) -> dict:
     """Validate the candidate tables in settlement_build. Returns
     {"ok": bool, "results": [...], "failed_checks": [...]} ; never publishes anything."""
     with connect(warehouse, read_only=True) as con:
-        frames = {suite: con.execute(f"select * from settlement_build.{table}").df()
+        checks = con.execute("select * from settlement_build.settlement_checks").df()
+        frames = {suite: (checks if table == "settlement_checks" else table_chunks(con, table, CHUNK_BY.get(table)))
                   for suite, table in SUITES.items()}
-    results = validate_frames(frames, month)
-    checks = frames["settlement_checks"]
+        results = validate_frames(frames, month)
     failed_checks = [
         {"check": row.check_name, "description": row.description,
          "violations": int(row.violations), "examples": row.examples}

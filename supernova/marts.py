@@ -102,12 +102,18 @@ def _dbt_failures(res) -> list[str]:
 
 def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
     """One dbt invocation: `dbt build` of the marts and their upstream models + tests."""
+    from supernova import staging
     from supernova.settle import dbt_invoke
 
-    args = ["build", *DBT_SELECT] + (["--full-refresh"] if full_refresh else [])
     t0 = time.perf_counter()
     with _Locked(warehouse, "build", log):
+        # the marts' upstream includes the incremental staging models (macros/staging.sql)
+        if not full_refresh and staging.build_args(warehouse, log):
+            full_refresh = True
+        args = ["build", *DBT_SELECT] + (["--full-refresh"] if full_refresh else [])
         res = dbt_invoke(warehouse, args)
+        if res.success:
+            staging.record_built(warehouse)
     seconds = round(time.perf_counter() - t0, 1)
     if not res.success:
         failures = _dbt_failures(res) or ["dbt build failed (see <warehouse>/dbt/logs/dbt.log)"]

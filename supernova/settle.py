@@ -369,7 +369,8 @@ def _failures(res, warehouse: Path) -> list[dict]:
 
 
 def build_step(ctx: dict, plan: dict, log=print) -> dict:
-    """One `dbt build` of staging → intermediate → settlement for the month."""
+    """One `dbt build` of staging (incremental: new files only) → intermediate → settlement
+    for the month."""
     warehouse = Path(ctx["warehouse"])
     if plan["action"] != "settle":
         return {"skipped": True}
@@ -383,11 +384,14 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     # Unit tests run in the test suite, not here: they need no data and must not block a month.
     # `+path:models/settlement`: the settlement models and everything upstream of them
     # (staging, int_settlement__*), with their data tests; not the marts.
+    from supernova import staging
     from supernova.summary import heartbeat
 
+    # staging is incremental: it merges only files not yet staged, unless its code changed
+    staging_args = staging.build_args(warehouse, log)
     with heartbeat("dbt build", log):
         res = dbt_invoke(warehouse, ["build", "--select", "+path:models/settlement",
-                                     "--exclude-resource-type", "unit_test"], vars_)
+                                     "--exclude-resource-type", "unit_test", *staging_args], vars_)
     elapsed = round(time.time() - t0, 1)
     if not res.success:
         failures = _failures(res, warehouse)
@@ -398,6 +402,7 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
             for ex in f.get("examples", [])[:5]:
                 lines.append(f"      e.g. {ex}")
         raise BuildFailed("\n".join(lines))
+    staging.record_built(warehouse)
     n = len(getattr(res.result, "results", []) or [])
     fault_point("after_build")
     RunState(warehouse, ctx["attempt_id"]).update(build={"ok": True, "seconds": elapsed, "nodes": n})

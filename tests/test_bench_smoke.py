@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_harness_produces_its_result_table(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--scale", "tiny", "--days", "2", "--runs", "2",
-         "--stages", "ingest_day", "--root", str(tmp_path)],
+         "--stages", "ingest_day,stage_day", "--root", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -26,11 +26,18 @@ def test_harness_produces_its_result_table(tmp_path):
     assert len(day) == 2 and all(r["rc"] == 0 and r["result"]["ok"] for r in day)
     assert all(r["wall_s"] > 0 and r["peak_rss_mb"] > 10 for r in day)
     assert all(r["result"]["rows_loaded"] > 0 for r in day), "the day's files were not ingested"
+    [staged] = results["stages"]["stage_month"]
+    assert staged["rc"] == 0 and staged["result"]["ok"] and staged["result"]["full_refresh"] is False
+    merged = results["stages"]["stage_day"]
+    assert len(merged) == 2 and all(r["rc"] == 0 and r["result"]["ok"] for r in merged)
+    # the merged day's files were really re-staged, incrementally
+    assert all(r["result"]["file_records_forgotten"] > 0 and not r["result"]["full_refresh"] for r in merged)
     summary = results["summary"]["ingest_day"]
     assert summary["ok"] == 2 and summary["wall_s"] is not None
     table = (tmp_path / "results" / "tiny.md").read_text()
     assert "| stage | runs ok | median wall s |" in table
     assert "ingest one delivery day" in table and "ingest the whole landing" in table
+    assert "stage one delivery day" in table
     # the cached dataset is reused by a second invocation (no regeneration)
     marker = tmp_path / "data" / "tiny" / "generated.json"
     before = marker.stat().st_mtime

@@ -15,8 +15,10 @@ def test_dag_imports_and_is_configured(dagbag):
     assert str(dag.timezone.name) == "Asia/Shanghai"
     assert set(dag.params) >= {"landing", "warehouse"}
     assert dag.doc_md and "ingest" in dag.doc_md
-    [t] = dag.tasks
-    assert [o.uri for o in t.outlets] == ["supernova://warehouse/raw"]
+    ingest_task, stage_task = dag.get_task("ingest_new_files"), dag.get_task("stage_new_files")
+    assert [o.uri for o in ingest_task.outlets] == ["supernova://warehouse/raw"]
+    assert stage_task.upstream_task_ids == {"ingest_new_files"}
+    assert {t.pool for t in dag.tasks} == {"supernova_warehouse"}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,9 @@ def test_dag_test_run_ingests_and_fails_on_rejection(dag, tmp_path):
     run = dag.test(run_conf={"landing": str(landing), "warehouse": str(wh)})
     assert run.state == "success"
     assert query(wh, "SELECT count(*) FROM raw.orders") == [(2,)]
+    # ... and staged them: the staging layer is current after the daily run
+    assert query(wh, "SELECT order_id FROM staging.stg_exports__orders ORDER BY 1") == [("O1",), ("O2",)]
+    assert query(wh, "SELECT count(*) FROM staging.staged_files WHERE model = 'stg_exports__orders'") == [(1,)]
 
     write(landing, "orders", "bad.csv", "order_id\nO3\n")
     write(landing, "clicks", "c.csv", csv_text([row("clicks")]))

@@ -57,22 +57,31 @@ rules as (
     from {{ ref('stg_exports__commission_rules') }}
 ),
 
+-- one equi-join per rule scope (an OR of the three join keys would force a nested-loop
+-- join of every SKU-day with every rule: the mart's largest cost at programme scale)
+{%- set in_force -%}
+        r.valid_from < {{ dbt.dateadd('day', 1, 's.ranking_date') }}
+        and (r.valid_to is null or r.valid_to >= {{ dbt.dateadd('day', 1, 's.ranking_date') }})
+{%- endset %}
+
 rate_candidates as (
-    select
-        s.ranking_date,
-        s.sku_id,
-        r.rate,
-        case r.scope when 'sku' then 1 when 'merchant' then 2 else 3 end as precedence,
-        r.rule_id
+    select s.ranking_date, s.sku_id, r.rate, 1 as precedence, r.rule_id
     from sku_days as s
     inner join rules as r
-        on r.valid_from < {{ dbt.dateadd('day', 1, 's.ranking_date') }}
-        and (r.valid_to is null or r.valid_to >= {{ dbt.dateadd('day', 1, 's.ranking_date') }})
-        and (
-            (r.scope = 'sku' and r.sku_id = s.sku_id)
-            or (r.scope = 'merchant' and r.merchant_id = s.merchant_id)
-            or (r.scope = 'category' and r.category = s.category and s.is_self_operated)
-        )
+        on r.scope = 'sku' and r.sku_id = s.sku_id
+        and {{ in_force }}
+    union all
+    select s.ranking_date, s.sku_id, r.rate, 2 as precedence, r.rule_id
+    from sku_days as s
+    inner join rules as r
+        on r.scope = 'merchant' and r.merchant_id = s.merchant_id
+        and {{ in_force }}
+    union all
+    select s.ranking_date, s.sku_id, r.rate, 3 as precedence, r.rule_id
+    from sku_days as s
+    inner join rules as r
+        on r.scope = 'category' and r.category = s.category and s.is_self_operated
+        and {{ in_force }}
 ),
 
 rates as (

@@ -1,5 +1,9 @@
 -- One row per buyer_id: the row delivered last wins (later delivery date, then later
 -- file name, then later row; settlement-rules §0).
+{{ config(
+    unique_key='buyer_id',
+    post_hook="{{ staging_record_files('buyers') }}",
+) }}
 select
     buyer_id,
     gender,
@@ -10,5 +14,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'buyers') }}
+from {{ source('exports', 'buyers') }} as exported
+{{ staging_redelivered_only('buyers', ['buyer_id'], 'exported') }}
 qualify row_number() over (partition by buyer_id order by {{ delivered_last() }}) = 1

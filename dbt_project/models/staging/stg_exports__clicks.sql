@@ -1,5 +1,9 @@
 -- One row per click_id: the row delivered last wins (later delivery date, then later
 -- file name, then later row; settlement-rules §0).
+{{ config(
+    unique_key='click_id',
+    post_hook="{{ staging_record_files('clicks') }}",
+) }}
 select
     click_id,
     link_id,
@@ -8,5 +12,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'clicks') }}
+from {{ source('exports', 'clicks') }} as exported
+{{ staging_redelivered_only('clicks', ['click_id'], 'exported') }}
 qualify row_number() over (partition by click_id order by {{ delivered_last() }}) = 1

@@ -1,5 +1,9 @@
 -- One row per rule_id: the row delivered last wins (later delivery date, then later
 -- file name, then later row; settlement-rules §0).
+{{ config(
+    unique_key='rule_id',
+    post_hook="{{ staging_record_files('commission_rules') }}",
+) }}
 select
     rule_id,
     scope,
@@ -12,5 +16,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'commission_rules') }}
+from {{ source('exports', 'commission_rules') }} as exported
+{{ staging_redelivered_only('commission_rules', ['rule_id'], 'exported') }}
 qualify row_number() over (partition by rule_id order by {{ delivered_last() }}) = 1

@@ -1,4 +1,8 @@
 -- Latest snapshot per group (§0); equal snapshot dates: the one delivered last.
+{{ config(
+    unique_key='group_id',
+    post_hook="{{ staging_record_files('groups') }}",
+) }}
 select
     group_id,
     owner_id,
@@ -9,5 +13,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'groups') }}
+from {{ source('exports', 'groups') }} as exported
+{{ staging_redelivered_only('groups', ['group_id'], 'exported') }}
 qualify row_number() over (partition by group_id order by snapshot_date desc, {{ delivered_last() }}) = 1

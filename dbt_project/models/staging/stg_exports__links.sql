@@ -1,5 +1,9 @@
 -- One row per link_id: the row delivered last wins (later delivery date, then later
 -- file name, then later row; settlement-rules §0).
+{{ config(
+    unique_key='link_id',
+    post_hook="{{ staging_record_files('links') }}",
+) }}
 select
     link_id,
     promoter_id,
@@ -9,5 +13,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'links') }}
+from {{ source('exports', 'links') }} as exported
+{{ staging_redelivered_only('links', ['link_id'], 'exported') }}
 qualify row_number() over (partition by link_id order by {{ delivered_last() }}) = 1

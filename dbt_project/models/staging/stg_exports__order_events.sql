@@ -1,6 +1,10 @@
 -- Status changes of order lines. Identity (§0): event_id when upstream provides one,
 -- otherwise the whole parsed row (order_id, line_no, event, event_at, amount). A
 -- re-delivered event collapses to the version delivered last.
+{{ config(
+    unique_key='event_key',
+    post_hook="{{ staging_record_files('order_events') }}",
+) }}
 select
     order_id,
     line_no,
@@ -8,10 +12,12 @@ select
     event_at,
     amount,
     event_id,
+    {{ order_event_key('exported') }} as event_key,
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'order_events') }}
+from {{ source('exports', 'order_events') }} as exported
+{{ staging_redelivered_only('order_events', order_event_key, 'exported', narrow_by='order_id') }}
 qualify row_number() over (
     partition by
         event_id,

@@ -1,5 +1,9 @@
 -- One row per order_id, line_no: the row delivered last wins (later delivery date, then later
 -- file name, then later row; settlement-rules §0).
+{{ config(
+    unique_key=['order_id', 'line_no'],
+    post_hook="{{ staging_record_files('orders') }}",
+) }}
 select
     order_id,
     line_no,
@@ -15,5 +19,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'orders') }}
+from {{ source('exports', 'orders') }} as exported
+{{ staging_redelivered_only('orders', ['order_id', 'line_no'], 'exported') }}
 qualify row_number() over (partition by order_id, line_no order by {{ delivered_last() }}) = 1

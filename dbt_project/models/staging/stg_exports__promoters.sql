@@ -1,6 +1,10 @@
 -- Every version of every promoter (status, platform and inviter change over time; a run
 -- for month M uses the latest version before M's cutoff, §0). A version re-delivered
 -- with the same updated_at collapses to the one delivered last.
+{{ config(
+    unique_key=['promoter_id', 'updated_at'],
+    post_hook="{{ staging_record_files('promoters') }}",
+) }}
 select
     promoter_id,
     platform,
@@ -15,5 +19,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'promoters') }}
+from {{ source('exports', 'promoters') }} as exported
+{{ staging_redelivered_only('promoters', ['promoter_id', 'updated_at'], 'exported') }}
 qualify row_number() over (partition by promoter_id, updated_at order by {{ delivered_last() }}) = 1

@@ -1,5 +1,9 @@
 -- One row per sku_id: the row delivered last wins (later delivery date, then later
 -- file name, then later row; settlement-rules §0).
+{{ config(
+    unique_key='sku_id',
+    post_hook="{{ staging_record_files('skus') }}",
+) }}
 select
     sku_id,
     merchant_id,
@@ -10,5 +14,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'skus') }}
+from {{ source('exports', 'skus') }} as exported
+{{ staging_redelivered_only('skus', ['sku_id'], 'exported') }}
 qualify row_number() over (partition by sku_id order by {{ delivered_last() }}) = 1

@@ -1,0 +1,144 @@
+{#- Incremental staging (docs/architecture.md, "Staging is incremental").
+
+    A staging model keeps one row per key of its export: the version delivered last (§0).
+    A newly delivered file can only change the keys it contains, so on DuckDB each
+    staging model is an incremental model (delete+insert on its key) that recomputes
+    exactly those keys from *all* their raw versions, old and new, and replaces them.
+    The result is the same as deduplicating the whole history (tests/test_staging.py
+    proves it row for row), but a run reads one delivery's worth of keys instead of every
+    row ever delivered.
+
+    Which files are new is recorded per model in `<staging schema>.staged_files`
+    (model, sha256): a post-hook adds every loaded file of the export once the model is
+    built, in the same transaction (a failed build records nothing; a full build records
+    everything it read). A file recorded but whose rows all lost to later versions is
+    never looked at again, so a daily snapshot export stays O(one day). Re-staging a
+    file is always harmless: the keys it touches are recomputed from raw.
+
+    On Spark (file_format parquet has no delete) the staging models are plain tables,
+    rebuilt every run: same SQL, `is_incremental()` is never true there. -#}
+
+{#- The record table lives in the staging schema (generate_schema_name: 'staging'). -#}
+{% macro staged_files_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema=generate_schema_name('staging', none), identifier='staged_files')) }}
+{%- endmacro %}
+
+{#- The loaded files of `export` not yet staged into this model, as rows
+    (sha256, delivery_date 'YYYY-MM-DD'); none when this warehouse keeps no record yet
+    (a staging table built before staging was incremental): then every key is recomputed,
+    which is slow once and still exact. -#}
+{% macro staging_new_files(export) -%}
+    {%- set rel = staged_files_relation() -%}
+    {%- set tracked = adapter.get_relation(database=rel.database, schema=rel.schema, identifier=rel.identifier) -%}
+    {%- if tracked is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set sql -%}
+        select m.sha256, cast(m.delivery_date as {{ dbt.type_string() }}) as delivery_date
+        from {{ source('exports', 'manifest') }} as m
+        where m.export = '{{ export }}'
+            and m.status = 'loaded'
+            and not exists (
+                select 1 from {{ tracked }} as s
+                where s.model = '{{ this.identifier }}' and s.sha256 = m.sha256
+            )
+        order by 2, 1
+    {%- endset -%}
+    {{ return(run_query(sql).rows) }}
+{%- endmacro %}
+
+{#- The where-clause of a staging model's select over `from_relation as alias`: on an
+    incremental run, only the rows whose key occurs in a new file (all their versions, so
+    the dedup that follows picks the same winner a full rebuild would). Empty otherwise. -#}
+{% macro staging_redelivered_only(export, keys, alias, from_relation=none, narrow_by=none) -%}
+    {%- if execute and is_incremental() -%}
+        {%- set new = staging_new_files(export) -%}
+        {%- set rel = from_relation if from_relation is not none else source('exports', export) -%}
+        {%- if new is none -%}
+            {#- nothing recorded: recompute every key -#}
+        {%- elif new | length == 0 -%}
+            where 1 = 0
+        {%- else -%}
+            {%- set key_cols = keys if (keys is iterable and keys is not string) else none -%}
+            {%- set new_files -%}
+                redelivered._delivery_date >= cast('{{ new | map(attribute=1) | min }}' as date)
+                    and redelivered._file_sha256 in (
+                        {%- for r in new %}'{{ r[0] }}'{{ ", " if not loop.last }}{% endfor -%}
+                    )
+            {%- endset %}
+            where
+            {%- if narrow_by is not none %}
+                -- a plain column every version of a key shares: a cheap hash semi-join first,
+                -- so the computed key is only built for the rows that can match
+                {{ alias }}.{{ narrow_by }} in (
+                    select redelivered.{{ narrow_by }} from {{ rel }} as redelivered where {{ new_files }}
+                ) and
+            {%- endif %}
+            exists (
+                select 1
+                from {{ rel }} as redelivered
+                -- a literal lower bound lets the Parquet scan skip older files by statistics
+                where {{ new_files }}
+                    {%- if key_cols is not none %}
+                    {%- for k in key_cols %}
+                    and redelivered.{{ k }} = {{ alias }}.{{ k }}
+                    {%- endfor %}
+                    {%- else %}
+                    and {{ keys('redelivered') }} = {{ keys(alias) }}
+                    {%- endif %}
+            )
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- on-run-start: the record table exists before any staging model runs (once, not per
+    model: models build on parallel threads and DuckDB refuses concurrent creates). -#}
+{% macro staging_track_files() -%}
+    {%- if target.type != 'duckdb' -%}
+        select 1 as not_tracked
+    {%- else -%}
+        {%- set rel = staged_files_relation() -%}
+        create schema if not exists {{ rel.without_identifier() }};
+        create table if not exists {{ rel }} (
+            model {{ dbt.type_string() }},
+            sha256 {{ dbt.type_string() }}
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook (inside the model's transaction): record every loaded file of the export
+    as staged into this model. Nothing writes the raw layer during a dbt invocation, so
+    these are exactly the files the model's select saw. -#}
+{% macro staging_record_files(export) -%}
+    {%- if target.type != 'duckdb' -%}
+        select 1 as not_tracked
+    {%- else -%}
+        {%- set rel = staged_files_relation() -%}
+        insert into {{ rel }} (model, sha256)
+        select '{{ this.identifier }}', m.sha256
+        from {{ source('exports', 'manifest') }} as m
+        where m.export = '{{ export }}'
+            and m.status = 'loaded'
+            and not exists (
+                select 1 from {{ rel }} as s
+                where s.model = '{{ this.identifier }}' and s.sha256 = m.sha256
+            )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The identity of an order event (§0), as one string so that it can be a unique key:
+    event_id when upstream provides one, otherwise the whole parsed row. Text fields are
+    length-prefixed, so two different events never map to the same string. -#}
+{% macro order_event_key(alias) -%}
+    case
+        when {{ alias }}.event_id is not null
+            then {{ dbt.concat(["'i'", "cast(length(" ~ alias ~ ".event_id) as " ~ dbt.type_string() ~ ")", "':'", alias ~ ".event_id"]) }}
+        else {{ dbt.concat([
+            "'r'",
+            "cast(length(" ~ alias ~ ".order_id) as " ~ dbt.type_string() ~ ")", "':'", alias ~ ".order_id",
+            "'|'", "cast(" ~ alias ~ ".line_no as " ~ dbt.type_string() ~ ")",
+            "'|'", alias ~ ".event",
+            "'|'", "cast(" ~ alias ~ ".event_at as " ~ dbt.type_string() ~ ")",
+            "'|'", "coalesce(cast(" ~ alias ~ ".amount as " ~ dbt.type_string() ~ "), '~')"]) }}
+    end
+{%- endmacro %}

@@ -1,0 +1,122 @@
+"""Keeping the incremental staging layer (dbt_project/macros/staging.sql) trustworthy.
+
+An incremental staging model only recomputes the keys of newly delivered files, which is
+exact as long as the staging SQL that built the table is the SQL that runs now. So every
+dbt invocation that builds staging goes through `build_args()` / `record_built()`:
+
+* the fingerprint of the staging code (its models and the macros they use) is stored in
+  `staging.staging_code` after a successful build;
+* when the stored fingerprint is missing or different, the next build is a full refresh
+  (`--full-refresh`), logged with the reason. Nobody has to remember to do it.
+
+`stage()` is the ingest path's step: merge the newly loaded files into staging, so that a
+month's settlement starts from current staging instead of deduplicating the history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from supernova import settings
+from supernova.warehouse import connect, table_exists
+
+STAGING_MODELS = ("buyers", "clicks", "commission_rules", "groups", "links", "order_events",
+                  "orders", "promoters", "skus")
+STAGING_SELECT = ["--select", "path:models/staging", "--exclude-resource-type", "unit_test"]
+
+
+class StagingFailed(RuntimeError):
+    """dbt could not build the staging layer; nothing downstream was touched."""
+
+
+def code_files() -> list[Path]:
+    root = settings.DBT_PROJECT_DIR
+    staging = sorted(p for p in (root / "models" / "staging").rglob("*") if p.is_file())
+    # delivered_last() lives in settlement_config.sql, the incremental logic in staging.sql
+    return staging + [root / "macros" / "staging.sql", root / "macros" / "settlement_config.sql"]
+
+
+def code_fingerprint() -> str:
+    h = hashlib.sha256()
+    root = settings.DBT_PROJECT_DIR
+    for p in code_files():
+        h.update(str(p.relative_to(root)).encode())
+        h.update(b"\0")
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def full_refresh_reason(warehouse: Path) -> str | None:
+    """Why the next staging build must be a full refresh, or None (incremental is exact)."""
+    with connect(warehouse) as con:
+        built = [m for m in STAGING_MODELS if table_exists(con, "staging", f"stg_exports__{m}")]
+        if not built:
+            return None  # the first build is a full build anyway
+        if not table_exists(con, "staging", "staging_code"):
+            return "staging was built before its code was recorded"
+        row = con.execute("select fingerprint from staging.staging_code").fetchone()
+    if row is None:
+        return "staging was built before its code was recorded"
+    if row[0] != code_fingerprint():
+        return "the staging code changed since staging was last built"
+    return None
+
+
+def build_args(warehouse: Path, log=print) -> list[str]:
+    """Extra dbt arguments for an invocation that builds staging."""
+    reason = full_refresh_reason(warehouse)
+    if reason:
+        log(f"staging: full refresh ({reason})")
+        return ["--full-refresh"]
+    return []
+
+
+def record_built(warehouse: Path) -> None:
+    """After a successful build: staging now holds what this code computes."""
+    with connect(warehouse) as con:
+        con.execute("begin transaction")
+        con.execute("create schema if not exists staging")
+        con.execute("create table if not exists staging.staging_code (fingerprint varchar, recorded_at timestamp)")
+        con.execute("delete from staging.staging_code")
+        con.execute("insert into staging.staging_code values (?, current_timestamp)", [code_fingerprint()])
+        con.execute("commit")
+
+
+def stage(warehouse: Path, log=print) -> dict:
+    """One dbt build of the staging models and their tests: merge newly loaded files.
+    Holds the warehouse run lock (supernova.lock) meanwhile: a settlement in progress makes
+    this fail clearly instead of changing staging under it."""
+    import os
+    from datetime import datetime
+
+    from supernova import lock
+
+    warehouse = Path(warehouse)
+    run_id = f"stage-{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}"
+    lock.acquire(warehouse, run_id, log=log)
+    try:
+        return _stage(warehouse, log)
+    finally:
+        lock.release(warehouse, run_id)
+
+
+def _stage(warehouse: Path, log) -> dict:
+    from supernova.settle import dbt_invoke
+
+    extra = build_args(warehouse, log)
+    t0 = time.perf_counter()
+    res = dbt_invoke(warehouse, ["build", *STAGING_SELECT, *extra])
+    seconds = round(time.perf_counter() - t0, 1)
+    if not res.success:
+        problems = [f"{r.node.name}: {str(r.status).lower()}: {(r.message or '').strip()[:400]}"
+                    for r in (getattr(res.result, "results", None) or [])
+                    if str(r.status).lower() in ("error", "fail", "runtime error")]
+        if res.exception is not None:
+            problems.append(f"dbt: {res.exception}")
+        raise StagingFailed("staging build failed (see <warehouse>/dbt/logs/dbt.log):\n  "
+                            + "\n  ".join(problems or ["unknown dbt error"]))
+    record_built(warehouse)
+    log(f"staging: built in {seconds} s ({'full refresh' if extra else 'incremental'})")
+    return {"seconds": seconds, "full_refresh": bool(extra)}
