@@ -46,6 +46,11 @@ def replicate(src: Path, dst: Path, copies: int) -> dict:
     shutil.copy2(src / "supernova.duckdb", dst / "supernova.duckdb")
     con = duckdb.connect(str(dst / "supernova.duckdb"))
     try:
+        # only the raw layer is replicated: whatever dbt built from the source is dropped
+        for (schema,) in con.execute("select distinct schema_name from information_schema.schemata "
+                                     "where catalog_name = current_database() "
+                                     "and schema_name not in ('raw', 'main', 'information_schema', 'pg_catalog')").fetchall():
+            con.execute(f"drop schema {schema} cascade")
         rows = con.execute("select export, cast(delivery_date as varchar), sha256, file_path from raw.manifest "
                            "where status = 'loaded'").fetchall()
         letters = "abcdefghij"[:copies]
@@ -53,8 +58,11 @@ def replicate(src: Path, dst: Path, copies: int) -> dict:
             src_file = parquet_path(src, export, day, sha)
             cols = [r[0] for r in con.execute(f"describe select * from read_parquet('{src_file}')").fetchall()]
             for k in (letters if PREFIXED[export] else "a"):
-                sel = ", ".join(f"'{k}' || {c} as {c}" if c in PREFIXED[export] else c for c in cols)
                 new_sha = sha[:-1] + k if PREFIXED[export] else sha
+                # the lineage column names the file the row is in (incremental staging
+                # finds a new file's rows by it)
+                sel = ", ".join(f"'{k}' || {c} as {c}" if c in PREFIXED[export]
+                                else f"'{new_sha}' as {c}" if c == "_file_sha256" else c for c in cols)
                 out = parquet_path(dst, export, day, new_sha)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 con.execute(f"copy (select {sel} from read_parquet('{src_file}')) to '{out}' "
@@ -66,7 +74,8 @@ def replicate(src: Path, dst: Path, copies: int) -> dict:
                        encoding, rows_read, rows_loaded, rows_quarantined, status, reason, extra_columns,
                        ingest_run_id, loaded_at
                 from raw.manifest where status = 'loaded'
-                  and export not in ('skus', 'commission_rules')""")
+                  and export not in ('skus', 'commission_rules')
+                  and file_path not similar to '[b-j]/.*'""")  # the originals only, not earlier copies
         con.execute("""update raw.manifest set sha256 = left(sha256, 63) || 'a'
                        where status = 'loaded' and export not in ('skus', 'commission_rules')
                          and file_path not similar to '[b-j]/.*'""")
@@ -86,6 +95,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     src = a.root / "data" / a.src
     dst = a.root / "data" / a.dst
+    (dst / "stage_month.json").unlink(missing_ok=True)  # staging is rebuilt for the new data
     info = replicate(src / "warehouse", dst / "warehouse", a.copies)
     info.update(data_facts(dst / "warehouse"))
     src_gen = json.loads((src / "generated.json").read_text())

@@ -80,10 +80,24 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs from /proc/stat; (0, 0) where unavailable."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    steal = fields[7] if len(fields) > 7 else 0
+    return steal, sum(fields[:8])
+
+
 def measure(cmd: list[str], log_path: Path, env: dict | None = None, cwd: Path = ROOT) -> dict:
-    """Run cmd, return wall time, peak tree RSS, CPU and the stage's BENCH_RESULT line."""
+    """Run cmd, return wall time, peak tree RSS, CPU and the stage's BENCH_RESULT line.
+    Also the share of CPU time the hypervisor gave to other guests meanwhile (steal): on
+    a shared VM it slows every stage without showing up in the load average."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
+    steal0, total0 = _cpu_ticks()
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
@@ -102,6 +116,8 @@ def measure(cmd: list[str], log_path: Path, env: dict | None = None, cwd: Path =
         done.set()
         th.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
+    steal1, total1 = _cpu_ticks()
+    steal_pct = round(100 * (steal1 - steal0) / (total1 - total0), 1) if total1 > total0 else None
     result = {}
     for line in log_path.read_text(errors="replace").splitlines():
         if line.startswith("BENCH_RESULT "):
@@ -114,6 +130,7 @@ def measure(cmd: list[str], log_path: Path, env: dict | None = None, cwd: Path =
         "rc": proc.returncode,
         "load_before": round(load_before, 2),
         "load_after": round(os.getloadavg()[0], 2),
+        "steal_pct": steal_pct,
         "result": result,
         "log": str(log_path),
     }
@@ -267,6 +284,7 @@ def summarize(results: dict) -> dict:
             "min_wall_s": min((r["wall_s"] for r in ok), default=None),
             "max_wall_s": max((r["wall_s"] for r in ok), default=None),
             "load": [r["load_before"] for r in runs],
+            "steal_pct": [r.get("steal_pct") for r in runs],
             "cpu_s": median_of([{**r, "cpu_s": (r.get("user_s") or 0) + (r.get("sys_s") or 0)} for r in runs], "cpu_s"),
         }
         for k in ("build_seconds", "gate_seconds", "models_seconds", "tests_seconds", "publish_seconds", "dbt_seconds"):
@@ -311,8 +329,8 @@ def markdown(results: dict, summary: dict) -> str:
         f"{results.get('data', {}).get('raw_parquet_bytes', 0) / 1e9:.2f} GB; landing "
         f"{results.get('landing_bytes', 0) / 1e9:.2f} GB.",
         "",
-        "| stage | runs ok | median wall s | min–max s | median CPU s (user+sys) | median peak MB | load at start | inside |",
-        "|---|---|---|---|---|---|---|---|",
+        "| stage | runs ok | median wall s | min–max s | median CPU s (user+sys) | median peak MB | load at start | CPU steal % | inside |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in summary.items():
         if not isinstance(s, dict):
@@ -322,7 +340,8 @@ def markdown(results: dict, summary: dict) -> str:
                             "dbt_seconds") if k in s)
         lines.append(f"| {STAGE_TITLES.get(name, name)} | {s['ok']}/{s['runs']} | {s['wall_s']} | "
                      f"{s['min_wall_s']}–{s['max_wall_s']} | {s.get('cpu_s')} | {s['peak_rss_mb']} | "
-                     f"{', '.join(str(x) for x in s['load'])} | {inside} |")
+                     f"{', '.join(str(x) for x in s['load'])} | "
+                     f"{', '.join('' if x is None else str(x) for x in s.get('steal_pct', []))} | {inside} |")
     if "overhead_vs_floor" in summary:
         lines.append("")
         lines.append(f"Orchestration overhead (settle − floor) / floor: **{summary['overhead_vs_floor']:.0%}**.")

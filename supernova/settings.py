@@ -4,6 +4,7 @@ same code runs from the CLI, under `dag.test()`, in docker-compose and in tests.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +33,17 @@ def default_warehouse() -> Path:
 
 def duckdb_path(warehouse: Path) -> Path:
     return Path(warehouse) / "supernova.duckdb"
+
+
+# DuckDB's buffer pool, for dbt (profiles.yml reads the same variable and default) and for
+# every connection Python opens on the warehouse: without it DuckDB takes 80 % of RAM. 6 GB
+# keeps a settlement's whole process tree (Airflow, dbt, GX chunks) under 8 GB; above it
+# DuckDB spills to <warehouse>/supernova.duckdb.tmp/ (docs/benchmarks.md).
+DUCKDB_MEMORY_LIMIT_DEFAULT = "6GB"
+
+
+def duckdb_memory_limit() -> str:
+    value = os.environ.get("SUPERNOVA_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT_DEFAULT).strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, flags=re.IGNORECASE):
+        raise ValueError(f"SUPERNOVA_DUCKDB_MEMORY_LIMIT must look like '6GB' or '512MB', not {value!r}")
+    return value

@@ -31,6 +31,7 @@ def connect(warehouse: Path, read_only: bool = False):
         raise
     try:
         con.execute("set timezone = 'Asia/Shanghai'")
+        con.execute(f"set memory_limit = '{settings.duckdb_memory_limit()}'")
         yield con
     finally:
         con.close()
