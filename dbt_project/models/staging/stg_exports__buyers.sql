@@ -14,6 +14,5 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'buyers') }} as exported
-{{ staging_redelivered_only('buyers', ['buyer_id'], 'exported') }}
+from {{ staging_input('buyers', ['buyer_id']) }} as exported
 qualify row_number() over (partition by buyer_id order by {{ delivered_last() }}) = 1

@@ -12,6 +12,5 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'clicks') }} as exported
-{{ staging_redelivered_only('clicks', ['click_id'], 'exported') }}
+from {{ staging_input('clicks', ['click_id']) }} as exported
 qualify row_number() over (partition by click_id order by {{ delivered_last() }}) = 1

@@ -16,6 +16,5 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'commission_rules') }} as exported
-{{ staging_redelivered_only('commission_rules', ['rule_id'], 'exported') }}
+from {{ staging_input('commission_rules', ['rule_id']) }} as exported
 qualify row_number() over (partition by rule_id order by {{ delivered_last() }}) = 1

@@ -13,6 +13,5 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'groups') }} as exported
-{{ staging_redelivered_only('groups', ['group_id'], 'exported') }}
+from {{ staging_input('groups', ['group_id']) }} as exported
 qualify row_number() over (partition by group_id order by snapshot_date desc, {{ delivered_last() }}) = 1

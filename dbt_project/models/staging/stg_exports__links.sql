@@ -13,6 +13,5 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'links') }} as exported
-{{ staging_redelivered_only('links', ['link_id'], 'exported') }}
+from {{ staging_input('links', ['link_id']) }} as exported
 qualify row_number() over (partition by link_id order by {{ delivered_last() }}) = 1

@@ -19,6 +19,5 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'orders') }} as exported
-{{ staging_redelivered_only('orders', ['order_id', 'line_no'], 'exported') }}
+from {{ staging_input('orders', ['order_id', 'line_no']) }} as exported
 qualify row_number() over (partition by order_id, line_no order by {{ delivered_last() }}) = 1

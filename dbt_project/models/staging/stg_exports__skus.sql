@@ -14,6 +14,5 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ source('exports', 'skus') }} as exported
-{{ staging_redelivered_only('skus', ['sku_id'], 'exported') }}
+from {{ staging_input('skus', ['sku_id']) }} as exported
 qualify row_number() over (partition by sku_id order by {{ delivered_last() }}) = 1
