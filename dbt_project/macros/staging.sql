@@ -3,10 +3,10 @@
     A staging model keeps one row per key of its export: the version delivered last (§0).
     A newly delivered file can only change the keys it contains, so on DuckDB each
     staging model is an incremental model (delete+insert on its key) that recomputes
-    exactly those keys from their staged row and their new versions, and replaces them
-    (staging_input). The result is the same as deduplicating the whole history
-    (tests/test_staging.py proves it row for row), but a run reads one delivery instead
-    of every row ever delivered.
+    exactly those keys from *all* their raw versions, old and new, and replaces them.
+    The result is the same as deduplicating the whole history (tests/test_staging.py
+    proves it row for row), but a run reads one delivery's worth of keys instead of every
+    row ever delivered.
 
     Which files are new is recorded per model in `<staging schema>.staged_files`
     (model, sha256): a post-hook adds every loaded file of the export once the model is
@@ -47,70 +47,48 @@
     {{ return(run_query(sql).rows) }}
 {%- endmacro %}
 
-{#- The rows a staging model deduplicates, as a relation for its FROM clause. A full build:
-    every raw version. An incremental build: the rows of the new files, plus the rows this
-    model holds for the keys those files touch. The row a key keeps is the greatest of its
-    versions in a total order (delivered last, §0), so the greatest of (what is staged,
-    the new versions) is the greatest of all versions: the same winner a full rebuild
-    picks, reading one delivery instead of the history. `keys`: the key columns, or a
-    macro giving the key expression for a table alias; `narrow_by`: a plain column every
-    version of a key shares, joined first so that a computed key is built for few rows. -#}
-{% macro staging_input(export, keys, narrow_by=none) -%}
-    {%- set src = source('exports', export) -%}
-    {%- if not (execute and is_incremental()) -%}
-        {{ src }}
-    {%- else -%}
+{#- The where-clause of a staging model's select over `from_relation as alias`: on an
+    incremental run, only the rows whose key occurs in a new file (all their versions, so
+    the dedup that follows picks the same winner a full rebuild would). Empty otherwise. -#}
+{% macro staging_redelivered_only(export, keys, alias, from_relation=none, narrow_by=none) -%}
+    {%- if execute and is_incremental() -%}
         {%- set new = staging_new_files(export) -%}
+        {%- set rel = from_relation if from_relation is not none else source('exports', export) -%}
         {%- if new is none -%}
-            {#- this warehouse keeps no record of what was staged: recompute every key -#}
-            {{ src }}
+            {#- nothing recorded: recompute every key -#}
         {%- elif new | length == 0 -%}
-            (select * from {{ src }} where 1 = 0)
+            where 1 = 0
         {%- else -%}
-            {%- set src_cols = adapter.get_columns_in_relation(src) | map(attribute='name') | list -%}
-            {%- set cols = [] -%}
-            {%- for c in adapter.get_columns_in_relation(this) | map(attribute='name') -%}
-                {%- if c in src_cols %}{% do cols.append(c) %}{% endif -%}
-            {%- endfor -%}
-            {%- set col_list = cols | join(', ') -%}
             {%- set key_cols = keys if (keys is iterable and keys is not string) else none -%}
-            (
-                select {{ col_list }}
-                from {{ src }} as delivered
-                where {{ _staging_new_rows('delivered', new) }}
-                union all
-                select {{ col_list }}
-                from {{ this }} as staged
-                where
-                {%- if narrow_by is not none %}
-                    staged.{{ narrow_by }} in (
-                        select n.{{ narrow_by }} from {{ src }} as n where {{ _staging_new_rows('n', new) }}
-                    ) and
-                {%- endif %}
-                    exists (
-                        select 1
-                        from {{ src }} as n
-                        where {{ _staging_new_rows('n', new) }}
-                        {%- if key_cols is not none %}
-                        {%- for k in key_cols %}
-                            and n.{{ k }} = staged.{{ k }}
-                        {%- endfor %}
-                        {%- else %}
-                            and {{ keys('n') }} = {{ keys('staged') }}
-                        {%- endif %}
+            {%- set new_files -%}
+                redelivered._delivery_date >= cast('{{ new | map(attribute=1) | min }}' as date)
+                    and redelivered._file_sha256 in (
+                        {%- for r in new %}'{{ r[0] }}'{{ ", " if not loop.last }}{% endfor -%}
                     )
+            {%- endset %}
+            where
+            {%- if narrow_by is not none %}
+                -- a plain column every version of a key shares: a cheap hash semi-join first,
+                -- so the computed key is only built for the rows that can match
+                {{ alias }}.{{ narrow_by }} in (
+                    select redelivered.{{ narrow_by }} from {{ rel }} as redelivered where {{ new_files }}
+                ) and
+            {%- endif %}
+            exists (
+                select 1
+                from {{ rel }} as redelivered
+                -- a literal lower bound lets the Parquet scan skip older files by statistics
+                where {{ new_files }}
+                    {%- if key_cols is not none %}
+                    {%- for k in key_cols %}
+                    and redelivered.{{ k }} = {{ alias }}.{{ k }}
+                    {%- endfor %}
+                    {%- else %}
+                    and {{ keys('redelivered') }} = {{ keys(alias) }}
+                    {%- endif %}
             )
         {%- endif -%}
     {%- endif -%}
-{%- endmacro %}
-
-{#- The rows of the new files; the literal lower bound on the delivery date lets the
-    Parquet scan skip every older file by its statistics. -#}
-{% macro _staging_new_rows(alias, new) -%}
-    {{ alias }}._delivery_date >= cast('{{ new | map(attribute=1) | min }}' as date)
-    and {{ alias }}._file_sha256 in (
-        {%- for r in new %}'{{ r[0] }}'{{ ", " if not loop.last }}{% endfor -%}
-    )
 {%- endmacro %}
 
 {#- on-run-start: the record table exists before any staging model runs (once, not per

@@ -14,5 +14,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ staging_input('buyers', ['buyer_id']) }} as exported
+from {{ source('exports', 'buyers') }} as exported
+{{ staging_redelivered_only('buyers', ['buyer_id'], 'exported') }}
 qualify row_number() over (partition by buyer_id order by {{ delivered_last() }}) = 1

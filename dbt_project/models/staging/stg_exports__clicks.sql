@@ -12,5 +12,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ staging_input('clicks', ['click_id']) }} as exported
+from {{ source('exports', 'clicks') }} as exported
+{{ staging_redelivered_only('clicks', ['click_id'], 'exported') }}
 qualify row_number() over (partition by click_id order by {{ delivered_last() }}) = 1

@@ -16,5 +16,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ staging_input('commission_rules', ['rule_id']) }} as exported
+from {{ source('exports', 'commission_rules') }} as exported
+{{ staging_redelivered_only('commission_rules', ['rule_id'], 'exported') }}
 qualify row_number() over (partition by rule_id order by {{ delivered_last() }}) = 1

@@ -13,5 +13,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ staging_input('groups', ['group_id']) }} as exported
+from {{ source('exports', 'groups') }} as exported
+{{ staging_redelivered_only('groups', ['group_id'], 'exported') }}
 qualify row_number() over (partition by group_id order by snapshot_date desc, {{ delivered_last() }}) = 1

@@ -13,5 +13,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ staging_input('links', ['link_id']) }} as exported
+from {{ source('exports', 'links') }} as exported
+{{ staging_redelivered_only('links', ['link_id'], 'exported') }}
 qualify row_number() over (partition by link_id order by {{ delivered_last() }}) = 1

@@ -16,7 +16,8 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ staging_input('order_events', order_event_key, narrow_by='order_id') }} as exported
+from {{ source('exports', 'order_events') }} as exported
+{{ staging_redelivered_only('order_events', order_event_key, 'exported', narrow_by='order_id') }}
 qualify row_number() over (
     partition by
         event_id,

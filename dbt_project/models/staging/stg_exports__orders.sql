@@ -19,5 +19,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ staging_input('orders', ['order_id', 'line_no']) }} as exported
+from {{ source('exports', 'orders') }} as exported
+{{ staging_redelivered_only('orders', ['order_id', 'line_no'], 'exported') }}
 qualify row_number() over (partition by order_id, line_no order by {{ delivered_last() }}) = 1

@@ -19,5 +19,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ staging_input('promoters', ['promoter_id', 'updated_at']) }} as exported
+from {{ source('exports', 'promoters') }} as exported
+{{ staging_redelivered_only('promoters', ['promoter_id', 'updated_at'], 'exported') }}
 qualify row_number() over (partition by promoter_id, updated_at order by {{ delivered_last() }}) = 1

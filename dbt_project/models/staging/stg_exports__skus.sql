@@ -14,5 +14,6 @@ select
     _delivery_date,
     _file_name,
     _line_no
-from {{ staging_input('skus', ['sku_id']) }} as exported
+from {{ source('exports', 'skus') }} as exported
+{{ staging_redelivered_only('skus', ['sku_id'], 'exported') }}
 qualify row_number() over (partition by sku_id order by {{ delivered_last() }}) = 1
