@@ -35,16 +35,22 @@
     {%- endif -%}
     {%- set sql -%}
         select m.sha256, cast(m.delivery_date as {{ dbt.type_string() }}) as delivery_date
-        from {{ source('exports', 'manifest') }} as m
+        {{ _staging_unrecorded_files(export, tracked) }}
+        order by 2, 1
+    {%- endset -%}
+    {{ return(run_query(sql).rows) }}
+{%- endmacro %}
+
+{#- FROM/WHERE of the manifest rows (alias m) of `export`'s loaded files that `tracked`
+    does not record for this model. -#}
+{% macro _staging_unrecorded_files(export, tracked) -%}
+    from {{ source('exports', 'manifest') }} as m
         where m.export = '{{ export }}'
             and m.status = 'loaded'
             and not exists (
                 select 1 from {{ tracked }} as s
                 where s.model = '{{ this.identifier }}' and s.sha256 = m.sha256
             )
-        order by 2, 1
-    {%- endset -%}
-    {{ return(run_query(sql).rows) }}
 {%- endmacro %}
 
 {#- The where-clause of a staging model's select over `from_relation as alias`: on an
@@ -116,13 +122,7 @@
         {%- set rel = staged_files_relation() -%}
         insert into {{ rel }} (model, sha256)
         select '{{ this.identifier }}', m.sha256
-        from {{ source('exports', 'manifest') }} as m
-        where m.export = '{{ export }}'
-            and m.status = 'loaded'
-            and not exists (
-                select 1 from {{ rel }} as s
-                where s.model = '{{ this.identifier }}' and s.sha256 = m.sha256
-            )
+        {{ _staging_unrecorded_files(export, rel) }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -59,29 +59,22 @@ rules as (
 
 -- one equi-join per rule scope (an OR of the three join keys would force a nested-loop
 -- join of every SKU-day with every rule: the mart's largest cost at programme scale)
-{%- set in_force -%}
-        r.valid_from < {{ dbt.dateadd('day', 1, 's.ranking_date') }}
-        and (r.valid_to is null or r.valid_to >= {{ dbt.dateadd('day', 1, 's.ranking_date') }})
-{%- endset %}
+{%- set scopes = [
+    ('sku', 1, 'r.sku_id = s.sku_id'),
+    ('merchant', 2, 'r.merchant_id = s.merchant_id'),
+    ('category', 3, 'r.category = s.category and s.is_self_operated'),
+] %}
 
 rate_candidates as (
-    select s.ranking_date, s.sku_id, r.rate, 1 as precedence, r.rule_id
+    {%- for scope, precedence, match in scopes %}
+    select s.ranking_date, s.sku_id, r.rate, {{ precedence }} as precedence, r.rule_id
     from sku_days as s
     inner join rules as r
-        on r.scope = 'sku' and r.sku_id = s.sku_id
-        and {{ in_force }}
-    union all
-    select s.ranking_date, s.sku_id, r.rate, 2 as precedence, r.rule_id
-    from sku_days as s
-    inner join rules as r
-        on r.scope = 'merchant' and r.merchant_id = s.merchant_id
-        and {{ in_force }}
-    union all
-    select s.ranking_date, s.sku_id, r.rate, 3 as precedence, r.rule_id
-    from sku_days as s
-    inner join rules as r
-        on r.scope = 'category' and r.category = s.category and s.is_self_operated
-        and {{ in_force }}
+        on r.scope = '{{ scope }}' and {{ match }}
+        and r.valid_from < {{ dbt.dateadd('day', 1, 's.ranking_date') }}
+        and (r.valid_to is null or r.valid_to >= {{ dbt.dateadd('day', 1, 's.ranking_date') }})
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
 ),
 
 rates as (
