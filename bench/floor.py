@@ -30,6 +30,7 @@ import yaml
 
 from supernova import settings
 from supernova.publish import PUBLISHED_TABLES
+from supernova.warehouse import table_exists
 
 
 def profile_settings() -> dict:
@@ -64,12 +65,6 @@ def _ordered_nodes(manifest: dict, executed: set[str]) -> list[dict]:
     return order
 
 
-def _exists(con, node: dict) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [node["schema"], node["alias"]]).fetchone()[0])
-
-
 def run_floor(warehouse: Path, month: str, target_dir: Path | None = None) -> dict:
     warehouse = Path(warehouse)
     target_dir = Path(target_dir or os.environ.get("BENCH_DBT_TARGET") or warehouse / "dbt" / "target")
@@ -91,7 +86,7 @@ def run_floor(warehouse: Path, month: str, target_dir: Path | None = None) -> di
             kind = "view" if n["config"]["materialized"] == "view" else "table"
             con.execute(f"create schema if not exists {n['schema']}")
             t = time.perf_counter()
-            if n["config"]["materialized"] == "incremental" and _exists(con, n):
+            if n["config"]["materialized"] == "incremental" and table_exists(con, n["schema"], n["alias"]):
                 # what dbt-duckdb's delete+insert does with the rows of the incremental select
                 key = n["config"]["unique_key"]
                 keys = [key] if isinstance(key, str) else list(key)

@@ -8,11 +8,13 @@ lock whose process is gone on this host is stale and is cleared, with a message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 
@@ -93,3 +95,15 @@ def release(warehouse: Path, run_id: str) -> None:
     holder = read_lock(warehouse)
     if holder is not None and holder.run_id == run_id:
         lock_path(warehouse).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def held(warehouse: Path, purpose: str, log=print):
+    """Hold the warehouse run lock for one step (a run id made from `purpose`, the time and
+    the pid); released on exit, also on error."""
+    run_id = f"{purpose}-{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}"
+    acquire(warehouse, run_id, log=log)
+    try:
+        yield run_id
+    finally:
+        release(warehouse, run_id)

@@ -22,7 +22,6 @@ import os
 import shutil
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -56,23 +55,6 @@ def _resolve(params: dict) -> tuple[Path, Path]:
     return landing, warehouse
 
 
-class _Locked:
-    """Hold the warehouse run lock for one step."""
-
-    def __init__(self, warehouse: Path, step: str, log=print):
-        self.warehouse = Path(warehouse)
-        self.run_id = f"marts-{step}-{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}"
-        self.log = log
-
-    def __enter__(self):
-        lock.acquire(self.warehouse, self.run_id, log=self.log)
-        return self
-
-    def __exit__(self, *exc):
-        lock.release(self.warehouse, self.run_id)
-        return False
-
-
 # ---------------------------------------------------------------- steps
 
 
@@ -81,7 +63,7 @@ def ingest_step(landing: Path, warehouse: Path, log=print) -> dict:
     the marts are not refreshed on top of a delivery that did not load."""
     from ingestion import ingest
 
-    with _Locked(warehouse, "ingest", log):
+    with lock.held(warehouse, "marts-ingest", log):
         result = ingest(landing, warehouse, progress=log)
     log(result.summary())
     if not result.ok:
@@ -106,7 +88,7 @@ def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
     from supernova.settle import dbt_invoke
 
     t0 = time.perf_counter()
-    with _Locked(warehouse, "build", log):
+    with lock.held(warehouse, "marts-build", log):
         # the marts' upstream includes the incremental staging models (macros/staging.sql)
         if not full_refresh and staging.build_args(warehouse, log):
             full_refresh = True
@@ -152,7 +134,7 @@ def parquet_step(warehouse: Path, log=print) -> dict:
         for leftover in list(base.glob(".tmp-*")) + list(base.glob(".old-*")):
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
     rows = {}
-    with _Locked(warehouse, "parquet", log), connect(warehouse) as con:
+    with lock.held(warehouse, "marts-parquet", log), connect(warehouse) as con:
         missing = [t for t in MART_TABLES if not table_exists(con, "marts", t)]
         if missing:
             raise MartsFailed(f"marts missing in the warehouse (build them first): {', '.join(missing)}")

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from supernova.faults import fault_point
+from supernova import settings
 from supernova.warehouse import connect, table_exists
 
 # published table -> (month column, sort key)
@@ -133,7 +133,7 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
     old = base / f".old-settlement_month={month}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    if not re.fullmatch(r"\d{4}-\d{2}", month):
+    if not settings.MONTH_RE.match(month):
         raise PublishError(f"not a month: {month!r}")
     # DuckDB's own writer: streams (memory does not grow with the month: the whole table
     # as Arrow was 1.5 GB at today's scale), writes on every core, and gives the same bytes

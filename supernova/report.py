@@ -22,9 +22,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from supernova import settings
 from supernova.warehouse import connect, table_exists
 
-MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH_RE = settings.MONTH_RE
 MIN_BUYERS = 10  # privacy: a buyer cell with fewer buyers is suppressed (as in the marts)
 ZERO = Decimal("0.00")
 

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A settlement month as written everywhere (params, paths, SQL literals): 'YYYY-MM'.
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DAGS_DIR = PROJECT_ROOT / "dags"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"

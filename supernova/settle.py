@@ -28,7 +28,7 @@ from supernova.faults import dbt_callbacks, fault_point
 from supernova.warehouse import connect, table_exists
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH_RE = settings.MONTH_RE
 
 
 class RunRefused(RuntimeError):

@@ -88,18 +88,10 @@ def stage(warehouse: Path, log=print) -> dict:
     """One dbt build of the staging models and their tests: merge newly loaded files.
     Holds the warehouse run lock (supernova.lock) meanwhile: a settlement in progress makes
     this fail clearly instead of changing staging under it."""
-    import os
-    from datetime import datetime
-
     from supernova import lock
 
-    warehouse = Path(warehouse)
-    run_id = f"stage-{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}"
-    lock.acquire(warehouse, run_id, log=log)
-    try:
-        return _stage(warehouse, log)
-    finally:
-        lock.release(warehouse, run_id)
+    with lock.held(warehouse, "stage", log):
+        return _stage(Path(warehouse), log)
 
 
 def _stage(warehouse: Path, log) -> dict:

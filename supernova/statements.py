@@ -28,7 +28,7 @@ from supernova import settings
 from supernova.csvsafe import write_csv
 from supernova.warehouse import WarehouseLocked, connect, table_exists
 
-MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH_RE = settings.MONTH_RE
 
 PAYOUT_COLUMNS = ["settlement_month", "promoter_id", "platform", "tier", "status", "carried_in", "level1_amount",
                   "level2_amount", "tier_bonus", "clawback_amount", "adjustment_amount", "gross_due", "tax_withheld",
