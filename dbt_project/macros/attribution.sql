@@ -34,3 +34,18 @@
         group by o.order_id
     ) as attributed
 {%- endmacro %}
+
+{#- The heads of orders (§1): an order's buyer and time are its lowest line's. One row per
+    order (order_id, buyer_id, ordered_at) of `orders` (stg_exports__orders or a relation
+    of the same shape); `where` narrows the orders before the ranking. -#}
+{% macro order_heads(orders, where=none) -%}
+    select
+        order_id,
+        buyer_id,
+        ordered_at
+    from {{ orders }}
+    {%- if where %}
+    where {{ where }}
+    {%- endif %}
+    qualify row_number() over (partition by order_id order by line_no) = 1
+{%- endmacro %}

@@ -82,3 +82,23 @@ select
     false as suppressed
 from {{ totals }} as t
 {%- endmacro %}
+
+{#- The buyer marts' measures per group of `group_by` columns over `lines` (month,
+    order_id, buyer_id, paid_amount, ...): buyers, new buyers (first attributed order in
+    all loaded data falls in the month, from `first_month`), orders, GMV. One definition
+    for the cells and the total rows of buyer_demographics_monthly and
+    buyer_category_mix_monthly. -#}
+{% macro marts_buyer_measures(lines, first_month, group_by) -%}
+    select
+        {%- for c in group_by %}
+        l.{{ c }},
+        {%- endfor %}
+        count(distinct l.buyer_id) as buyers,
+        count(distinct case when f.first_month = l.month then l.buyer_id end) as new_buyers,
+        count(distinct l.order_id) as orders,
+        sum(l.paid_amount) as gmv
+    from {{ lines }} as l
+    inner join {{ first_month }} as f
+        on f.buyer_id = l.buyer_id
+    group by {% for c in group_by %}l.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+{%- endmacro %}

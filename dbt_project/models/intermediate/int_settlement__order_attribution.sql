@@ -2,13 +2,8 @@
 -- buyer on any share link with ordered_at - 15 days < clicked_at <= ordered_at; ties on
 -- clicked_at: the greatest click_id. The order's buyer and time are its lowest line's.
 with order_heads as (
-    select
-        order_id,
-        buyer_id,
-        ordered_at
-    from {{ ref('stg_exports__orders') }}
-    where order_id in (select order_id from {{ ref('int_settlement__new_lines') }})
-    qualify row_number() over (partition by order_id order by line_no) = 1
+    {{ order_heads(ref('stg_exports__orders'),
+                   where="order_id in (select order_id from " ~ ref('int_settlement__new_lines') ~ ")") }}
 ),
 
 last_click as (

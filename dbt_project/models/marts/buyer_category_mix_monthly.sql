@@ -27,33 +27,11 @@ first_month as (
 ),
 
 cells as (
-    select
-        l.month,
-        l.category,
-        l.city_tier,
-        l.gender,
-        count(distinct l.buyer_id) as buyers,
-        count(distinct case when f.first_month = l.month then l.buyer_id end) as new_buyers,
-        count(distinct l.order_id) as orders,
-        sum(l.paid_amount) as gmv
-    from lines as l
-    inner join first_month as f
-        on f.buyer_id = l.buyer_id
-    group by l.month, l.category, l.city_tier, l.gender
+    {{ marts_buyer_measures('lines', 'first_month', ['month', 'category', 'city_tier', 'gender']) }}
 ),
 
 totals as (
-    select
-        l.month,
-        l.category,
-        count(distinct l.buyer_id) as buyers,
-        count(distinct case when f.first_month = l.month then l.buyer_id end) as new_buyers,
-        count(distinct l.order_id) as orders,
-        sum(l.paid_amount) as gmv
-    from lines as l
-    inner join first_month as f
-        on f.buyer_id = l.buyer_id
-    group by l.month, l.category
+    {{ marts_buyer_measures('lines', 'first_month', ['month', 'category']) }}
 ),
 
 {{ marts_suppressed_cells('cells', 'totals', ['month', 'category'], ['city_tier', 'gender'], ['integer', dbt.type_string()]) }}

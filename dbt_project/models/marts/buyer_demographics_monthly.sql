@@ -24,31 +24,11 @@ first_month as (
 ),
 
 cells as (
-    select
-        l.month,
-        l.city_tier,
-        l.gender,
-        count(distinct l.buyer_id) as buyers,
-        count(distinct case when f.first_month = l.month then l.buyer_id end) as new_buyers,
-        count(distinct l.order_id) as orders,
-        sum(l.paid_amount) as gmv
-    from lines as l
-    inner join first_month as f
-        on f.buyer_id = l.buyer_id
-    group by l.month, l.city_tier, l.gender
+    {{ marts_buyer_measures('lines', 'first_month', ['month', 'city_tier', 'gender']) }}
 ),
 
 totals as (
-    select
-        l.month,
-        count(distinct l.buyer_id) as buyers,
-        count(distinct case when f.first_month = l.month then l.buyer_id end) as new_buyers,
-        count(distinct l.order_id) as orders,
-        sum(l.paid_amount) as gmv
-    from lines as l
-    inner join first_month as f
-        on f.buyer_id = l.buyer_id
-    group by l.month
+    {{ marts_buyer_measures('lines', 'first_month', ['month']) }}
 ),
 
 {{ marts_suppressed_cells('cells', 'totals', ['month'], ['city_tier', 'gender'], ['integer', dbt.type_string()]) }}

@@ -18,12 +18,7 @@
 {%- set refresh_from = marts_refresh_from('order_date', parts) %}
 
 with order_heads as (
-    select
-        order_id,
-        buyer_id,
-        ordered_at
-    from {{ ref('stg_exports__orders') }}
-    qualify row_number() over (partition by order_id order by line_no) = 1
+    {{ order_heads(ref('stg_exports__orders')) }}
 ),
 
 heads_in_window as (
