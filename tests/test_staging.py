@@ -12,6 +12,7 @@ data, and what each model recorded as staged must be every loaded file of its ex
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from pathlib import Path
 
@@ -226,3 +227,67 @@ def test_staging_code_fingerprint_covers_the_models_and_their_macros():
     names = {str(p.relative_to(settings.DBT_PROJECT_DIR)) for p in staging.code_files()}
     assert {"macros/staging.sql", "macros/settlement_config.sql"} <= names
     assert {f"models/staging/{m}.sql" for m in STAGING} <= names
+
+
+def test_staging_is_left_out_of_a_build_only_when_verified_current(staged, tmp_path):
+    """A settlement or marts build leaves staging out (its models and data tests) only
+    when every loaded file is staged AND staging's tests passed on exactly those files:
+    a merge that was never tested (a failed build, a plain `dbt run`) is tested again."""
+    from supernova import staging
+
+    inc, _ = staged
+    generated = inc.parent / "generated"
+    wh = tmp_path / "verified"
+    wh.mkdir()
+    shutil.copy2(inc / "supernova.duckdb", wh / "supernova.duckdb")
+    shutil.copytree(inc / "raw", wh / "raw")  # this test ingests: not the shared raw
+    # built by plain dbt invocations above: nothing verified yet
+    assert staging.verified_current(wh) is None and staging.skip_args(wh, log=QUIET) == []
+    first = staging.stage(wh, log=QUIET)
+    assert not first.get("skipped")
+    assert staging.verified_current(wh) is not None
+    assert staging.skip_args(wh, log=QUIET) == staging.SKIP_STAGING
+    assert staging.stage(wh, log=QUIET)["skipped"] is True  # nothing new: nothing to do
+
+    # a new delivery: loaded but not staged
+    landing = tmp_path / "landing"
+    src = sorted((generated / "clicks" / "2026-09-05").glob("*.csv"))[0]
+    assert _rewrite(src, landing / "clicks" / "2026-09-21" / "late-clicks.csv",
+                    lambda r: None if None in r else r) > 0  # (the mess's ragged rows dropped)
+    ingest(landing, wh, progress=QUIET)
+    assert staging.verified_current(wh) is None
+    # merged without its tests (and without the record a successful build writes)
+    res = dbt_invoke(wh, ["run", "--select", "path:models/staging"])
+    assert res.success, res.exception
+    con = duckdb.connect(str(wh / "supernova.duckdb"), read_only=True)
+    try:
+        assert staging._unstaged_files(con) == 0
+    finally:
+        con.close()
+    assert staging.verified_current(wh) is None  # staged, but never tested on these files
+    assert staging.stage(wh, log=QUIET).get("skipped") is None
+    assert staging.verified_current(wh) is not None
+
+    # what the exclusion leaves out: every staging model and test, nothing else
+    res = dbt_invoke(wh, ["ls", "--select", "+path:models/settlement", "--resource-type", "model",
+                          "--resource-type", "test", "--output", "path"])
+    everything = set(res.result)
+    res = dbt_invoke(wh, ["ls", "--select", "+path:models/settlement", *staging.SKIP_STAGING,
+                          "--resource-type", "model", "--resource-type", "test", "--output", "path"])
+    kept = set(res.result)
+    left_out = everything - kept
+    from supernova import settings
+
+    def staging_only(path: str) -> bool:  # a staging model or .yml, or a test of staging alone
+        if path.startswith("models/staging/"):
+            return True
+        refs = re.findall(r"ref\(\s*'([^']+)'", (settings.DBT_PROJECT_DIR / path).read_text())
+        return path.startswith("tests/") and bool(refs) and all(r.startswith("stg_exports__") for r in refs)
+
+    assert left_out and all(staging_only(p) for p in left_out), sorted(
+        p for p in left_out if not staging_only(p))
+    # (buyers and groups feed only the marts)
+    assert {f"models/staging/{m}.sql" for m in STAGING} - left_out == {
+        "models/staging/stg_exports__buyers.sql", "models/staging/stg_exports__groups.sql"}
+    assert not any(p.startswith("models/staging/") for p in kept)
+    assert any(p.startswith("models/settlement/") for p in kept)
