@@ -3,7 +3,8 @@ candidate tables, fail-closed.
 
 Great Expectations has no working DuckDB datasource, so each table is read into pandas
 DataFrames and validated there; the large tables in chunks of bounded size (CHUNK_BY), so
-the gate's memory does not grow with the month. DECIMAL becomes float in pandas, so exact money identities
+the gate's memory does not grow with the month. DuckDB fetches the next chunk, and
+evaluates the invariants, while GX validates in Python. DECIMAL becomes float in pandas, so exact money identities
 are not checked here: they are proven in SQL by the dbt model `settlement_checks`, and the
 `settlement_checks` suite requires every one of those checks to report 0 violations.
 """
@@ -13,6 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from supernova import settings
@@ -65,15 +69,60 @@ def chunk_rows() -> int:
 
 def table_chunks(con, table: str, chunk_by: str | None):
     """The rows of settlement_build.<table> as DataFrames of at most about chunk_rows()
-    rows each (one frame when the table is small or has no chunk column)."""
-    total = con.execute(f"select count(*) from settlement_build.{table}").fetchone()[0]
-    parts = max(1, -(-total // chunk_rows())) if chunk_by else 1
-    if parts == 1:
-        yield con.execute(f"select * from settlement_build.{table}").df()
-        return
-    for i in range(parts):
-        yield con.execute(
-            f"select * from settlement_build.{table} where hash({chunk_by}) % {parts} = {i}").df()
+    rows each (one frame when the table is small or has no chunk column). The next chunk
+    is fetched in a background thread while the caller validates this one (DuckDB works
+    while GX runs in Python); at most two chunks are in memory."""
+    cur = con.cursor()  # a connection of its own: it is used from the fetching thread
+    try:
+        total = cur.execute(f"select count(*) from settlement_build.{table}").fetchone()[0]
+        parts = max(1, -(-total // chunk_rows())) if chunk_by else 1
+        queries = ([f"select * from settlement_build.{table}"] if parts == 1 else
+                   [f"select * from settlement_build.{table} where hash({chunk_by}) % {parts} = {i}"
+                    for i in range(parts)])
+        yield from _prefetched(lambda q: cur.execute(q).df(), queries)
+    finally:
+        cur.close()
+
+
+def _prefetched(fetch, items, in_memory: int = 2):
+    """fetch(item) for each item, in order, computed one ahead in a background thread; at
+    most `in_memory` results exist at a time (the one handed out and the next)."""
+    slots = threading.Semaphore(in_memory)
+    ready: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                slots.acquire()
+                if stop.is_set():
+                    return
+                ready.put(("value", fetch(item)))
+            ready.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="gate-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+            del value
+            slots.release()
+    finally:
+        stop.set()
+        slots.release()  # a producer waiting for a slot sees `stop` and ends
+        worker.join()
+
+
+def _when_ready(future):
+    """One frame, computed elsewhere (a Future), as a one-chunk iterable."""
+    yield future.result()
 
 
 def _result(suite_name: str, r) -> dict:
@@ -131,7 +180,7 @@ def validate_frames(frames: dict, month: str) -> list[dict]:
                 if i == len(per_expectation):
                     per_expectation.append([])
                 per_expectation[i].append(_result(suite_name, r))
-            del df, res  # one chunk in memory at a time
+            del df, res  # bounded memory: this chunk and the one being fetched
         results.extend(_combine(chunks) for chunks in per_expectation)
     return results
 
@@ -140,10 +189,25 @@ def run_gate(warehouse: Path, month: str) -> dict:
     """Validate the candidate tables in settlement_build. Returns
     {"ok": bool, "results": [...], "failed_checks": [...]} ; never publishes anything."""
     with connect(warehouse, read_only=True) as con:
-        checks = con.execute("select * from settlement_build.settlement_checks").df()
-        frames = {suite: (checks if table == "settlement_checks" else table_chunks(con, table, CHUNK_BY.get(table)))
-                  for suite, table in SUITES.items()}
-        results = validate_frames(frames, month)
+        # the invariants (a DuckDB query over the whole month) are evaluated while GX
+        # validates the large tables, on a connection of their own
+        checks_cur = con.cursor()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-invariants")
+        try:
+            checks_future = pool.submit(
+                lambda: checks_cur.execute("select * from settlement_build.settlement_checks").df())
+            frames = {suite: table_chunks(con, table, CHUNK_BY.get(table))
+                      for suite, table in SUITES.items() if table != "settlement_checks"}
+            frames["settlement_checks"] = _when_ready(checks_future)
+            order = list(SUITES)
+            results = sorted(validate_frames(frames, month), key=lambda r: order.index(r["suite"]))
+            checks = checks_future.result()
+        except BaseException:
+            checks_cur.interrupt()  # the gate already failed: do not wait for the invariants
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            checks_cur.close()
     failed_checks = [
         {"check": row.check_name, "description": row.description,
          "violations": int(row.violations), "examples": row.examples}

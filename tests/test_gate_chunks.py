@@ -89,3 +89,47 @@ def test_chunked_suites_only_have_expectations_that_add_up_over_chunks(suite):
             assert column in e["kwargs"]["column_list"], e
         else:
             assert kind in row_wise, f"{suite}: {kind} does not add up over chunks"
+
+
+def test_prefetched_chunks_keep_order_bound_memory_and_raise_errors():
+    """Chunks are fetched one ahead in a thread: same order, at most two alive, a fetch
+    error reaches the validating side, and stopping early does not hang."""
+    import threading
+
+    alive, peak, lock = set(), [0], threading.Lock()
+
+    class Chunk:
+        def __init__(self, i):
+            self.i = i
+            with lock:
+                alive.add(i)
+                peak[0] = max(peak[0], len(alive))
+
+        def __del__(self):
+            with lock:
+                alive.discard(self.i)
+
+    def fetch(i):
+        if i == "boom":
+            raise RuntimeError("fetch failed")
+        return Chunk(i)
+
+    import time
+
+    seen = []
+    for chunk in gate._prefetched(fetch, range(12)):
+        seen.append(chunk.i)
+        time.sleep(0.02)  # validating: meanwhile the next chunk is fetched
+        del chunk
+    assert seen == list(range(12))
+    assert peak[0] == 2  # the chunk being validated and the next one
+
+    with pytest.raises(RuntimeError, match="fetch failed"):
+        for _ in gate._prefetched(fetch, [0, 1, "boom", 3]):
+            pass
+
+    it = gate._prefetched(fetch, range(100))
+    assert next(it).i == 0
+    it.close()  # the consumer stops early (e.g. GX raised): the producer ends
+    assert not [t for t in threading.enumerate() if t.name == "gate-prefetch"]
+
