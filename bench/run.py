@@ -379,7 +379,7 @@ def machine() -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scale", default="today", choices=["tiny", "demo", "today", "target", "target3x"],
+    p.add_argument("--scale", default="today", choices=["tiny", "demo", "pilot", "today", "target", "target3x"],
                    help="target3x: a today warehouse replicated 3x by bench.replicate (run that first)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--days", type=int, default=DEFAULT_DAYS)

@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--start", required=True, help="first delivery date, YYYY-MM-DD")
     g.add_argument("--days", type=int, required=True)
-    g.add_argument("--scale", choices=["tiny", "demo", "today", "target"], default="tiny")
+    g.add_argument("--scale", choices=["tiny", "demo", "pilot", "today", "target"], default="tiny")
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--format", choices=["csv", "parquet"], default="csv")
     mess = g.add_mutually_exclusive_group()

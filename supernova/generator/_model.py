@@ -92,6 +92,10 @@ class Scale:
 SCALES = {
     "tiny": Scale(promoters=260, skus=300, pop_merchants=45, buyers=5_000, lines_per_day=240),
     "demo": Scale(promoters=1_800, skus=2_000, pop_merchants=250, buyers=40_000, lines_per_day=1_700),
+    # a tenth of today: big enough that per-row work dominates per-node overhead (the
+    # Spark-vs-DuckDB comparison of docs/benchmarks.md), small enough for Spark local mode
+    "pilot": Scale(promoters=42_000, skus=20_000, pop_merchants=2_000, buyers=300_000,
+                   lines_per_day=30_000),
     "today": Scale(promoters=420_000, skus=60_000, pop_merchants=6_000, buyers=3_000_000,
                    lines_per_day=300_000),
     "target": Scale(promoters=1_250_000, skus=150_000, pop_merchants=15_000, buyers=9_000_000,
