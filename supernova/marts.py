@@ -90,10 +90,9 @@ def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
     t0 = time.perf_counter()
     with lock.held(warehouse, "marts-build", log):
         # the marts' upstream includes the incremental staging models (macros/staging.sql)
-        skip = [] if full_refresh else staging.skip_args(warehouse, log)
-        if not full_refresh and not skip and staging.build_args(warehouse, log):
-            full_refresh = True
-        args = ["build", *DBT_SELECT, *skip] + (["--full-refresh"] if full_refresh else [])
+        extra = ["--full-refresh"] if full_refresh else staging.invocation_args(warehouse, log)
+        full_refresh = "--full-refresh" in extra
+        args = ["build", *DBT_SELECT, *extra]
         res = dbt_invoke(warehouse, args)
         if res.success:
             staging.record_built(warehouse)

@@ -389,7 +389,7 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
 
     # staging is incremental: it merges only files not yet staged, unless its code changed;
     # when the ingest path already merged and tested every loaded file, it is left out
-    staging_args = staging.skip_args(warehouse, log) or staging.build_args(warehouse, log)
+    staging_args = staging.invocation_args(warehouse, log)
     with heartbeat("dbt build", log):
         res = dbt_invoke(warehouse, ["build", "--select", "+path:models/settlement",
                                      "--exclude-resource-type", "unit_test", *staging_args], vars_)

@@ -2,12 +2,16 @@
 
 An incremental staging model only recomputes the keys of newly delivered files, which is
 exact as long as the staging SQL that built the table is the SQL that runs now. So every
-dbt invocation that builds staging goes through `build_args()` / `record_built()`:
+dbt invocation whose selection includes staging goes through `invocation_args()` /
+`record_built()`:
 
 * the fingerprint of the staging code (its models and the macros they use) is stored in
-  `staging.staging_code` after a successful build;
+  `staging.staging_code` after a successful build, with a digest of the files staging
+  then holds (its data tests passed on exactly those);
 * when the stored fingerprint is missing or different, the next build is a full refresh
-  (`--full-refresh`), logged with the reason. Nobody has to remember to do it.
+  (`--full-refresh`), logged with the reason. Nobody has to remember to do it;
+* when staging is verified current (every loaded file merged, same code, same files),
+  the invocation leaves staging out (SKIP_STAGING).
 
 `stage()` is the ingest path's step: merge the newly loaded files into staging, so that a
 month's settlement starts from current staging instead of deduplicating the history.
@@ -54,12 +58,10 @@ def full_refresh_reason(warehouse: Path) -> str | None:
         built = [m for m in STAGING_MODELS if table_exists(con, "staging", f"stg_exports__{m}")]
         if not built:
             return None  # the first build is a full build anyway
-        if not table_exists(con, "staging", "staging_code"):
-            return "staging was built before its code was recorded"
-        row = con.execute("select fingerprint from staging.staging_code").fetchone()
-    if row is None:
+        record = _recorded(con)
+    if record is None:
         return "staging was built before its code was recorded"
-    if row[0] != code_fingerprint():
+    if record[0] != code_fingerprint():
         return "the staging code changed since staging was last built"
     return None
 
@@ -88,6 +90,13 @@ def skip_args(warehouse: Path, log=print) -> list[str]:
     return list(SKIP_STAGING)
 
 
+def invocation_args(warehouse: Path, log=print) -> list[str]:
+    """What a dbt invocation whose selection includes staging adds: SKIP_STAGING when
+    staging is verified current, `--full-refresh` when its code changed (build_args),
+    else nothing (an incremental merge of the new files)."""
+    return skip_args(warehouse, log) or build_args(warehouse, log)
+
+
 def _staged_files_digest(con) -> str | None:
     """One value for the set of files staging holds (staging.staged_files), or None."""
     if not table_exists(con, "staging", "staged_files"):
@@ -108,6 +117,18 @@ def _unstaged_files(con) -> int:
     ).fetchone()[0]
 
 
+def _recorded(con) -> tuple[str, str | None] | None:
+    """(fingerprint, verified_files) of staging.staging_code, or None when there is no
+    record; verified_files is None in a record written before it was kept."""
+    if not table_exists(con, "staging", "staging_code"):
+        return None
+    cols = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns"
+        " where table_schema = 'staging' and table_name = 'staging_code'").fetchall()}
+    verified = "verified_files" if "verified_files" in cols else "cast(null as varchar)"
+    return con.execute(f"select fingerprint, {verified} from staging.staging_code").fetchone()
+
+
 def verified_current(warehouse: Path) -> str | None:
     """When staging holds every loaded file, was built by this code, and its data tests
     passed on exactly these files (recorded by record_built after a successful build):
@@ -115,19 +136,14 @@ def verified_current(warehouse: Path) -> str | None:
     with connect(warehouse) as con:
         if not all(table_exists(con, "staging", f"stg_exports__{m}") for m in STAGING_MODELS):
             return None
-        if not (table_exists(con, "staging", "staging_code") and table_exists(con, "raw", "manifest")):
+        if not table_exists(con, "raw", "manifest"):
             return None
-        cols = {r[0] for r in con.execute(
-            "select column_name from information_schema.columns"
-            " where table_schema = 'staging' and table_name = 'staging_code'").fetchall()}
-        if "verified_files" not in cols:
+        record = _recorded(con)
+        if record is None or record[0] != code_fingerprint() or record[1] is None:
             return None
-        row = con.execute("select fingerprint, verified_files, recorded_at from staging.staging_code").fetchone()
-        if row is None or row[0] != code_fingerprint() or row[1] is None:
+        if record[1] != _staged_files_digest(con) or _unstaged_files(con) != 0:
             return None
-        if row[1] != _staged_files_digest(con) or _unstaged_files(con) != 0:
-            return None
-        return str(row[2])
+        return str(con.execute("select recorded_at from staging.staging_code").fetchone()[0])
 
 
 def record_built(warehouse: Path) -> None:
@@ -135,13 +151,16 @@ def record_built(warehouse: Path) -> None:
     verified staging untouched): staging now holds what this code computes, and its tests
     passed on the files it holds."""
     with connect(warehouse) as con:
+        digest = _staged_files_digest(con)
+        if _recorded(con) == (code_fingerprint(), digest):
+            return  # nothing changed (e.g. a build that left staging out): keep the record's time
         con.execute("begin transaction")
         con.execute("create schema if not exists staging")
         # replaced, not altered: older warehouses have the table without verified_files
         con.execute("create or replace table staging.staging_code"
                     " (fingerprint varchar, verified_files varchar, recorded_at timestamp)")
         con.execute("insert into staging.staging_code values (?, ?, current_timestamp)",
-                    [code_fingerprint(), _staged_files_digest(con)])
+                    [code_fingerprint(), digest])
         con.execute("commit")
 
 
@@ -158,9 +177,9 @@ def stage(warehouse: Path, log=print) -> dict:
 def _stage(warehouse: Path, log) -> dict:
     from supernova.settle import dbt_invoke
 
-    if skip_args(warehouse, log):
+    extra = invocation_args(warehouse, log)
+    if extra == SKIP_STAGING:
         return {"seconds": 0.0, "full_refresh": False, "skipped": True}
-    extra = build_args(warehouse, log)
     t0 = time.perf_counter()
     res = dbt_invoke(warehouse, ["build", *STAGING_SELECT, *extra])
     seconds = round(time.perf_counter() - t0, 1)
