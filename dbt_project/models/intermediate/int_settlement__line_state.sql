@@ -1,7 +1,13 @@
--- Every order line that is settled as of month M (§2, §4): it has a `completed` event
--- before the end of M (the earliest decides its month) and on or after the first month
--- settled in this warehouse. Cancels and refunds count when they happen before M's
--- cutoff; base = paid_amount - refunds so far, never below 0; 0 once cancelled.
+-- Every order line that is settled as of month M (§2, §4), and its base as of M's cutoff.
+-- Settled: a `completed` event before the end of M (the earliest decides its month) and
+-- on or after the first month settled in this warehouse; or settled by an earlier month
+-- already (it has frozen terms), whatever its events say now. Cancels and refunds count
+-- when they happen before M's cutoff; base = paid_amount - refunds so far, never below 0.
+-- The base is 0 once cancelled, and 0 for an already settled line whose completion a later
+-- version of its event withdrew or moved past M's cutoff (§2: a clawback, like a cancel;
+-- when it completes again, the base comes back and the rise posts as an adjustment on the
+-- frozen terms). A line never settled whose completion moved later is simply not settled
+-- until the month of its new earliest completion.
 with events as (
     select order_id, line_no, event, event_at, amount
     from {{ ref('stg_exports__order_events') }}
@@ -18,6 +24,29 @@ per_line as (
         coalesce(sum(case when event = 'refunded' then amount end), 0) as refunded_amount
     from events
     group by order_id, line_no
+),
+
+settled_before as (
+    select order_id, line_no
+    from {{ ref('int_settlement__published_line_terms') }}
+),
+
+settled as (
+    -- a full join: an already settled line may have no event before the cutoff any more
+    select
+        coalesce(e.order_id, b.order_id) as order_id,
+        coalesce(e.line_no, b.line_no) as line_no,
+        e.completed_at,
+        coalesce(e.has_cancel, 0) as has_cancel,
+        coalesce(e.has_full_refund, 0) as has_full_refund,
+        coalesce(e.refunded_amount, 0) as refunded_amount,
+        b.order_id is not null and e.completed_at is null as completion_withdrawn
+    from per_line as e
+    full outer join settled_before as b
+        on b.order_id = e.order_id and b.line_no = e.line_no
+    where b.order_id is not null
+        or (e.completed_at >= {{ first_month_start_ts() }}
+            and e.completed_at < {{ next_month_start_ts() }})
 )
 
 select
@@ -30,18 +59,16 @@ select
     e.completed_at,
     cast({{ dbt.date_trunc('month', 'e.completed_at') }} as date) as completed_month,
     e.has_cancel = 1 as is_cancelled,
+    e.completion_withdrawn,
     case when e.has_full_refund = 1 then o.paid_amount
          else least(e.refunded_amount, o.paid_amount) end as refunded_amount,
     cast(
         case
-            when e.has_cancel = 1 or e.has_full_refund = 1 then 0
+            when e.completion_withdrawn or e.has_cancel = 1 or e.has_full_refund = 1 then 0
             when o.paid_amount - e.refunded_amount < 0 then 0
             else o.paid_amount - e.refunded_amount
         end as {{ money_type() }}
     ) as base_amount
-from per_line as e
+from settled as e
 inner join {{ ref('stg_exports__orders') }} as o
     on o.order_id = e.order_id and o.line_no = e.line_no
-where e.completed_at is not null
-    and e.completed_at >= {{ first_month_start_ts() }}
-    and e.completed_at < {{ next_month_start_ts() }}
