@@ -264,12 +264,73 @@ def test_small_cells_suppressed_and_totals_right(con, table, partition):
     for _, grp in m.groupby(partition):
         h = grp[grp.suppressed]
         assert len(h) == 0 or (len(h) >= 2 and h.n.sum() >= 10) or len(h) == len(grp), grp
-    # totals: one per partition, never suppressed, equal to the sum of all cells' buyers
-    # only where a buyer is in one cell (true within a partition: tier and gender are per buyer)
+    # totals: one per partition, equal to the sum of all cells' buyers (a buyer is in one
+    # cell within a partition: tier and gender are per buyer); hidden under 10 buyers
     tot = mart[mart.is_total].set_index(partition)
-    assert not tot.suppressed.any()
     sums = m.groupby(partition).n.sum()
-    assert (tot.loc[sums.index, "buyers"].values == sums.values).all()
+    assert tot.index.is_unique and len(tot) == len(sums)
+    small = sums[sums < 10].index
+    assert tot.loc[small, "suppressed"].all() and tot.loc[small, "buyers"].isna().all()
+    visible = sums[sums >= 10].index
+    shown = tot.loc[visible]
+    assert (shown[~shown.suppressed].buyers.values == sums[visible][~shown.suppressed.values].values).all()
+
+
+@pytest.mark.parametrize("table,partition", [
+    ("buyer_demographics_monthly", ["month"]),
+    ("buyer_category_mix_monthly", ["month", "category"]),
+])
+def test_no_suppressed_cell_recoverable_by_subtraction(con, table, partition):
+    """outputs.md: no published figure lets a reader compute a suppressed cell. For every
+    partition of the mart, total - sum(visible cells) of buyers, orders and gmv is tried
+    against every hidden cell's true value (computed independently from raw)."""
+    from test_properties import assert_no_cell_recoverable
+
+    extra_dim = ", coalesce(s.category, 'unknown') as category" if "category" in partition else ""
+    extra_join = "left join raw.skus s on s.sku_id = l.sku_id" if "category" in partition else ""
+    truth = q(con, ATTRIBUTED_LINES + f"""
+        , cells as (
+            select date_trunc('month', order_date)::date as month {extra_dim}, b.city_tier, b.gender,
+                   l.buyer_id, l.order_id, l.paid_amount
+            from attributed_lines l left join raw.buyers b using (buyer_id) {extra_join})
+        select {', '.join(partition)}, city_tier, gender, false as is_total, count(distinct buyer_id) as buyers,
+               count(distinct order_id) as orders, sum(paid_amount) as gmv
+        from cells group by all
+        union all
+        select {', '.join(partition)}, null, null, true, count(distinct buyer_id), count(distinct order_id),
+               sum(paid_amount)
+        from cells group by all""")
+    mart = q(con, f"select * from marts.{table}")
+
+    def dim(r):
+        return None if r["is_total"] else (r["city_tier"], r["gender"])
+
+    def clean(v):
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA else v
+
+    tried = 0
+    for key, grp in truth.groupby(partition):
+        key = key if isinstance(key, tuple) else (key,)
+        sel = mart
+        for c, v in zip(partition, key):
+            sel = sel[sel[c] == v]
+        t = {dim(r): {m: clean(r[m]) for m in ("buyers", "orders", "gmv")} for r in grp.to_dict("records")}
+        t = {k: {**v, "gmv": Decimal(str(v["gmv"]))} for k, v in t.items()}
+        published = []
+        for r in sel.to_dict("records"):
+            row = {"dim": dim(r), "suppressed": bool(r["suppressed"])}
+            for m in ("buyers", "orders", "gmv"):
+                v = clean(r[m])
+                row[m] = None if v is None else (Decimal(str(v)) if m == "gmv" else int(v))
+            published.append(row)
+        # city_tier/gender may be empty (buyers without a profile): compare as pandas reads them
+        t = {(None if k is None else tuple(clean(x) for x in k)): v for k, v in t.items()}
+        for row in published:
+            if row["dim"] is not None:
+                row["dim"] = tuple(clean(x) for x in row["dim"])
+        assert_no_cell_recoverable(t, published)
+        tried += 1
+    assert tried >= 3
 
 
 def test_promoter_performance_matches_raw(con):

@@ -396,3 +396,123 @@ def test_absurd_amounts_overflow_loudly_not_silently(compiled):
         evaluate(compiled, [dict(ok, x=Decimal("12500000000.00"))])
     with pytest.raises(duckdb.OutOfRangeException):
         evaluate(compiled, [dict(ok, base=Decimal("20000000000.00"))])
+
+
+# ----------------------------------------------------------------------------- 3. small-cell suppression and exact ratios
+#
+# The buyer marts' suppression macro (`marts_suppressed_cells`), compiled by dbt and
+# evaluated by DuckDB on generated partitions: whatever the cells, no suppressed cell's
+# buyers, orders or gmv equals total - sum(visible cells) of its partition, a total under
+# 10 buyers is itself hidden, and every visible figure is exact (aov and shares half away
+# from zero in DECIMAL). The same subtraction runs over the built marts and the run
+# report in tests/test_marts.py and tests/test_reports.py (`assert_no_cell_recoverable`).
+
+SUPPRESSION_SQL = """
+with cells as (select * from input_cells),
+totals as (select * from input_totals),
+{{ marts_suppressed_cells('cells', 'totals', ['part'], ['dim'], ['integer']) }}
+"""
+
+
+@pytest.fixture(scope="module")
+def compiled_suppression(tmp_path_factory):
+    from ingestion import ensure_raw_schema
+    from supernova.settle import dbt_invoke
+
+    wh = tmp_path_factory.mktemp("compile-suppression")
+    ensure_raw_schema(wh)
+    res = dbt_invoke(wh, ["compile", "--inline", SUPPRESSION_SQL], {"settlement_month": "2026-09"})
+    assert res.success, res.exception
+    return res.result.results[0].node.compiled_code
+
+
+def suppress(sql: str, cells: list[dict]) -> list[dict]:
+    """Cells (part, dim, buyers, new_buyers, orders, gmv) -> the macro's rows. Buyers of
+    one partition are in exactly one cell (as tier x gender), so totals are sums."""
+    con = duckdb.connect(":memory:")
+    try:
+        cols = {
+            "part": pa.array([c["part"] for c in cells], pa.int32()),
+            "dim": pa.array([c["dim"] for c in cells], pa.int32()),
+            "buyers": pa.array([c["buyers"] for c in cells], pa.int64()),
+            "new_buyers": pa.array([c["new_buyers"] for c in cells], pa.int64()),
+            "orders": pa.array([c["orders"] for c in cells], pa.int64()),
+            "gmv": pa.array([c["gmv"] for c in cells], pa.decimal128(18, 2)),
+        }
+        con.register("cells_arrow", pa.table(cols))
+        con.execute("create view input_cells as select * from cells_arrow")
+        con.execute("create view input_totals as select part, sum(buyers) as buyers, sum(new_buyers) as new_buyers, "
+                    "sum(orders) as orders, cast(sum(gmv) as decimal(18,2)) as gmv from input_cells group by part")
+        cur = con.execute(f"select * from ({sql}) order by part, is_total, dim")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
+def assert_no_cell_recoverable(truth: dict, published: list[dict], metrics=("buyers", "orders", "gmv"), min_buyers=10):
+    """One partition. `truth`: dim -> true metrics of every cell, plus key None for the
+    total. `published`: the rows a reader sees (dim None = the total row), metrics empty
+    where suppressed. Tries the subtraction total - sum(visible cells) for every metric."""
+    total = next((r for r in published if r["dim"] is None), None)
+    cells = [r for r in published if r["dim"] is not None]
+    assert {r["dim"] for r in cells} == {k for k in truth if k is not None}
+    hidden = [r for r in cells if r["suppressed"]]
+    for r in cells:
+        if truth[r["dim"]]["buyers"] < min_buyers:
+            assert r["suppressed"], r
+        if r["suppressed"]:
+            assert all(r[m] is None for m in metrics), r
+    if truth[None]["buyers"] < min_buyers:
+        assert total is None or total["suppressed"], total
+    if total is None or total["suppressed"] or not hidden:
+        return
+    for m in metrics:
+        residual = total[m] - sum(r[m] for r in cells if not r["suppressed"])
+        for h in hidden:
+            assert residual != truth[h["dim"]][m], (m, residual, h["dim"], truth)
+
+
+cell_metrics = st.integers(min_value=1, max_value=40).flatmap(lambda b: st.tuples(
+    st.just(b), st.integers(min_value=0, max_value=b), st.integers(min_value=b, max_value=3 * b),
+    st.one_of(st.just(Decimal("0.00")), st.decimals(min_value=0, max_value=Decimal("5000"), places=2))))
+partitions = st.lists(st.lists(cell_metrics, min_size=1, max_size=8), min_size=1, max_size=6)
+
+
+@FAST
+@given(partitions)
+@example([[(6, 1, 6, Decimal("60.00"))], [(2, 0, 2, Decimal("2.01"))]])  # 'unknown' totals of 6 and 2 buyers
+@example([[(3, 0, 3, Decimal("0.00")), (20, 5, 20, Decimal("100.00")), (30, 5, 31, Decimal("7.00"))]])
+@example([[(3, 0, 3, Decimal("9.00")), (12, 5, 20, Decimal("0.00")), (30, 5, 31, Decimal("7.00"))]])
+def test_no_suppressed_cell_can_be_recovered_by_subtraction(compiled_suppression, parts):
+    cells = [{"part": p, "dim": d, "buyers": b, "new_buyers": n, "orders": o, "gmv": g}
+             for p, part in enumerate(parts) for d, (b, n, o, g) in enumerate(part)]
+    rows = suppress(compiled_suppression, cells)
+    for p, part in enumerate(parts):
+        truth = {d: {"buyers": b, "orders": o, "gmv": g} for d, (b, _, o, g) in enumerate(part)}
+        truth[None] = {"buyers": sum(x[0] for x in part), "orders": sum(x[2] for x in part),
+                       "gmv": sum((x[3] for x in part), Decimal("0.00"))}
+        assert_no_cell_recoverable(truth, [r for r in rows if r["part"] == p])
+
+
+def half_up(x: Decimal, places: str) -> Decimal:
+    return x.quantize(Decimal(places), rounding=ROUND_HALF_UP)
+
+
+@FAST
+@given(partitions)
+@example([[(10, 1, 2, Decimal("2.01")), (10, 0, 3, Decimal("0.05"))]])  # 2.01 / 2 = 1.005 -> 1.01
+def test_aov_and_shares_are_exact_decimals_half_up(compiled_suppression, parts):
+    cells = [{"part": p, "dim": d, "buyers": b, "new_buyers": n, "orders": o, "gmv": g}
+             for p, part in enumerate(parts) for d, (b, n, o, g) in enumerate(part)]
+    rows = suppress(compiled_suppression, cells)
+    for r in rows:
+        if r["suppressed"]:
+            continue
+        part = parts[r["part"]]
+        tb, tg = sum(x[0] for x in part), sum((x[3] for x in part), Decimal(0))
+        assert isinstance(r["aov"], Decimal)
+        assert r["aov"] == half_up(Decimal(r["gmv"]) / r["orders"], "0.01"), r
+        if not r["is_total"]:
+            assert r["share_of_buyers"] == half_up(Decimal(r["buyers"]) / tb, "0.000001"), r
+            assert r["share_of_gmv"] == (half_up(r["gmv"] / tg, "0.000001") if tg else None), r

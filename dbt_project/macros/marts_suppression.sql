@@ -1,18 +1,26 @@
-{#- Small-cell suppression for the buyer marts (outputs.md; docs/marts.md).
+{#- Small-cell suppression for the buyer marts (outputs.md; docs/marts.md "Suppression").
     `cells` has the partition columns, the dimension columns and the additive metrics
     buyers, new_buyers, orders, gmv; `totals` has one row per partition with the same
-    metrics computed over all buyers of the partition (distinct buyers, not a sum of
-    cells). Output: the cells plus one total row per partition (is_total = true,
+    metrics over all buyers of the partition (distinct buyers, not a sum of cells).
+    Output: the cells plus (total_rows) one total row per partition (is_total = true,
     dimension columns empty), with aov, share_of_buyers, share_of_gmv and `suppressed`.
-    Primary suppression: a cell with fewer than `min_buyers` buyers. Complementary
-    suppression: because the total row is published, one hidden cell (or hidden cells
-    adding up to fewer than `min_buyers` buyers) could be recovered by subtraction; then
-    the smallest visible cell of the partition is hidden as well. Total rows are never
-    suppressed, so totals stay exact. -#}
-{% macro marts_suppressed_cells(cells, totals, partition_cols, dim_cols, dim_types, min_buyers=10) -%}
+    The rule, so that no suppressed figure can be computed as total - sum(visible cells):
+      primary       : a cell with fewer than `min_buyers` buyers is hidden;
+      complementary : when a partition hides any cell, its hidden cells must be at least
+                      two, at least two of them with a non-zero gmv (or the residual
+                      would be one cell's gmv), and together at least `min_buyers`
+                      buyers; otherwise the smallest other cells (by buyers, then the
+                      dimension columns) are hidden one by one until that holds;
+      total         : the total row is hidden when it has fewer than `min_buyers` buyers,
+                      or when even hiding every cell cannot satisfy the rule above.
+    A hidden row has every metric empty and suppressed = true. -#}
+{% macro marts_suppressed_cells(cells, totals, partition_cols, dim_cols, dim_types, min_buyers=10, total_rows=true) -%}
 {%- set part = partition_cols | join(', ') -%}
 {%- set on_part -%}
     {%- for c in partition_cols %}{% if not loop.first %} and {% endif %}c.{{ c }} = t.{{ c }}{% endfor -%}
+{%- endset -%}
+{%- set on_part_s -%}
+    {%- for c in partition_cols %}{% if not loop.first %} and {% endif %}s.{{ c }} = t.{{ c }}{% endfor -%}
 {%- endset -%}
 primary_flags as (
     select
@@ -25,11 +33,18 @@ partition_flags as (
     select
         f.*,
         sum(is_primary) over (partition by {{ part }}) as n_primary,
+        sum(case when is_primary = 1 and gmv <> 0 then 1 else 0 end) over (partition by {{ part }}) as n_primary_gmv,
         sum(case when is_primary = 1 then buyers else 0 end) over (partition by {{ part }}) as primary_buyers,
-        row_number() over (
-            partition by {{ part }}, is_primary
-            order by buyers, {{ dim_cols | join(', ') }}
-        ) as rank_in_class
+        -- among the other cells, smallest first: what the cells before this one add
+        coalesce(count(*) over (
+            partition by {{ part }}, is_primary order by buyers, {{ dim_cols | join(', ') }}
+            rows between unbounded preceding and 1 preceding), 0) as cells_before,
+        coalesce(sum(case when gmv <> 0 then 1 else 0 end) over (
+            partition by {{ part }}, is_primary order by buyers, {{ dim_cols | join(', ') }}
+            rows between unbounded preceding and 1 preceding), 0) as gmv_cells_before,
+        coalesce(sum(buyers) over (
+            partition by {{ part }}, is_primary order by buyers, {{ dim_cols | join(', ') }}
+            rows between unbounded preceding and 1 preceding), 0) as buyers_before
     from primary_flags as f
 ),
 
@@ -37,9 +52,32 @@ flagged as (
     select
         f.*,
         (is_primary = 1
-            or (is_primary = 0 and rank_in_class = 1 and n_primary >= 1
-                and (n_primary = 1 or primary_buyers < {{ min_buyers }}))) as suppressed
+            or (n_primary >= 1
+                and (n_primary + cells_before < 2
+                     or n_primary_gmv + gmv_cells_before < 2
+                     or primary_buyers + buyers_before < {{ min_buyers }}))) as suppressed
     from partition_flags as f
+),
+
+hidden_per_partition as (
+    select
+        {{ part }},
+        sum(case when suppressed then 1 else 0 end) as hidden_cells,
+        sum(case when suppressed and gmv <> 0 then 1 else 0 end) as hidden_gmv_cells,
+        sum(case when suppressed then buyers else 0 end) as hidden_buyers
+    from flagged
+    group by {{ part }}
+),
+
+totals_flagged as (
+    select
+        t.*,
+        (t.buyers < {{ min_buyers }}
+            or (s.hidden_cells >= 1
+                and (s.hidden_cells < 2 or s.hidden_gmv_cells < 2 or s.hidden_buyers < {{ min_buyers }}))) as suppressed
+    from {{ totals }} as t
+    inner join hidden_per_partition as s
+        on {{ on_part_s }}
 )
 
 select
@@ -49,18 +87,21 @@ select
     {%- for c in dim_cols %}
     c.{{ c }},
     {%- endfor %}
+    {%- if total_rows %}
     false as is_total,
+    {%- endif %}
     cast(case when not c.suppressed then c.buyers end as integer) as buyers,
     cast(case when not c.suppressed then c.new_buyers end as integer) as new_buyers,
     cast(case when not c.suppressed then c.orders end as integer) as orders,
     cast(case when not c.suppressed then c.gmv end as {{ money_type() }}) as gmv,
-    cast(case when not c.suppressed and c.orders > 0 then round(c.gmv / c.orders, 2) end as {{ money_type() }}) as aov,
-    cast(case when not c.suppressed then cast(c.buyers as decimal(18,6)) / t.buyers end as decimal(9,6)) as share_of_buyers,
-    cast(case when not c.suppressed and t.gmv > 0 then c.gmv / t.gmv end as decimal(9,6)) as share_of_gmv,
+    case when not c.suppressed then {{ marts_money_ratio('c.gmv', 'c.orders') }} end as aov,
+    case when not c.suppressed then {{ marts_share('c.buyers', 't.buyers') }} end as share_of_buyers,
+    case when not c.suppressed then {{ marts_share('c.gmv', 't.gmv') }} end as share_of_gmv,
     c.suppressed
 from flagged as c
 inner join {{ totals }} as t
     on {{ on_part }}
+{%- if total_rows %}
 
 union all
 
@@ -72,15 +113,16 @@ select
     cast(null as {{ dim_types[loop.index0] }}) as {{ c }},
     {%- endfor %}
     true as is_total,
-    cast(t.buyers as integer) as buyers,
-    cast(t.new_buyers as integer) as new_buyers,
-    cast(t.orders as integer) as orders,
-    cast(t.gmv as {{ money_type() }}) as gmv,
-    cast(case when t.orders > 0 then round(t.gmv / t.orders, 2) end as {{ money_type() }}) as aov,
-    cast(1 as decimal(9,6)) as share_of_buyers,
-    cast(case when t.gmv > 0 then 1 end as decimal(9,6)) as share_of_gmv,
-    false as suppressed
-from {{ totals }} as t
+    cast(case when not t.suppressed then t.buyers end as integer) as buyers,
+    cast(case when not t.suppressed then t.new_buyers end as integer) as new_buyers,
+    cast(case when not t.suppressed then t.orders end as integer) as orders,
+    cast(case when not t.suppressed then t.gmv end as {{ money_type() }}) as gmv,
+    case when not t.suppressed then {{ marts_money_ratio('t.gmv', 't.orders') }} end as aov,
+    cast(case when not t.suppressed then 1 end as decimal(9,6)) as share_of_buyers,
+    cast(case when not t.suppressed and t.gmv <> 0 then 1 end as decimal(9,6)) as share_of_gmv,
+    t.suppressed
+from totals_flagged as t
+{%- endif %}
 {%- endmacro %}
 
 {#- The buyer marts' measures per group of `group_by` columns over `lines` (month,

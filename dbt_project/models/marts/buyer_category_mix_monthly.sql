@@ -2,8 +2,8 @@
     buyer city tier x gender. A buyer counts in every category they bought in that month;
     orders are the orders with at least one line of the category; gmv the category's lines.
     share_of_buyers / share_of_gmv are relative to the month's and category's total row.
-    Cells with fewer than 10 buyers are suppressed; one total row per month and category
-    (is_total) is never suppressed. No buyer ids leave this model. -#}
+    Suppression as in buyer_demographics_monthly, per month and category (a category's
+    total row under 10 buyers is hidden too). No buyer ids leave this model. -#}
 with lines as (
     select
         cast({{ dbt.date_trunc('month', 'l.order_date') }} as date) as month,

@@ -2,8 +2,9 @@
     (organic orders are not programme activity). Buyer attributes are the buyer profile's
     latest version; a buyer without a profile counts with an empty tier and gender.
     new_buyers: buyers whose first attributed order (in all loaded data) falls in the month.
-    Cells with fewer than 10 buyers are suppressed (see macros/marts_suppression.sql); one
-    total row per month (is_total) is never suppressed. No buyer ids leave this model. -#}
+    Cells with fewer than 10 buyers are suppressed, and more cells and the month's total
+    row where arithmetic could otherwise recover one (macros/marts_suppression.sql). No
+    buyer ids leave this model. -#}
 with lines as (
     select
         cast({{ dbt.date_trunc('month', 'l.order_date') }} as date) as month,
