@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from supernova.contract import Export
+from supernova.contract import EXPORTS, Export
 
 REDACTED = "<redacted>"
 _BOM = b"\xef\xbb\xbf"
@@ -100,6 +100,27 @@ def decode(data: bytes) -> tuple[bytes, str]:
 # ----------------------------------------------------------------------------- header
 
 
+def check_misrouted(names, export: Export) -> None:
+    """Reject a file whose columns match another export better than its own folder's
+    (exports.md "Bad input"): another export whose required columns are all present and
+    which shares strictly more columns with the header."""
+    have = set(names)
+    own = len(have & set(export.column_names))
+    best: tuple[int, Export] | None = None
+    for other in EXPORTS.values():
+        if other.name == export.name or not all(c in have for c in other.required):
+            continue
+        score = len(have & set(other.column_names))
+        if score > own and (best is None or score > best[0]):
+            best = (score, other)
+    if best is not None:
+        score, other = best
+        raise FileRejected(
+            f"misrouted: its columns look like export '{other.name}' ({score} of its "
+            f"{len(other.column_names)} columns) rather than '{export.name}' ({own} of "
+            f"{len(export.column_names)}); deliver it under {other.name}/")
+
+
 def check_header(names: list[str], export: Export) -> tuple[list[str], list[str]]:
     """Validate a header. Returns (contract columns present in file order, extras)."""
     names = [n.strip().lstrip("\ufeff").strip() for n in names]
@@ -108,6 +129,7 @@ def check_header(names: list[str], export: Export) -> tuple[list[str], list[str]
         if n in seen:
             raise FileRejected(f"duplicate column {n!r} in header")
         seen.add(n)
+    check_misrouted(seen, export)
     known = set(export.column_names)
     missing = [c for c in export.required if c not in seen]
     if missing:
@@ -321,6 +343,7 @@ def read_jsonl(data: bytes, export: Export) -> Parsed:
             keys_seen.setdefault(k, None)
         objs.append((i, obj))
     if objs:
+        check_misrouted(keys_seen, export)
         missing = [c for c in export.required if c not in keys_seen]
         if missing:
             raise FileRejected(

@@ -28,9 +28,11 @@ from supernova.contract import (
 # Characters trimmed around every value (incl. NBSP and the ideographic space U+3000).
 TRIM_CHARS = " \t\r\n\f\v\u00a0\u3000"
 
+# The offset, when present, must be a real one: within ±14:00 (exports.md "Bad input");
+# DuckDB itself would accept e.g. +80:00.
 TS_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
-    r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+    r"(Z|z|[+-](0[0-9]|1[0-3])(:?[0-5][0-9])?|[+-]14(:?00)?)?$"
 )
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 INT_PATTERN = r"^[+-]?[0-9]+$"

@@ -98,22 +98,40 @@ def invocation_args(warehouse: Path, log=print) -> list[str]:
 
 
 def _staged_files_digest(con) -> str | None:
-    """One value for the set of files staging holds (staging.staged_files), or None."""
+    """One value for the set of files staging holds (staging.staged_files) and the
+    superseded loads it withdrew (staging.withdrawn_files), or None."""
     if not table_exists(con, "staging", "staged_files"):
         return None
-    return con.execute(
+    digest = con.execute(
         "select count(*) || ':' || coalesce(md5(string_agg(model || ':' || sha256, ',' order by model, sha256)), '')"
         " from staging.staged_files").fetchone()[0]
+    if table_exists(con, "staging", "withdrawn_files"):
+        withdrawn = con.execute(
+            "select count(*), md5(string_agg(model || ':' || file_path || ':' || sha256, ','"
+            " order by model, file_path, sha256)) from staging.withdrawn_files").fetchone()
+        if withdrawn[0]:  # (a warehouse without supersessions keeps its recorded digest)
+            digest += f"|withdrawn {withdrawn[0]}:{withdrawn[1]}"
+    return digest
 
 
 def _unstaged_files(con) -> int:
-    """Loaded files that some staging model has not merged yet."""
+    """Loaded files that some staging model has not merged yet, plus superseded loads
+    (a landing file changed in place) whose withdrawal some staging model has not
+    handled yet (dbt_project/macros/staging.sql)."""
     exports = ", ".join(f"'{m}'" for m in STAGING_MODELS)
-    return con.execute(
+    unstaged = con.execute(
         "select count(*) from raw.manifest as m"
         f" where m.status = 'loaded' and m.export in ({exports})"
         "  and not exists (select 1 from staging.staged_files as f"
         "                  where f.model = 'stg_exports__' || m.export and f.sha256 = m.sha256)"
+    ).fetchone()[0]
+    handled = ("  and not exists (select 1 from staging.withdrawn_files as w"
+               "                  where w.model = 'stg_exports__' || m.export"
+               "                    and w.file_path = m.file_path and w.sha256 = m.sha256)"
+               if table_exists(con, "staging", "withdrawn_files") else "")
+    return unstaged + con.execute(
+        "select count(*) from raw.manifest as m"
+        f" where m.status = 'superseded' and m.export in ({exports}){handled}"
     ).fetchone()[0]
 
 

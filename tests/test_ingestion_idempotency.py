@@ -89,7 +89,9 @@ def test_corrected_file_loads_beside_the_original(tmp_path):
     assert got[1][2] == "orders/2026-10-03/part-1-fix.csv"
 
 
-def test_file_changed_in_place_is_rejected_but_a_fixed_rejected_file_loads(tmp_path):
+def test_file_changed_in_place_supersedes_and_a_fixed_rejected_file_loads(tmp_path):
+    """exports.md (issue 19): a loaded file changed in place supersedes its earlier load
+    (it used to be rejected, which lost the rest of a file read half-written)."""
     landing, wh = _landing(tmp_path), tmp_path / "wh"
     bad = write(landing, "skus", "s.csv", "sku_id,title\nS1,x\n")
     r1 = ingest(landing, wh)
@@ -100,9 +102,12 @@ def test_file_changed_in_place_is_rejected_but_a_fixed_rejected_file_loads(tmp_p
     r2 = ingest(landing, wh)
     status = {f.path: (f.status, f.reason) for f in r2.files}
     assert status["skus/2026-10-01/s.csv"][0] == "loaded"
-    assert status["orders/2026-10-01/part-1.csv"][0] == "rejected"
+    assert status["orders/2026-10-01/part-1.csv"][0] == "loaded"
     assert "changed in place" in status["orders/2026-10-01/part-1.csv"][1]
-    assert query(wh, "SELECT count(*) FROM raw.orders WHERE order_id = 'CHANGED'") == [(0,)]
+    assert query(wh, "SELECT order_id FROM raw.orders WHERE _file_name = 'orders/2026-10-01/part-1.csv'") == [
+        ("CHANGED",)]
+    assert query(wh, "SELECT status FROM raw.manifest WHERE file_path = 'orders/2026-10-01/part-1.csv' "
+                     "ORDER BY loaded_at") == [("superseded",), ("loaded",)]
 
 
 def test_manifest_balance_for_every_file(tmp_path):

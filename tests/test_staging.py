@@ -4,9 +4,12 @@ the whole history gives.
 Deliveries arrive in three batches: the second re-delivers some order lines of an earlier
 day; the third brings a late correction file filed under that old delivery date (re-delivered orders with new amounts, re-delivered events without
 event_id, a click moved to another link, a group snapshot re-stated) and with the
-generator's messy inputs. After each batch the staging models are built incrementally;
-at the end every staging table must equal, row for row, a full rebuild of the same raw
-data, and what each model recorded as staged must be every loaded file of its export.
+generator's messy inputs. A fourth batch changes two loaded files in place (issue 19:
+upstream rewrote them; each supersedes its earlier load): order lines and events dropped,
+amounts changed, event_ids cut short, so some staged keys no longer exist in raw at all.
+After each batch the staging models are built incrementally; at the end every staging
+table must equal, row for row, a full rebuild of the same raw data, and what each model
+recorded as staged must be every loaded file of its export.
 """
 
 from __future__ import annotations
@@ -94,6 +97,37 @@ def _late_corrections(generated: Path, landing: Path, day: str) -> None:
         assert _rewrite(src, landing / export / day / "zz-late-correction.csv", change) > 0
 
 
+def _change_in_place(landing: Path, day: str) -> list[str]:
+    """Upstream rewrites `day`'s orders and order_events files in place (same paths):
+    a quarter of the lines dropped, a quarter with new amounts / event_ids cut short."""
+    def orders(r):
+        if None in r:
+            return None
+        k = int(r["order_id"][-1]) % 4
+        if k == 0:
+            return None
+        if k == 1:
+            r["paid_amount"] = f"{float(r['paid_amount']) + 3:.2f}"
+        return r
+
+    def events(r):
+        if None in r:
+            return None
+        k = int(r["order_id"][-1]) % 4
+        if k == 0:
+            return None
+        if k == 1 and r["event_id"]:
+            r["event_id"] = r["event_id"][:-1]
+        return r
+
+    changed = []
+    for export, change in (("orders", orders), ("order_events", events)):
+        path = sorted((landing / export / day).glob("*.csv"))[0]
+        assert _rewrite(path, path, change) > 0
+        changed.append(path.relative_to(landing).as_posix())
+    return changed
+
+
 def _build(wh: Path, *extra: str) -> None:
     res = dbt_invoke(wh, ["build", *SELECT, *extra])
     assert res.success, res.exception or [
@@ -120,8 +154,12 @@ def staged(tmp_path_factory):
             _redelivery(generated, landing, "2026-09-03", into="2026-09-10")
         if i == 2:  # ingested after the re-delivery above, but delivered (filed) before it
             _late_corrections(generated, landing, "2026-09-03")
-        ingest(landing, inc, progress=QUIET)
+        ingest(landing, inc, progress=QUIET, quiet_seconds=0)
         _build(inc)
+    changed = _change_in_place(landing, "2026-09-05")
+    result = ingest(landing, inc, progress=QUIET, quiet_seconds=0)
+    assert sorted(f.path for f in result.superseding) == sorted(changed), result.summary()
+    _build(inc)
     full = root / "full"
     full.mkdir()
     shutil.copy2(inc / "supernova.duckdb", full / "supernova.duckdb")
@@ -150,6 +188,19 @@ def test_incremental_staging_equals_a_full_rebuild(staged):
         redelivered = a.execute("select count(*) from staging.stg_exports__orders "
                                 "where _file_name like '%/zz-redelivery.csv'").fetchone()[0]
         assert redelivered == lost
+        # the files changed in place really withdrew keys (staged before, gone from raw)
+        superseded = a.execute("select count(*) from raw.manifest where status = 'superseded'").fetchone()[0]
+        assert superseded == 2
+        withdrawn = a.execute("select count(*) from staging.withdrawn_files").fetchone()[0]
+        assert withdrawn == 2  # handled once, by the model of each export
+        # ... among them keys that no longer exist in raw at all (the stale-row delete ran)
+        (old_sha, date), = a.execute("select sha256, cast(delivery_date as varchar) from raw.manifest "
+                                     "where status = 'superseded' and export = 'order_events'").fetchall()
+        old_file = inc / "raw" / "order_events" / f"delivery_date={date}" / f"{old_sha}.parquet"
+        vanished = a.execute(f"select count(*) from read_parquet('{old_file}') w where w.event_id is not null "
+                             "and w.event_id not in (select event_id from raw.order_events "
+                             "where event_id is not null)").fetchone()[0]
+        assert vanished > 0
     finally:
         a.close()
         b.close()
@@ -257,7 +308,7 @@ def test_staging_is_left_out_of_a_build_only_when_verified_current(staged, tmp_p
     src = sorted((generated / "clicks" / "2026-09-05").glob("*.csv"))[0]
     assert _rewrite(src, landing / "clicks" / "2026-09-21" / "late-clicks.csv",
                     lambda r: None if None in r else r) > 0  # (the mess's ragged rows dropped)
-    ingest(landing, wh, progress=QUIET)
+    ingest(landing, wh, progress=QUIET, quiet_seconds=0)
     assert staging.verified_current(wh) is None
     # merged without its tests (and without the record a successful build writes)
     res = dbt_invoke(wh, ["run", "--select", "path:models/staging"])

@@ -15,6 +15,15 @@
     never looked at again, so a daily snapshot export stays O(one day). Re-staging a
     file is always harmless: the keys it touches are recomputed from raw.
 
+    A landing file changed in place supersedes its earlier load (docs/ingestion.md): the
+    earlier rows leave the raw view (manifest status `superseded`). The keys they touched
+    are recomputed too: on an incremental run, every key whose staged row came from the
+    superseded file's path (`_file_name`; a row that lost to another version is not in
+    staging and its removal changes nothing), and the post-hook deletes the staged rows of
+    that path whose key no longer exists in raw at all (e.g. an event_id that was cut
+    short in a half-written file). Handled supersessions are recorded per model in
+    `<staging schema>.withdrawn_files` (model, file_path, sha256), so each is handled once.
+
     On Spark (file_format parquet has no delete) the staging models are plain tables,
     rebuilt every run: same SQL, `is_incremental()` is never true there. -#}
 
@@ -53,17 +62,66 @@
             )
 {%- endmacro %}
 
+{% macro withdrawn_files_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema=generate_schema_name('staging', none), identifier='withdrawn_files')) }}
+{%- endmacro %}
+
+{#- FROM/WHERE of the manifest rows (alias m) of `export`'s superseded files whose
+    withdrawal this model has not handled yet. -#}
+{% macro _staging_unhandled_withdrawals(export, withdrawn) -%}
+    from {{ source('exports', 'manifest') }} as m
+        where m.export = '{{ export }}'
+            and m.status = 'superseded'
+            and not exists (
+                select 1 from {{ withdrawn }} as w
+                where w.model = '{{ this.identifier }}' and w.file_path = m.file_path
+                    and w.sha256 = m.sha256
+            )
+{%- endmacro %}
+
+{#- The landing paths whose earlier load was superseded since this model last handled it
+    (a list of strings; empty when nothing is pending or no record table exists). -#}
+{% macro staging_withdrawn_paths(export) -%}
+    {%- set rel = withdrawn_files_relation() -%}
+    {%- set tracked = adapter.get_relation(database=rel.database, schema=rel.schema, identifier=rel.identifier) -%}
+    {%- if tracked is none -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set sql -%}
+        select distinct m.file_path {{ _staging_unhandled_withdrawals(export, tracked) }} order by 1
+    {%- endset -%}
+    {{ return(run_query(sql).columns[0].values() | list) }}
+{%- endmacro %}
+
+{#- `keys` as an SQL condition between two aliases: a list of key columns, or a macro
+    computing the key from an alias (order_event_key). -#}
+{% macro _staging_keys_equal(keys, left, right) -%}
+    {%- if keys is iterable and keys is not string -%}
+        {%- for k in keys %}{{ " and " if not loop.first }}{{ left }}.{{ k }} = {{ right }}.{{ k }}{% endfor -%}
+    {%- else -%}
+        {{ keys(left) }} = {{ keys(right) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{%- macro _staging_quote_list(values) -%}
+    {%- for v in values %}'{{ v | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor -%}
+{%- endmacro %}
+
 {#- The where-clause of a staging model's select over `from_relation as alias`: on an
     incremental run, only the rows whose key occurs in a new file (all their versions, so
-    the dedup that follows picks the same winner a full rebuild would). Empty otherwise. -#}
+    the dedup that follows picks the same winner a full rebuild would), or whose staged
+    row came from a superseded file. Empty otherwise. -#}
 {% macro staging_redelivered_only(export, keys, alias, from_relation=none, narrow_by=none) -%}
     {%- if execute and is_incremental() -%}
         {%- set new = staging_new_files(export) -%}
+        {%- set withdrawn = staging_withdrawn_paths(export) -%}
         {%- set rel = from_relation if from_relation is not none else source('exports', export) -%}
         {%- if new is none -%}
             {#- nothing recorded: recompute every key -#}
-        {%- elif new | length == 0 -%}
+        {%- elif new | length == 0 and withdrawn | length == 0 -%}
             where 1 = 0
+        {%- elif new | length == 0 -%}
+            where {{ _staging_withdrawn_keys(keys, alias, withdrawn) }}
         {%- else -%}
             {%- set key_cols = keys if (keys is iterable and keys is not string) else none -%}
             {%- set new_files -%}
@@ -93,8 +151,20 @@
                     and {{ keys('redelivered') }} = {{ keys(alias) }}
                     {%- endif %}
             )
+            {%- if withdrawn | length > 0 %}
+            or {{ _staging_withdrawn_keys(keys, alias, withdrawn) }}
+            {%- endif %}
         {%- endif -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- Rows of `alias` whose key is staged from one of the `paths` (superseded files). -#}
+{% macro _staging_withdrawn_keys(keys, alias, paths) -%}
+    exists (
+                select 1 from {{ this }} as withdrawn
+                where withdrawn._file_name in ({{ _staging_quote_list(paths) }})
+                    and {{ _staging_keys_equal(keys, 'withdrawn', alias) }}
+            )
 {%- endmacro %}
 
 {#- on-run-start: the record table exists before any staging model runs (once, not per
@@ -108,18 +178,48 @@
         create table if not exists {{ rel }} (
             model {{ dbt.type_string() }},
             sha256 {{ dbt.type_string() }}
+        );
+        create table if not exists {{ withdrawn_files_relation() }} (
+            model {{ dbt.type_string() }},
+            file_path {{ dbt.type_string() }},
+            sha256 {{ dbt.type_string() }}
         )
     {%- endif -%}
 {%- endmacro %}
 
 {#- Post-hook (inside the model's transaction): record every loaded file of the export
     as staged into this model. Nothing writes the raw layer during a dbt invocation, so
-    these are exactly the files the model's select saw. -#}
-{% macro staging_record_files(export) -%}
+    these are exactly the files the model's select saw. Then the superseded files: the
+    staged rows of their paths whose key no longer exists in raw (the select could not
+    replace them: nothing is left to recompute them from) are deleted, and the
+    supersessions are recorded as handled. `keys` as for staging_redelivered_only. -#}
+{% macro staging_record_files(export, keys=none) -%}
     {%- if target.type != 'duckdb' -%}
         select 1 as not_tracked
     {%- else -%}
         {%- set rel = staged_files_relation() -%}
+        {%- set withdrawn_rel = withdrawn_files_relation() -%}
+        {%- set paths = staging_withdrawn_paths(export) if execute else [] -%}
+        {%- if paths | length > 0 and keys is not none %}
+        delete from {{ this }} as stale
+        where stale._file_name in ({{ _staging_quote_list(paths) }})
+            and not exists (
+                select 1 from {{ source('exports', export) }} as current_raw
+                where {{ _staging_keys_equal(keys, 'current_raw', 'stale') }}
+            );
+        {%- endif %}
+        {%- if paths | length > 0 %}
+        delete from {{ rel }} as done
+        where done.model = '{{ this.identifier }}'
+            and done.sha256 in (select m.sha256 {{ _staging_unhandled_withdrawals(export, withdrawn_rel) }})
+            and done.sha256 not in (
+                select l.sha256 from {{ source('exports', 'manifest') }} as l
+                where l.export = '{{ export }}' and l.status = 'loaded'
+            );
+        {%- endif %}
+        insert into {{ withdrawn_rel }} (model, file_path, sha256)
+        select '{{ this.identifier }}', m.file_path, m.sha256
+        {{ _staging_unhandled_withdrawals(export, withdrawn_rel) }};
         insert into {{ rel }} (model, sha256)
         select '{{ this.identifier }}', m.sha256
         {{ _staging_unrecorded_files(export, rel) }}

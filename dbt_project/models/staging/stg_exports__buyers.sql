@@ -2,7 +2,7 @@
 -- file name, then later row; settlement-rules §0).
 {{ config(
     unique_key='buyer_id',
-    post_hook="{{ staging_record_files('buyers') }}",
+    post_hook="{{ staging_record_files('buyers', ['buyer_id']) }}",
 ) }}
 select
     buyer_id,

@@ -2,7 +2,7 @@
 -- file name, then later row; settlement-rules §0).
 {{ config(
     unique_key='click_id',
-    post_hook="{{ staging_record_files('clicks') }}",
+    post_hook="{{ staging_record_files('clicks', ['click_id']) }}",
 ) }}
 select
     click_id,

@@ -2,7 +2,7 @@
 -- file name, then later row; settlement-rules §0).
 {{ config(
     unique_key='rule_id',
-    post_hook="{{ staging_record_files('commission_rules') }}",
+    post_hook="{{ staging_record_files('commission_rules', ['rule_id']) }}",
 ) }}
 select
     rule_id,

@@ -1,7 +1,7 @@
 -- Latest snapshot per group (§0); equal snapshot dates: the one delivered last.
 {{ config(
     unique_key='group_id',
-    post_hook="{{ staging_record_files('groups') }}",
+    post_hook="{{ staging_record_files('groups', ['group_id']) }}",
 ) }}
 select
     group_id,

@@ -2,7 +2,7 @@
 -- file name, then later row; settlement-rules §0).
 {{ config(
     unique_key='link_id',
-    post_hook="{{ staging_record_files('links') }}",
+    post_hook="{{ staging_record_files('links', ['link_id']) }}",
 ) }}
 select
     link_id,

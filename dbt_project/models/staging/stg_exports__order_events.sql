@@ -3,7 +3,7 @@
 -- re-delivered event collapses to the version delivered last.
 {{ config(
     unique_key='event_key',
-    post_hook="{{ staging_record_files('order_events') }}",
+    post_hook="{{ staging_record_files('order_events', order_event_key) }}",
 ) }}
 select
     order_id,

@@ -2,7 +2,7 @@
 -- file name, then later row; settlement-rules §0).
 {{ config(
     unique_key=['order_id', 'line_no'],
-    post_hook="{{ staging_record_files('orders') }}",
+    post_hook="{{ staging_record_files('orders', ['order_id', 'line_no']) }}",
 ) }}
 select
     order_id,

@@ -3,7 +3,7 @@
 -- with the same updated_at collapses to the one delivered last.
 {{ config(
     unique_key=['promoter_id', 'updated_at'],
-    post_hook="{{ staging_record_files('promoters') }}",
+    post_hook="{{ staging_record_files('promoters', ['promoter_id', 'updated_at']) }}",
 ) }}
 select
     promoter_id,

@@ -2,7 +2,7 @@
 -- file name, then later row; settlement-rules §0).
 {{ config(
     unique_key='sku_id',
-    post_hook="{{ staging_record_files('skus') }}",
+    post_hook="{{ staging_record_files('skus', ['sku_id']) }}",
 ) }}
 select
     sku_id,
