@@ -45,13 +45,21 @@ RUN_COLUMNS = {
     "forfeited_amount": "decimal(18,2)", "suspense_lines": "bigint", "suspense_base": "decimal(18,2)",
     "suspense_ratio": "decimal(18,8)", "checks_passed": "bigint", "checks_failed": "bigint",
     "checks": "varchar", "message": "varchar",
+    # the order-line funnel (outputs.md; settlement_run_totals): lines_delivered = lines_settled
+    # + lines_settled_earlier + suspense_lines + lines_organic + lines_pending_completion
+    # + lines_cancelled_unsettled + lines_completed_before_first_month; orphan events beside it
+    "lines_delivered": "bigint", "lines_organic": "bigint", "lines_settled_earlier": "bigint",
+    "lines_pending_completion": "bigint", "lines_cancelled_unsettled": "bigint",
+    "lines_completed_before_first_month": "bigint", "orphan_events": "bigint",
 }
 TOTAL_COLUMNS = [
     "lines_settled", "base_amount", "line_commission", "platform_fee", "level1_amount",
     "level2_amount", "operator_retained", "clawback_amount", "adjustment_amount",
     "tier_bonus_amount", "postings_amount", "payout_rows", "gross_due", "net_paid",
     "tax_withheld", "carried_out", "forfeited_amount", "suspense_lines", "suspense_base",
-    "suspense_ratio",
+    "suspense_ratio", "lines_delivered", "lines_organic", "lines_settled_earlier",
+    "lines_pending_completion", "lines_cancelled_unsettled", "lines_completed_before_first_month",
+    "orphan_events",
 ]
 
 
@@ -60,9 +68,17 @@ class PublishError(RuntimeError):
 
 
 def ensure_settlement_schema(con) -> None:
+    """settlement.settlement_runs with every RUN_COLUMNS column: created, or (a warehouse
+    from an earlier version) given the columns it lacks, empty for its earlier runs."""
     con.execute("create schema if not exists settlement")
     cols = ", ".join(f"{k} {v}" for k, v in RUN_COLUMNS.items())
     con.execute(f"create table if not exists settlement.settlement_runs ({cols})")
+    have = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = 'settlement' and table_name = 'settlement_runs'").fetchall()}
+    for name, typ in RUN_COLUMNS.items():
+        if name not in have:
+            con.execute(f"alter table settlement.settlement_runs add column if not exists {name} {typ}")
 
 
 def record_run(con, row: dict) -> None:

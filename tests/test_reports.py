@@ -113,6 +113,67 @@ def test_published_report_reconciliation_adds_up_and_a_mismatch_is_shown(wh):
     assert "do NOT add up" in page and "✗" in page
 
 
+FUNNEL = ["lines_settled", "lines_settled_earlier", "suspense_lines", "lines_organic", "lines_pending_completion",
+          "lines_cancelled_unsettled", "lines_completed_before_first_month"]
+
+
+def test_every_published_run_records_a_funnel_that_adds_up_to_the_lines_delivered(wh):
+    """outputs.md settlement_runs: lines delivered = organic + suspense + pending + settled
+    (this run or earlier) + cancelled/refunded before settling. Organic lines and the
+    delivered lines are counted independently from raw (§1 written without the macro)."""
+    with connect(wh["warehouse"], read_only=True) as con:
+        runs = con.execute(f"select settlement_month, lines_delivered, {', '.join(FUNNEL)}, orphan_events "
+                           "from settlement.settlement_runs where status = 'published' order by finished_at").fetchall()
+        delivered = con.execute("select count(*) from (select distinct order_id, line_no from raw.orders)").fetchone()[0]
+        organic = con.execute("""
+            with heads as (
+                select order_id, arg_min(buyer_id, line_no) as buyer_id, arg_min(ordered_at, line_no) as ordered_at
+                from (select distinct order_id, line_no, buyer_id, ordered_at from raw.orders) group by order_id),
+            clicked as (
+                select distinct h.order_id from heads h join raw.clicks c
+                  on c.buyer_id = h.buyer_id and c.clicked_at <= h.ordered_at
+                 and c.clicked_at > h.ordered_at - interval 15 day)
+            select count(*) from (select distinct order_id, line_no from raw.orders) o
+            where o.order_id not in (select order_id from clicked)""").fetchone()[0]
+        settled = dict(con.execute("select first_settlement_month, count(*) from settlement.line_terms "
+                                   "group by 1").fetchall())
+    assert {r[0] for r in runs} == {"2026-09", "2026-10"}
+    for month, lines_delivered, *buckets, orphans in runs:
+        row = dict(zip(FUNNEL, buckets))
+        assert lines_delivered == sum(buckets), (month, lines_delivered, row)
+        assert lines_delivered == delivered and row["lines_organic"] == organic > 0
+        assert row["lines_pending_completion"] > 0 and orphans is not None
+        # settled by this run or earlier = every published line term of this month or before
+        assert row["lines_settled"] + row["lines_settled_earlier"] == sum(
+            n for m, n in settled.items() if m <= month), (month, row, settled)
+    october = dict(zip(FUNNEL, runs[-1][2:-1]))
+    assert october["lines_settled_earlier"] == settled["2026-09"]
+
+
+def test_an_existing_settlement_runs_table_gets_the_funnel_columns(tmp_path):
+    """A warehouse from before the funnel: its settlement_runs gains the new columns (empty
+    for the runs recorded before), and a new run records them."""
+    from supernova import publish
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    try:
+        con.execute("create schema settlement")
+        con.execute("create table settlement.settlement_runs (run_id varchar, settlement_month varchar, "
+                    "status varchar, lines_settled bigint)")
+        con.execute("insert into settlement.settlement_runs values ('r0', '2026-08', 'published', 5)")
+        publish.ensure_settlement_schema(con)
+        publish.record_run(con, {"run_id": "r1", "settlement_month": "2026-09", "status": "published",
+                                 "lines_delivered": 10, "lines_organic": 2})
+        cols = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                          "where table_name = 'settlement_runs'").fetchall()}
+        assert set(publish.RUN_COLUMNS) <= cols
+        rows = con.execute("select run_id, lines_settled, lines_delivered, lines_organic "
+                           "from settlement.settlement_runs order by run_id").fetchall()
+        assert rows == [("r0", 5, None, None), ("r1", None, 10, 2)]
+    finally:
+        con.close()
+
+
 def test_failed_report_shows_why_first_with_the_failed_check_and_examples(wh):
     page = _html(wh, "failed")
     assert "Why it failed — nothing was published" in page
