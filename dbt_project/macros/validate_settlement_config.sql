@@ -15,7 +15,7 @@
     {%- set c = var('supernova') -%}
     {%- set required = ['attribution_window_days', 'platform_fee_rate', 'max_levels', 'split_shares',
                         'max_commission_rate', 'cutoff_day', 'tiers', 'payout_threshold', 'tax',
-                        'suspense_limit_ratio', 'inviter_chain_max_depth'] -%}
+                        'suspense_limit_ratio', 'inviter_chain_max_depth', 'first_month'] -%}
     {%- for k in required -%}
         {%- if k not in c -%}{{ exceptions.raise_compiler_error("settlement config: missing '" ~ k ~ "'") }}{%- endif -%}
     {%- endfor -%}
@@ -25,6 +25,9 @@
     {%- if (c.cutoff_day | int) < 1 or (c.cutoff_day | int) > 28 -%}
         {{ exceptions.raise_compiler_error("settlement config: cutoff_day must be 1..28") }}
     {%- endif -%}
+    {%- if not modules.re.match('^[0-9]{4}-(0[1-9]|1[0-2])$', c.first_month | string) -%}
+        {{ exceptions.raise_compiler_error("settlement config: first_month (the programme's first month) must be a calendar month written YYYY-MM in quotes, e.g. \"2026-09\", got '" ~ c.first_month ~ "'") }}
+    {%- endif -%}
     {%- if (c.max_levels | int) < 1 or (c.max_levels | int) > 2 -%}
         {{ exceptions.raise_compiler_error("settlement config: max_levels = " ~ c.max_levels ~ ": never more than 2 levels may be paid (3 or more levels of distribution is a pyramid scheme under Chinese law)") }}
     {%- endif -%}
@@ -32,6 +35,10 @@
     {%- do _cfg_decimal('max_commission_rate', c.max_commission_rate, 0, 0.9) -%}
     {%- do _cfg_decimal('payout_threshold', c.payout_threshold, 0, none) -%}
     {%- do _cfg_decimal('suspense_limit_ratio', c.suspense_limit_ratio, 0, 1) -%}
+    {#- settlement_checks compares suspense to the limit as DECIMAL(18,8): more places would round it -#}
+    {%- if ((c.suspense_limit_ratio | string).split('.') + [''])[1] | length > 8 -%}
+        {{ exceptions.raise_compiler_error("settlement config: suspense_limit_ratio = " ~ c.suspense_limit_ratio ~ " has more than 8 decimal places (it is compared exactly as DECIMAL(18,8))") }}
+    {%- endif -%}
     {%- set platforms = ['fenxiang', 'jingxiaoge', 'jingxiaofu', 'yundian'] -%}
     {%- for p in platforms -%}
         {%- if p not in c.split_shares -%}{{ exceptions.raise_compiler_error("settlement config: split_shares has no entry for platform '" ~ p ~ "'") }}{%- endif -%}

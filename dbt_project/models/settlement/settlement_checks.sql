@@ -226,10 +226,13 @@ v_manifest_balance as (
     where rows_read <> rows_loaded + rows_quarantined
 ),
 
--- §7 suspense under its limit unless finance accepted it for this run
+-- §7 suspense under its limit unless finance accepted it for this run, decided in exact
+-- DECIMAL without division: suspense base <= limit x (first-settled base + suspense base).
+-- (A ratio divides DECIMALs in DOUBLE on DuckDB: 0.005000004 cast to 8 places passed.)
 v_suspense_limit as (
     select * from {{ ref('settlement_run_totals') }}
-    where suspense_ratio > suspense_limit_ratio and not suspense_accepted
+    where suspense_base > {{ dec(cfg('suspense_limit_ratio'), 18, 8) }} * (base_amount + suspense_base)
+        and not suspense_accepted
 ),
 
 -- the month's totals: ledger = payouts = change in entitlement
@@ -279,6 +282,6 @@ union all
 union all
 {{ invariant_check('manifest_rows_balance', 'rows read = rows loaded + rows quarantined, for every landing file', 'v_manifest_balance', 'file_path') }}
 union all
-{{ invariant_check('suspense_within_limit', 'suspense base <= limit x (first-settled base + suspense base), unless accepted', 'v_suspense_limit', "cast(suspense_ratio as " ~ dbt.type_string() ~ ")") }}
+{{ invariant_check('suspense_within_limit', 'suspense base <= limit x (first-settled base + suspense base), unless accepted', 'v_suspense_limit', "'suspense base ' || cast(suspense_base as " ~ dbt.type_string() ~ ") || ' of ' || cast(base_amount + suspense_base as " ~ dbt.type_string() ~ ") || ' (limit " ~ cfg('suspense_limit_ratio') ~ ")'") }}
 union all
 {{ invariant_check('month_totals_reconcile', 'month: sum of postings = sum of payouts postings = change in line entitlements', 'v_month_totals', "cast(ledger_total as " ~ dbt.type_string() ~ ")") }}
