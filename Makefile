@@ -15,10 +15,19 @@ bootstrap:
 demo: bootstrap
 	@$(UV) run --frozen supernova demo
 
-## The test suite (what CI runs). The report tests drive Debian's headless Chromium;
-## it is installed here when missing and we are root (as on CI machines).
-test: bootstrap chromium
+## The test suite (what CI runs). The report tests drive Debian's headless Chromium and
+## the deployment test (tests/deployment/) runs Airflow on Debian's PostgreSQL; both are
+## installed here when missing and we are root (as on CI machines).
+test: bootstrap chromium postgres
 	@$(UV) run --frozen pytest -q
+
+## PostgreSQL (Debian package) for the deployment test: the test starts its own server on
+## a temporary data dir as an unprivileged user; nothing is started here.
+.PHONY: postgres
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; } || \
+	  echo "postgresql not installed: the deployment test will skip (it fails under CI)"
 
 chromium:
 	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
