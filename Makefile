@@ -10,10 +10,12 @@ bootstrap:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
 
-## The main job: generate the demo month's exports and settle it through the real
-## Airflow DAG (monthly_settlement) into var/warehouse.
+## The main job: generate demo exports (var/demo/landing), settle 2026-09 and 2026-10
+## through the real Airflow DAG (monthly_settlement), refresh the marts, write October's
+## statements and the BI catalog, all into var/demo/warehouse. One line per stage on the
+## terminal, details in var/demo/warehouse/logs/ (VERBOSE=1 shows everything).
 demo: bootstrap
-	@$(UV) run --frozen supernova demo
+	@$(UV) run --frozen supernova demo $(if $(VERBOSE),--verbose,)
 
 ## The test suite (what CI runs). The report tests drive Debian's headless Chromium and
 ## the deployment test (tests/deployment/) runs Airflow on Debian's PostgreSQL; both are

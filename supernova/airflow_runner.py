@@ -18,6 +18,11 @@ def configure_airflow_env() -> Path:
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(settings.DAGS_DIR))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    # task logs as files under AIRFLOW_HOME/logs, plain text: the CLI sends the console
+    # output to <warehouse>/logs/ as well (supernova.summary.details_to), where colour
+    # codes would be noise
+    os.environ.setdefault("AIRFLOW__LOGGING__BASE_LOG_FOLDER", str(home / "logs"))
+    os.environ.setdefault("AIRFLOW__LOGGING__COLORED_CONSOLE_LOG", "False")
     os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     return home

@@ -1,9 +1,10 @@
-"""`supernova`: generate sample exports, ingest, settle a month, refresh marts."""
+"""`supernova`: generate sample exports, ingest, settle a month, refresh marts, write statements."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from supernova import settings
@@ -12,10 +13,104 @@ DEMO_START = "2026-09-01"
 DEMO_DAYS = 68  # September and October, plus October's 7-day return window
 DEMO_MONTHS = ["2026-09", "2026-10"]
 
+# One table of exit codes for every command (README.md, docs/marts.md say the same).
+EXIT_OK = 0        # done
+EXIT_FAILED = 1    # the run failed or was refused (a check failed, a closed month, a rejected file): see its message
+EXIT_USAGE = 2     # a usage error: bad arguments, a missing landing folder, a warehouse path that is a file
+EXIT_BUSY = 3      # the warehouse is busy: another run holds it, or a process kept the DuckDB file open too long
+EXIT_CODES_TEXT = """exit codes (every command):
+  0  done
+  1  the run failed or was refused (see its message; nothing half-published)
+  2  usage error: bad arguments, missing landing folder, warehouse path is a file
+  3  warehouse busy: another run holds it, or a process kept the DuckDB file open
+     longer than SUPERNOVA_WAREHOUSE_WAIT_SECONDS"""
+ENV_TEXT = """environment:
+  SUPERNOVA_HOME                    local state folder (default: <project>/var)
+  SUPERNOVA_LANDING                 default --landing (default: $SUPERNOVA_HOME/landing)
+  SUPERNOVA_WAREHOUSE               default --warehouse (default: $SUPERNOVA_HOME/warehouse)
+  SUPERNOVA_DUCKDB_MEMORY_LIMIT     DuckDB memory limit for dbt and Python (default: 6GB)
+  SUPERNOVA_WAREHOUSE_WAIT_SECONDS  how long a run waits for another process holding the
+                                    warehouse DuckDB file (default: 120)"""
+EPILOG = ENV_TEXT + "\n\n" + EXIT_CODES_TEXT
+MONTH_HELP = "must be a calendar month written YYYY-MM, e.g. 2026-10"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults after each option; the epilog (environment, exit codes) kept as written."""
+
+    def _get_help_string(self, action):
+        # "(default: None)" says nothing: options without a default explain theirs in words
+        if action.default is None or action.default is False or action.default == "":
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (no usage dump, no traceback), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+class UsageError(Exception):
+    """A problem with what was asked (paths, arguments) found before anything heavy starts."""
+
+
+def month_arg(value: str) -> str:
+    if not settings.MONTH_RE.match(value.strip()):
+        raise argparse.ArgumentTypeError(f"{MONTH_HELP}; got {value!r}")
+    return value.strip()
+
+
+def add_command(sub, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand with the shared formatter, epilog and --verbose."""
+    p = sub.add_parser(name, help=help, description=description or help, epilog=EPILOG,
+                       formatter_class=HelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show everything (Airflow, dbt, every file) instead of one line per stage")
+    return p
+
 
 def _add_paths(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--landing", type=Path, default=None, help="landing directory of export files")
-    p.add_argument("--warehouse", type=Path, default=None, help="warehouse directory")
+    p.add_argument("--landing", type=Path, default=None,
+                   help="landing directory of export files (default: $SUPERNOVA_LANDING, else "
+                        "$SUPERNOVA_HOME/landing)")
+    p.add_argument("--warehouse", type=Path, default=None,
+                   help="warehouse directory (default: $SUPERNOVA_WAREHOUSE, else $SUPERNOVA_HOME/warehouse)")
+
+
+def check_landing(landing: Path) -> Path:
+    landing = Path(landing).expanduser()
+    if not landing.is_dir():
+        what = "is not a directory" if landing.exists() else "does not exist"
+        raise UsageError(f"the landing folder {landing} {what} (--landing or SUPERNOVA_LANDING)")
+    return landing.resolve()
+
+
+def check_warehouse(warehouse: Path) -> Path:
+    warehouse = Path(warehouse).expanduser()
+    if warehouse.exists() and not warehouse.is_dir():
+        raise UsageError(f"the warehouse path {warehouse} is a file, not a directory "
+                         "(--warehouse or SUPERNOVA_WAREHOUSE)")
+    return warehouse.resolve()
+
+
+def check_busy(warehouse: Path) -> None:
+    """Refuse at once (exit 3) when another run holds the warehouse, instead of starting
+    Airflow to find out."""
+    from supernova import lock
+
+    with lock.held(warehouse, "cli-check", log=lambda _msg: None):
+        pass
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("supernova")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def cmd_generate(args) -> int:
@@ -29,42 +124,68 @@ def cmd_generate(args) -> int:
 
 def cmd_ingest(args) -> int:
     from ingestion import ingest
+    from supernova.summary import details_to, log_file
 
-    result = ingest(args.landing or settings.default_landing(),
-                    args.warehouse or settings.default_warehouse(), progress=print)
+    landing = check_landing(args.landing or settings.default_landing())
+    warehouse = check_warehouse(args.warehouse or settings.default_warehouse())
+    check_busy(warehouse)
+    details = log_file(warehouse, "ingest")
+    with details_to(details, verbose=args.verbose):
+        result = ingest(landing, warehouse, progress=print)
+        if args.stage and result.ok:
+            from supernova import staging
+
+            staging.stage(warehouse, log=print)
     print(result.summary())
-    if args.stage:
-        from supernova import staging
-
-        staging.stage(args.warehouse or settings.default_warehouse(), log=print)
-    return 0 if result.ok else 1
+    if not args.verbose:
+        print(f"[supernova] one line per file in {details}")
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def settle_month(month: str, landing: Path, warehouse: Path, *, preview=False, reopen=False,
-                 reason="", accept_suspense=False, accept_suspense_reason="") -> int:
-    """Run the monthly_settlement DAG in process; print a summary; 0 on success."""
+def settle_month(month: str, landing: Path, warehouse: Path, *, preview=False, reopen_reason="",
+                 accept_suspense_reason="") -> int:
+    """Run the monthly_settlement DAG in process; print one line per stage and a summary
+    (everything else goes to <warehouse>/logs/, or to the terminal with --verbose);
+    returns an exit code (EXIT_*)."""
     from supernova import settle as s
     from supernova.airflow_runner import run_dag
-    from supernova.summary import print_summary
+    from supernova.summary import details_to, follow_settlement, log_file, print_summary
 
     landing, warehouse = Path(landing).resolve(), Path(warehouse).resolve()
     attempt_id = s.new_attempt_id(month)
     conf = {
-        "month": month, "preview": preview, "reopen": reopen, "reason": reason,
-        "accept_suspense": accept_suspense, "accept_suspense_reason": accept_suspense_reason,
+        "month": month, "preview": preview, "reopen_reason": reopen_reason,
+        "accept_suspense_reason": accept_suspense_reason,
         "landing": str(landing), "warehouse": str(warehouse), "attempt_id": attempt_id,
     }
-    print(f"[supernova] settling {month} through the monthly_settlement DAG "
-          f"(landing {landing}, warehouse {warehouse}) ...", flush=True)
+    details = log_file(warehouse, f"settle-{month}")
+    t0 = time.monotonic()
+    print(f"[supernova] settling {month} through the monthly_settlement DAG (warehouse {warehouse})"
+          + ("" if VERBOSE else f"; details in {details}"), flush=True)
     try:
-        dagrun = run_dag("monthly_settlement", conf)
+        with details_to(details, verbose=VERBOSE) as say, follow_settlement(warehouse, attempt_id, say):
+            dagrun = run_dag("monthly_settlement", conf)
         state = str(getattr(dagrun, "state", "failed"))
     except Exception as exc:  # the DAG could not even start: say so plainly
         print(f"[supernova] ERROR: the settlement run could not start: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_FAILED
     ok = state.endswith("success")
-    print_summary(warehouse, attempt_id, dag_state=state)
-    return 0 if ok else 1
+    print_summary(warehouse, attempt_id, dag_state=f"{state}, {time.monotonic() - t0:.0f} s")
+    if ok:
+        return EXIT_OK
+    return EXIT_BUSY if _was_busy(warehouse, attempt_id) else EXIT_FAILED
+
+
+def _was_busy(warehouse: Path, attempt_id: str) -> bool:
+    """Did the run stop because the warehouse was held (another run, or a process keeping
+    the DuckDB file open past the wait)?"""
+    from supernova.settle import RunState
+
+    error = RunState(warehouse, attempt_id).load().get("error") or ""
+    return "is still held by" in error or "is busy" in error
+
+
+VERBOSE = False  # set by main() from --verbose
 
 
 def cmd_settle(args) -> int:
@@ -74,65 +195,100 @@ def cmd_settle(args) -> int:
     if args.accept_suspense and not args.reason:
         print("--accept-suspense needs --reason TEXT (it is recorded)", file=sys.stderr)
         return 2
+    # paths and the warehouse lock checked here, in one line each, before Airflow starts
+    args.landing = check_landing(args.landing or settings.default_landing())
+    args.warehouse = check_warehouse(args.warehouse or settings.default_warehouse())
+    check_busy(args.warehouse)
     return settle_month(
         args.month, args.landing or settings.default_landing(), args.warehouse or settings.default_warehouse(),
-        preview=args.preview, reopen=args.reopen, reason=args.reason if args.reopen else "",
-        accept_suspense=args.accept_suspense,
+        preview=args.preview, reopen_reason=args.reason if args.reopen else "",
         accept_suspense_reason=args.reason if args.accept_suspense else "",
     )
 
 
+def demo_hints(warehouse: Path, landing: Path) -> list[str]:
+    """The commands the demo suggests at its end; each works exactly as printed from the
+    folder it was run in (tests/test_serving.py runs them): the programs are named by
+    their path in this environment (`.venv/bin/...`), which needs no activated venv."""
+    from supernova.summary import display_path, supernova_command
+
+    w = display_path(warehouse)
+    return [
+        f"{supernova_command()} statements --month {DEMO_MONTHS[-1]} --warehouse {w}",
+        f"{supernova_command()} marts --landing {display_path(landing)} --warehouse {w}",
+        f"{supernova_command('duckdb')} -readonly {w}/bi/supernova_bi.duckdb -c \"select settlement_month, status, "
+        f"count(*) as promoters, sum(net_paid) as net_paid from settlement.payouts group by all order by all\"",
+    ]
+
+
 def cmd_demo(args) -> int:
-    """The README's main command: sample data for two months, settled in order."""
+    """The README's main command: sample data for two months, settled in order, the marts
+    refreshed, the statements of the last month written."""
     from supernova.generator import generate
+    from supernova.marts import run_marts
+    from supernova.statements import run_statements
 
     home = settings.var_dir()
-    landing = Path(args.landing or home / "demo" / "landing")
-    warehouse = Path(args.warehouse or home / "demo" / "warehouse")
+    landing = Path(args.landing or home / "demo" / "landing").resolve()
+    warehouse = check_warehouse(args.warehouse or home / "demo" / "warehouse")
+    check_busy(warehouse)
     # the marker lives beside the landing folder: ingestion rejects anything inside it
     # that is not an export file
     marker = landing.parent / f".{landing.name}.generated"
     if not marker.exists():
-        print(f"[supernova] generating demo exports ({DEMO_START}, {DEMO_DAYS} days, scale demo) into {landing} ...",
-              flush=True)
-        print(generate(out=landing, start=DEMO_START, days=DEMO_DAYS, scale="demo", seed=2026), flush=True)
+        print(f"[supernova] generating demo exports ({DEMO_START}, {DEMO_DAYS} days, scale demo) into "
+              f"{landing} ...", flush=True)
+        summary = generate(out=landing, start=DEMO_START, days=DEMO_DAYS, scale="demo", seed=2026)
+        print(f"[supernova] {str(summary).splitlines()[0] if str(summary) else 'generated'}", flush=True)
         marker.write_text("ok\n")
     else:
         print(f"[supernova] demo exports already in {landing}")
     for month in DEMO_MONTHS:
         rc = settle_month(month, landing, warehouse)
-        if rc != 0:
+        if rc != EXIT_OK:
             return rc
-    print(f"\n[supernova] demo done. Outputs: {warehouse}/supernova.duckdb (schema settlement) and "
-          f"{warehouse}/parquet/settlement/; reports in {warehouse}/reports/.")
-    return 0
+    rc = run_marts(landing, warehouse, verbose=VERBOSE)
+    if rc != EXIT_OK:
+        return rc
+    rc = run_statements(warehouse, DEMO_MONTHS[-1])
+    if rc != EXIT_OK:
+        return rc
+    print(f"\n[supernova] demo done: settlement, marts and statements in {warehouse}")
+    print(f"  BI catalog  {warehouse}/bi/supernova_bi.duckdb (docs/bi.md); Parquet in {warehouse}/parquet/")
+    print(f"  reports     {warehouse}/reports/;  logs {warehouse}/logs/")
+    print("try:")
+    for hint in demo_hints(warehouse, landing):
+        print(f"  {hint}")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="supernova", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="supernova", description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    g = sub.add_parser("generate", help="write realistic sample export files")
-    g.add_argument("--out", type=Path, required=True)
+    g = add_command(sub, "generate", "write realistic sample export files")
+    g.add_argument("--out", type=Path, required=True, help="landing directory to write")
     g.add_argument("--start", required=True, help="first delivery date, YYYY-MM-DD")
-    g.add_argument("--days", type=int, required=True)
-    g.add_argument("--scale", choices=["tiny", "demo", "pilot", "today", "target"], default="tiny")
-    g.add_argument("--seed", type=int, default=1)
-    g.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    g.add_argument("--days", type=int, required=True, help="number of delivery days")
+    g.add_argument("--scale", choices=["tiny", "demo", "pilot", "today", "target"], default="tiny",
+                   help="volume")
+    g.add_argument("--seed", type=int, default=1, help="random seed")
+    g.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format")
     mess = g.add_mutually_exclusive_group()
     mess.add_argument("--mess", dest="mess", action="store_true", default=None,
                       help="sprinkle documented bad rows and a GBK file (default above tiny)")
-    mess.add_argument("--no-mess", dest="mess", action="store_false")
+    mess.add_argument("--no-mess", dest="mess", action="store_false", help="clean files only")
     g.set_defaults(func=cmd_generate)
 
-    i = sub.add_parser("ingest", help="load new export files into the warehouse")
+    i = add_command(sub, "ingest", "load new export files into the warehouse")
     _add_paths(i)
     i.add_argument("--stage", action="store_true",
                    help="then merge the new files into the staging layer (as the ingest_exports DAG does)")
     i.set_defaults(func=cmd_ingest)
 
-    s = sub.add_parser("settle", help="settle a month through the monthly_settlement DAG (in process)")
-    s.add_argument("--month", required=True, help="YYYY-MM")
+    s = add_command(sub, "settle", "settle a month through the monthly_settlement DAG (in process)")
+    s.add_argument("--month", required=True, type=month_arg, help="YYYY-MM")
     _add_paths(s)
     s.add_argument("--preview", action="store_true", help="compute and report; publish nothing")
     s.add_argument("--reopen", action="store_true", help="republish the latest closed month (needs --reason)")
@@ -141,8 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reason", default="", help="why (recorded with --reopen / --accept-suspense)")
     s.set_defaults(func=cmd_settle)
 
-    d = sub.add_parser("demo", help="generate demo data and settle it (the README's main command)")
-    _add_paths(d)
+    d = add_command(sub, "demo", "generate demo data, settle Sept and Oct 2026, refresh the marts, write "
+                                 "statements (the README's main command)")
+    d.add_argument("--landing", type=Path, default=None, help="landing directory (default: $SUPERNOVA_HOME/demo/landing)")
+    d.add_argument("--warehouse", type=Path, default=None,
+                   help="warehouse directory (default: $SUPERNOVA_HOME/demo/warehouse)")
     d.set_defaults(func=cmd_demo)
 
     from supernova.marts import add_marts_parser
@@ -154,9 +313,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global VERBOSE
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    VERBOSE = bool(getattr(args, "verbose", False))
+    from supernova import lock
+    from supernova.warehouse import WarehouseLocked
+
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"supernova {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (lock.WarehouseBusy, WarehouseLocked) as exc:
+        print(f"supernova {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BUSY
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # through the package module, so `python -m supernova.cli` shares one set of globals
+    # and exception classes with the modules that import supernova.cli
+    from supernova.cli import main as _main
+
+    sys.exit(_main())

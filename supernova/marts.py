@@ -4,7 +4,8 @@ Steps, each a plain function so the Airflow DAG (dags/analytics_marts.py) stays 
 every step can be tested without a scheduler:
 
     ingest (new export files) → build (one `dbt build` of the marts and what they need)
-    → parquet (one atomic copy per mart under <warehouse>/parquet/marts/<table>/)
+    → parquet (one atomic copy per mart under <warehouse>/parquet/marts/<table>/, then the
+      BI catalog <warehouse>/bi/supernova_bi.duckdb rewritten: supernova.serving)
 
 Only one process may open the warehouse DuckDB file, so the steps run one after another
 and each holds the warehouse run lock (supernova.lock) while it touches the file: a
@@ -27,7 +28,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from supernova import lock, settings
-from supernova.warehouse import connect, table_exists
+from supernova.warehouse import connect, table_exists, wait_until_free
 
 # mart -> sort key of its Parquet copy (rows are written sorted, so the same table
 # always gives the same file contents)
@@ -49,10 +50,14 @@ class MartsFailed(RuntimeError):
     """A marts step failed (ingest rejected a file, dbt failed, a copy could not be written)."""
 
 
-def _resolve(params: dict) -> tuple[Path, Path]:
+def resolve(params: dict) -> tuple[Path, Path]:
+    """(landing, warehouse) from DAG params or CLI arguments, defaults filled in, absolute."""
     landing = Path(params.get("landing") or settings.default_landing()).expanduser().resolve()
     warehouse = Path(params.get("warehouse") or settings.default_warehouse()).expanduser().resolve()
     return landing, warehouse
+
+
+_resolve = resolve  # the name analytics_marts.py used before `resolve` was public
 
 
 # ---------------------------------------------------------------- steps
@@ -64,6 +69,7 @@ def ingest_step(landing: Path, warehouse: Path, log=print) -> dict:
     from ingestion import ingest
 
     with lock.held(warehouse, "marts-ingest", log):
+        wait_until_free(warehouse)  # ingestion opens the file itself: wait for a reader holding it
         result = ingest(landing, warehouse, progress=log)
     log(result.summary())
     if not result.ok:
@@ -118,8 +124,8 @@ def _write_table(con, warehouse: Path, table: str) -> int:
         arrow = cur.sql(f"select * from marts.{table} order by {MART_TABLES[table]}").to_arrow_table()
     finally:
         cur.close()
+    # nothing but Parquet in a table folder: polars and read_parquet('<table>/*') read it whole
     pq.write_table(arrow, tmp / "part-0.parquet", compression="zstd", write_statistics=True)
-    (tmp / "_SUCCESS").write_text(f"{arrow.num_rows} rows\n")
     if target.exists():
         os.rename(target, old)
     os.rename(tmp, target)
@@ -131,7 +137,7 @@ def parquet_step(warehouse: Path, log=print) -> dict:
     """Parquet copies of every mart; returns {table: rows}."""
     base = Path(warehouse) / "parquet" / "marts"
     if base.exists():  # leftovers of a swap that was killed half-way
-        for leftover in list(base.glob(".tmp-*")) + list(base.glob(".old-*")):
+        for leftover in list(base.glob(".tmp-*")) + list(base.glob(".old-*")) + list(base.glob("*/_SUCCESS")):
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
     rows = {}
     with lock.held(warehouse, "marts-parquet", log), connect(warehouse) as con:
@@ -140,37 +146,17 @@ def parquet_step(warehouse: Path, log=print) -> dict:
             raise MartsFailed(f"marts missing in the warehouse (build them first): {', '.join(missing)}")
         for table in MART_TABLES:
             rows[table] = _write_table(con, warehouse, table)
-    views = write_views_file(warehouse)
-    log(f"Parquet copies written under {base}; BI views file {views}")
-    return {"parquet_dir": str(base), "views_file": str(views), "rows": rows}
+    from supernova import serving
 
-
-VIEWS_FILE = "marts_views.duckdb"
-
-
-def write_views_file(warehouse: Path) -> Path:
-    """A small DuckDB file holding only views marts.<table> over the Parquet copies, for
-    BI tools (docs/bi.md): they open it read-only and never touch (or lock) the
-    warehouse file. Written to a temporary file and swapped in by rename."""
-    import duckdb
-
-    base = Path(warehouse).resolve() / "parquet" / "marts"
-    target = base / VIEWS_FILE
-    tmp = base / f".tmp-{VIEWS_FILE}-{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
-    try:
-        con.execute(parquet_views_sql(Path(warehouse).resolve()))
-    finally:
-        con.close()
-    os.replace(tmp, target)
-    return target
+    catalog = serving.write_catalog(warehouse)
+    log(f"Parquet copies written under {base}; BI catalog {catalog}")
+    return {"parquet_dir": str(base), "catalog_file": str(catalog), "rows": rows}
 
 
 def refresh(landing: Path | str | None = None, warehouse: Path | str | None = None,
             full_refresh: bool = False, ingest: bool = True, log=print) -> dict:
     """All steps in this process (what the DAG does, without Airflow)."""
-    landing, warehouse = _resolve({"landing": landing, "warehouse": warehouse})
+    landing, warehouse = resolve({"landing": landing, "warehouse": warehouse})
     out = {"landing": str(landing), "warehouse": str(warehouse)}
     if ingest:
         out["ingest"] = ingest_step(landing, warehouse, log)
@@ -182,7 +168,7 @@ def refresh(landing: Path | str | None = None, warehouse: Path | str | None = No
 def summary(warehouse: Path | str) -> str:
     """Tables, rows and where they are: what `supernova marts` prints."""
     warehouse = Path(warehouse)
-    lines = [f"marts in {settings.duckdb_path(warehouse)} (schema marts) and {warehouse / 'parquet' / 'marts'}/:"]
+    lines = [f"marts in {warehouse / 'parquet' / 'marts'}/ (BI: {warehouse / 'bi' / 'supernova_bi.duckdb'}):"]
     with connect(warehouse, read_only=True) as con:
         for table in MART_TABLES:
             if table_exists(con, "marts", table):
@@ -196,33 +182,50 @@ def summary(warehouse: Path | str) -> str:
 # ---------------------------------------------------------------- CLI
 
 
-def cmd_marts(args) -> int:
-    """`supernova marts`: run the analytics_marts DAG in process; 0 on success."""
+def run_marts(landing: Path, warehouse: Path, full_refresh: bool = False, verbose: bool = False) -> int:
+    """Run the analytics_marts DAG in process: one line at the start, the result and the
+    table of marts at the end; Airflow's and dbt's output in <warehouse>/logs/ (or on
+    the terminal with verbose). Returns an exit code (supernova.cli.EXIT_*)."""
     from supernova.airflow_runner import run_dag
+    from supernova.cli import EXIT_FAILED, EXIT_OK
+    from supernova.summary import details_to, log_file
 
-    landing, warehouse = _resolve({"landing": args.landing, "warehouse": args.warehouse})
-    conf = {"landing": str(landing), "warehouse": str(warehouse),
-            "full_refresh": bool(getattr(args, "full_refresh", False))}
-    print(f"[supernova] refreshing the marts through the analytics_marts DAG "
-          f"(landing {landing}, warehouse {warehouse}) ...", flush=True)
+    details = log_file(warehouse, "marts")
+    conf = {"landing": str(landing), "warehouse": str(warehouse), "full_refresh": bool(full_refresh)}
+    t0 = time.monotonic()
+    print(f"[supernova] refreshing the marts through the analytics_marts DAG (warehouse {warehouse})"
+          + ("" if verbose else f"; details in {details}"), flush=True)
     try:
-        dagrun = run_dag("analytics_marts", conf)
+        with details_to(details, verbose=verbose):
+            dagrun = run_dag("analytics_marts", conf)
         state = str(getattr(dagrun, "state", "failed"))
     except Exception as exc:  # noqa: BLE001 - the DAG could not even start: say so plainly
         print(f"[supernova] ERROR: the marts refresh could not start: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_FAILED
     if not state.endswith("success"):
-        print(f"[supernova] marts refresh FAILED (DAG run state {state}); see the task logs above "
+        print(f"[supernova] marts refresh FAILED (DAG run state {state}); see {details} "
               f"and {warehouse / 'dbt' / 'logs' / 'dbt.log'}", file=sys.stderr)
-        return 1
-    print(f"[supernova] marts refresh OK.\n{summary(warehouse)}")
-    return 0
+        return EXIT_FAILED
+    print(f"[supernova] marts refresh OK in {time.monotonic() - t0:.0f} s; {summary(warehouse)}")
+    return EXIT_OK
+
+
+def cmd_marts(args) -> int:
+    """`supernova marts`: run the analytics_marts DAG in process."""
+    from supernova.cli import check_busy, check_landing, check_warehouse
+
+    landing = check_landing(args.landing or settings.default_landing())
+    warehouse = check_warehouse(args.warehouse or settings.default_warehouse())
+    check_busy(warehouse)
+    return run_marts(landing, warehouse, full_refresh=bool(getattr(args, "full_refresh", False)),
+                     verbose=bool(getattr(args, "verbose", False)))
 
 
 def add_marts_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("marts", help="refresh the analytics marts through the analytics_marts DAG (in process)")
-    p.add_argument("--landing", type=Path, default=None, help="landing directory of export files")
-    p.add_argument("--warehouse", type=Path, default=None, help="warehouse directory")
+    from supernova.cli import _add_paths, add_command
+
+    p = add_command(subparsers, "marts", "refresh the analytics marts through the analytics_marts DAG (in process)")
+    _add_paths(p)
     p.add_argument("--full-refresh", action="store_true", help="rebuild the incremental marts from scratch")
     p.set_defaults(func=cmd_marts)
     return p

@@ -3,10 +3,16 @@
 DuckDB: one transaction moves the month's candidate rows from settlement_build into the
 append-only published tables and records the run, so a reader sees the old state or the
 new one, never half. Parquet: each month's partition is written to a temporary folder
-and swapped in by rename; a `_SUCCESS` file names the run it belongs to, so a crash
-between the DuckDB commit and the Parquet swap is repaired by the next run
-(`sync_parquet`). Rows are written sorted by key with a fixed writer, so the same
-published data always gives byte-identical files.
+and swapped in by rename; then a commit marker `parquet/settlement/_commits/<table>/<month>`
+names the run it belongs to, so a crash between the DuckDB commit and the Parquet swap is
+repaired by the next run (`sync_parquet`). Markers live outside the table folders: a table
+folder holds only Parquet, which is what polars, pandas and `read_parquet('dir/*/*')` need.
+Each table's partition folder is named after its month column (`settlement_month=YYYY-MM`;
+`first_settlement_month=YYYY-MM` for line_terms, whose rows belong to the month a line was
+first settled), so the Hive column read back has the DuckDB column's name. Rows are written
+sorted by key with a fixed writer, so the same published data always gives byte-identical
+files. After every change of the Parquet copies the BI catalog (supernova.serving) is
+rewritten.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ import os
 import shutil
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 
 from supernova.faults import fault_point
-from supernova import settings
+from supernova import serving, settings
 from supernova.warehouse import connect, table_exists
 
-# published table -> (month column, sort key)
+# published table -> (month column, sort key); the month column names its Parquet partition
 PUBLISHED_TABLES = {
     "payouts": ("settlement_month", "promoter_id"),
     "payout_lines": ("settlement_month", "kind, order_id, line_no, level, beneficiary_id"),
@@ -133,24 +140,42 @@ def publish_month(warehouse: Path, month: str, run_id: str, run_row: dict, reope
             record_run(con, {**run_row, **build_totals(con), "run_id": run_id, "status": "published"})
             fault_point("publish_before_commit")
             con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
+        except BaseException as exc:
+            try:
+                con.execute("rollback")
+            except duckdb.Error:
+                # DuckDB already aborted the transaction (a commit that failed, e.g. on a
+                # full disk, rolls back by itself): the first exception is the cause
+                pass
+            if isinstance(exc, duckdb.Error):
+                raise PublishError(f"publishing {month} failed, nothing was published: {exc}") from exc
             raise
     fault_point("publish_after_commit")
     sync_parquet(warehouse)
     return counts
 
 
+def partition_dir(warehouse: Path, table: str, month: str) -> Path:
+    """<warehouse>/parquet/settlement/<table>/<month column>=<month>/"""
+    col, _ = PUBLISHED_TABLES[table]
+    return Path(warehouse) / "parquet" / "settlement" / table / f"{col}={month}"
+
+
+def _marker(warehouse: Path, table: str, month: str) -> Path:
+    """The commit marker of a partition: beside the tables, never inside a table folder."""
+    return Path(warehouse) / "parquet" / "settlement" / "_commits" / table / month
+
+
 def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) -> None:
     col, order = PUBLISHED_TABLES[table]
-    base = Path(warehouse) / "parquet" / "settlement" / table
-    target = base / f"settlement_month={month}"
-    tmp = base / f".tmp-settlement_month={month}-{os.getpid()}"
-    old = base / f".old-settlement_month={month}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     if not settings.MONTH_RE.match(month):
         raise PublishError(f"not a month: {month!r}")
+    target = partition_dir(warehouse, table, month)
+    base = target.parent
+    tmp = base / f".tmp-{target.name}-{os.getpid()}"
+    old = base / f".old-{target.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     # DuckDB's own writer: streams (memory does not grow with the month: the whole table
     # as Arrow was 1.5 GB at today's scale), writes on every core, and gives the same bytes
     # for the same sorted rows whatever the thread count (checked in tests)
@@ -159,26 +184,45 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
         f"copy (select * exclude ({col}) from settlement.{table} where {col} = '{month}' order by {order}) "
         f"to '{out}' (format parquet, compression zstd)"
     )
-    (tmp / "_SUCCESS").write_text(run_id + "\n")
+    marker = _marker(warehouse, table, month)
+    marker.unlink(missing_ok=True)  # the partition is changing: not committed until the marker is back
     if target.exists():
         os.rename(target, old)
     os.rename(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker_tmp = marker.with_name(f".tmp-{month}-{os.getpid()}")
+    marker_tmp.write_text(run_id + "\n")
+    os.replace(marker_tmp, marker)
 
 
 def _partition_run_id(warehouse: Path, table: str, month: str) -> str | None:
-    marker = Path(warehouse) / "parquet" / "settlement" / table / f"settlement_month={month}" / "_SUCCESS"
-    return marker.read_text().strip() if marker.exists() else None
+    marker = _marker(warehouse, table, month)
+    if not marker.exists() or not (partition_dir(warehouse, table, month) / "part-0.parquet").exists():
+        return None
+    return marker.read_text().strip()
+
+
+def _clean_leftovers(base: Path) -> None:
+    """Leftovers of a partition swap killed half-way, and what earlier layouts left in
+    table folders: `_SUCCESS` files and line_terms partitions named settlement_month=."""
+    for leftover in (list(base.glob(".tmp-*")) + list(base.glob("*/.tmp-*")) + list(base.glob("*/.old-*"))
+                     + list(base.glob("_commits/*/.tmp-*")) + list(base.glob("*/*/_SUCCESS"))):
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+    for table, (col, _) in PUBLISHED_TABLES.items():
+        if col != "settlement_month":
+            for stale in (base / table).glob("settlement_month=*"):
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def sync_parquet(warehouse: Path) -> list[str]:
     """Make the Parquet copies match the published DuckDB tables (idempotent; repairs a
-    publish interrupted after its DuckDB commit). Returns what was (re)written."""
+    publish interrupted after its DuckDB commit), then rewrite the BI catalog. Returns
+    what was (re)written."""
     written = []
     base = Path(warehouse) / "parquet" / "settlement"
-    if base.exists():  # leftovers of a partition swap that was killed half-way
-        for leftover in list(base.glob("*/.tmp-*")) + list(base.glob("*/.old-*")):
-            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+    if base.exists():
+        _clean_leftovers(base)
     with connect(warehouse) as con:
         if not table_exists(con, "settlement", "settlement_runs"):
             return written
@@ -193,9 +237,10 @@ def sync_parquet(warehouse: Path) -> list[str]:
         runs_dir = Path(warehouse) / "parquet" / "settlement" / "settlement_runs"
         runs_dir.mkdir(parents=True, exist_ok=True)
         arrow = con.sql("select * from settlement.settlement_runs order by started_at, attempt_id").to_arrow_table()
-        tmp = runs_dir / f".settlement_runs.parquet.tmp-{os.getpid()}"
+        tmp = runs_dir.parent / f".tmp-settlement_runs.parquet-{os.getpid()}"
         pq.write_table(arrow, tmp, compression="zstd")
         os.replace(tmp, runs_dir / "settlement_runs.parquet")
+    serving.write_catalog(warehouse)
     return written
 
 

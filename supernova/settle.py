@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from supernova import lock, settings
 from supernova.faults import dbt_callbacks, fault_point
-from supernova.warehouse import connect, table_exists
+from supernova.warehouse import connect, table_exists, wait_until_free
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MONTH_RE = settings.MONTH_RE
@@ -311,6 +311,7 @@ def dbt_invoke(warehouse: Path, args: list[str], vars_: dict | None = None):
     from dbt.cli.main import dbtRunner
 
     warehouse = Path(warehouse)
+    wait_until_free(warehouse)  # dbt opens the file itself: wait (bounded) for a reader holding it
     os.environ["SUPERNOVA_DUCKDB_PATH"] = str(settings.duckdb_path(warehouse))
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     full = args + [

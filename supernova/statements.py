@@ -80,7 +80,8 @@ def _read(warehouse: Path, month: str) -> tuple[list[tuple], list[tuple]]:
         return p, lrows
 
     try:
-        with connect(warehouse, read_only=True) as con:
+        # no wait for a holder of the working file: the Parquet copies answer the same
+        with connect(warehouse, read_only=True, wait=0, log=lambda _msg: None) as con:
             if not table_exists(con, "settlement", "payouts"):
                 raise StatementsError(f"nothing is published in {warehouse}: settle a month first "
                                       "(`supernova settle --month YYYY-MM`).")
@@ -100,10 +101,11 @@ def _read(warehouse: Path, month: str) -> tuple[list[tuple], list[tuple]]:
         try:
             def src(t):
                 return f"read_parquet('{base}/{t}/*/*.parquet', hive_partitioning = true)"
-            # Hive partitions give settlement_month back as text; line_terms keeps first_settlement_month
+            # Hive partitions give the month columns back as text, under their DuckDB names
+            # (line_terms is partitioned by first_settlement_month)
             con.execute(f"create view p as select * from {src('payouts')}")
             con.execute(f"create view l as select * from {src('payout_lines')}")
-            con.execute(f"create view t as select * exclude (settlement_month) from {src('line_terms')}")
+            con.execute(f"create view t as select * from {src('line_terms')}")
             return query(con, "p", "l", "t")
         finally:
             con.close()
@@ -285,24 +287,36 @@ def write_statements(warehouse: Path, month: str, out_dir: Path | None = None, l
 # ---------------------------------------------------------------- CLI
 
 
-def cmd_statements(args) -> int:
-    warehouse = Path(args.warehouse or settings.default_warehouse()).resolve()
+def run_statements(warehouse: Path, month: str, out: Path | None = None) -> int:
+    """Write the month's statements; one line on the terminal. Returns an exit code."""
+    from supernova.cli import EXIT_FAILED, EXIT_OK
+
     try:
-        files = write_statements(warehouse, args.month, args.out, log=lambda m: print(f"[supernova] {m}", flush=True))
-    except (StatementsError, WarehouseLocked) as exc:
+        files = write_statements(warehouse, month, out, log=lambda m: None)
+    except StatementsError as exc:
         print(f"[supernova] ERROR: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     xlsx = [f for f in files if f.suffix == ".xlsx"]
-    print(f"[supernova] wrote {len(files) - len(xlsx) - 2:,} promoter statements, the payouts and ledger CSVs "
-          f"and {xlsx[0].name if xlsx else 'no workbook'} in {files[0].parent}")
-    return 0
+    print(f"[supernova] statements {month}: {len(files) - len(xlsx) - 2:,} promoter statements, the payouts and "
+          f"ledger CSVs and {xlsx[0].name if xlsx else 'no workbook'} in {files[0].parent}")
+    return EXIT_OK
+
+
+def cmd_statements(args) -> int:
+    from supernova.cli import check_warehouse
+
+    warehouse = check_warehouse(args.warehouse or settings.default_warehouse())
+    return run_statements(warehouse, args.month, args.out)
 
 
 def add_statements_parser(subparsers) -> argparse.ArgumentParser:
     """Register `supernova statements --month YYYY-MM [--warehouse DIR] [--out DIR]`."""
-    p = subparsers.add_parser("statements", help="promoter statements (CSV + XLSX) of a published month for finance")
-    p.add_argument("--month", required=True, help="YYYY-MM (a published month)")
-    p.add_argument("--warehouse", type=Path, default=None, help="warehouse directory")
-    p.add_argument("--out", type=Path, default=None, help="output directory (default <warehouse>/statements/<month>)")
+    from supernova.cli import add_command, month_arg
+
+    p = add_command(subparsers, "statements", "promoter statements (CSV + XLSX) of a published month for finance")
+    p.add_argument("--month", required=True, type=month_arg, help="YYYY-MM (a published month)")
+    p.add_argument("--warehouse", type=Path, default=None,
+                   help="warehouse directory (default: $SUPERNOVA_WAREHOUSE, else $SUPERNOVA_HOME/warehouse)")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: <warehouse>/statements/<month>)")
     p.set_defaults(func=cmd_statements)
     return p

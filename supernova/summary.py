@@ -5,11 +5,17 @@ do next).
 Progress: `progress_logger()` is a drop-in for the `log` callable the settle steps take
 (timestamps and time since the run started), and `heartbeat(label, log)` prints a
 "still running" line every N seconds around a long step (dbt build, gate).
+
+Quiet by default: `details_to(log_file)` sends everything the run prints (Airflow, dbt,
+ingestion's per-file lines) to a log file under the warehouse and gives the caller a
+`say` for the few lines a person reads; `follow_settlement` turns the run's state file
+into one line per stage. `--verbose` (details_to(..., verbose=True)) shows everything.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -121,17 +127,147 @@ def format_summary(warehouse: Path, attempt_id: str, dag_state: str) -> str:
         bad = [i["check"] for i in inv if i["violations"]]
         add(f"checks      {gate.get('checks_passed')} expectations passed, {gate.get('checks_failed')} failed; "
             f"{len(inv) - len(bad)}/{len(inv)} invariants hold" + (f" (FAILED: {', '.join(bad[:5])})" if bad else ""))
-    if status == "published":
-        add(f"outputs     {warehouse / 'supernova.duckdb'} (schema settlement)")
-        add(f"            {warehouse / 'parquet' / 'settlement'}/<table>/settlement_month={month}/")
+    if status in ("published", "unchanged"):
+        add(f"outputs     {warehouse / 'parquet' / 'settlement'}/<table>/; BI catalog "
+            f"{warehouse / 'bi' / 'supernova_bi.duckdb'}")
     report = warehouse / "reports" / month / f"{attempt_id}.html"
     if report.exists():
         add(f"report      {report}   (open in a browser; .md next to it)")
     elif report.with_suffix(".md").exists():
         add(f"report      {report.with_suffix('.md')}")
-    add(f"next        {next_steps(state)}")
+    if status == "published":
+        # a command that works as printed (the report's wording leaves out the warehouse)
+        add(f"next        nothing to do; statements: {supernova_command()} statements --month {month} "
+            f"--warehouse {display_path(warehouse)}")
+    else:
+        add(f"next        {next_steps(state)}")
     return "\n".join(out)
+
+
+def display_path(path: Path) -> str:
+    """A path as a person would type it: relative to the current folder when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def supernova_command(program: str = "supernova") -> str:
+    """How to call a program of this environment so that it works as printed without an
+    activated venv (e.g. `.venv/bin/supernova`)."""
+    return f"{display_path(Path(sys.prefix) / 'bin')}/{program}"
 
 
 def print_summary(warehouse: Path, attempt_id: str, dag_state: str) -> None:
     print(format_summary(warehouse, attempt_id, dag_state), flush=True)
+
+
+# ---------------------------------------------------------------- quiet transcript
+
+
+def log_file(warehouse: Path, command: str) -> Path:
+    """<warehouse>/logs/<command>-<local time>.log: where a run's details go."""
+    return Path(warehouse) / "logs" / f"{command}-{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}.log"
+
+
+@contextlib.contextmanager
+def details_to(path: Path, verbose: bool = False):
+    """Send everything written to stdout/stderr (file descriptors 1 and 2, so Airflow,
+    dbt and any library too) to `path` while the block runs; yield `say(msg)`, which
+    writes to the terminal. With verbose=True nothing is redirected. Colour codes are
+    turned off wherever the output is not a terminal."""
+    from supernova import warehouse as wh
+
+    if verbose:
+        if not sys.stdout.isatty():
+            os.environ["DBT_USE_COLORS"] = "False"
+        os.environ["DBT_USE_COLORS_FILE"] = "False"
+        yield lambda msg: print(msg, flush=True)
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saved_env = {k: os.environ.get(k) for k in ("DBT_USE_COLORS", "DBT_USE_COLORS_FILE")}
+    os.environ["DBT_USE_COLORS"] = "False"
+    os.environ["DBT_USE_COLORS_FILE"] = "False"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    term_out = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+    term_err = os.fdopen(os.dup(saved[1]), "w", buffering=1)
+    with open(path, "ab") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+    wh.set_notice_sink(lambda msg: print(msg, file=term_err, flush=True))
+    try:
+        yield lambda msg: print(msg, file=term_out, flush=True)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        term_out.close()
+        term_err.close()
+        wh.set_notice_sink(None)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _stage_line(key: str, value: dict) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    if key == "ingest":
+        return f"ingest     {(value.get('summary') or '').splitlines()[0] if value.get('summary') else 'done'}"
+    if key == "plan":
+        msg = value.get("message")
+        if msg:
+            return f"plan       {msg.splitlines()[0]}"
+        return f"plan       run {value.get('run_id')}, {value.get('input_files')} input files"
+    if key == "build" and value.get("ok"):
+        return f"build      dbt: {value.get('nodes')} models and tests passed in {value.get('seconds')} s"
+    if key == "build":
+        return f"build      dbt build failed after {value.get('seconds')} s"
+    if key == "gate":
+        return (f"checks     {value.get('checks_passed')} expectations passed, {value.get('checks_failed')} failed"
+                f" ({value.get('seconds')} s)")
+    if key == "publish" and value.get("published"):
+        return f"publish    run {value.get('run_id')} published"
+    return None
+
+
+@contextlib.contextmanager
+def follow_settlement(warehouse: Path, attempt_id: str, say, every: float = 1.0):
+    """While the block runs, say one line per settlement stage as it lands in the run's
+    state file (ingest, plan, build, gate, publish)."""
+    state = RunState(Path(warehouse), attempt_id)
+    stop = threading.Event()
+    seen: set[str] = set()
+
+    def poll() -> None:
+        try:
+            data = state.load()
+        except (OSError, ValueError):  # being replaced right now: next time
+            return
+        for key in ("ingest", "plan", "build", "gate", "publish"):
+            if key in data and key not in seen:
+                seen.add(key)
+                line = _stage_line(key, data[key])
+                if line:
+                    say(f"  {line}")
+
+    def run() -> None:
+        while not stop.wait(every):
+            poll()
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        th.join(timeout=5)
+        poll()

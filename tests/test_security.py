@@ -2,8 +2,8 @@
 test_ingestion_pii.py covers):
 
 * the buyers' phone numbers of the landing appear nowhere: not in any byte of any file
-  under the warehouse dir (DuckDB file, raw and published Parquet, dbt target/logs,
-  run state, reports), not in the decoded content of any Parquet file or any DuckDB
+  under the warehouse dir (DuckDB file, raw and published Parquet, BI catalog, dbt
+  target/logs, the CLI's detail logs, run state, reports), not in the decoded content of any Parquet file or any DuckDB
   table/view, not in the stdout/stderr of `supernova settle`;
 * no table of the warehouse has a phone column;
 * hostile ids and file names (SQL, shell, Jinja) pass through ingestion, dbt and
@@ -61,7 +61,10 @@ def test_phone_numbers_appear_in_no_file_table_or_log(run):
 
     files = [p for p in wh.rglob("*") if p.is_file()]
     kinds = {p.suffix for p in files}
-    assert {".duckdb", ".parquet", ".md", ".json"} <= kinds, kinds  # the scan covers them all
+    # the scan covers them all, including the run's detail log (Airflow, dbt, one line per
+    # ingested file: what used to be on the terminal) and the BI catalog
+    assert {".duckdb", ".parquet", ".md", ".json", ".log"} <= kinds, kinds
+    assert (wh / "bi" / "supernova_bi.duckdb") in files and list((wh / "logs").glob("settle-*.log"))
     leaks = {}
     for p in files:
         hits = {m.decode() for m in PHONE_RE.findall(p.read_bytes())} & phones
