@@ -1,11 +1,20 @@
 """analytics_marts: refresh the analytics marts (schema `marts`) and their Parquet copies.
 
 Data-aware: runs whenever the Asset `supernova://warehouse/raw` is updated (ingest_exports
-loaded new files), and on demand from the UI/API or `supernova marts`. Three tasks, one
-after the other, because only one process may open the warehouse DuckDB file (each also
-takes the warehouse run lock and the 1-slot pool `supernova_warehouse`):
+loaded at least one new file), and on demand from the UI/API or `supernova marts`. One
+task after the other, because only one process may open the warehouse DuckDB file (each
+writing task takes the warehouse lease for its step and the 1-slot pool
+`supernova_warehouse`):
 
-    ingest (new export files) ─ build (one `dbt build` of the marts) ─ parquet (atomic copies)
+    wait_for_warehouse ─ ingest (new export files) ─ build (one `dbt build` of the marts)
+    ─ parquet (atomic copies)
+
+`wait_for_warehouse` waits while a settlement run holds the warehouse lease
+(supernova/lock.py), in reschedule mode (no worker or pool slot while waiting), and logs
+which run it waits for. `max_active_runs=1`: asset updates that arrive during a refresh
+queue at most one more run. A step that meets a settlement's lease taken after the wait
+is retried (`lock.WarehouseBusy`); any other failure fails the task without retries and
+is announced (supernova/dag_support.py).
 
 The daily refresh is incremental (only days new deliveries can change); the param
 `full_refresh` rebuilds the marts from scratch. Definitions: docs/marts.md; BI access:
@@ -15,40 +24,31 @@ docs/bi.md. All logic lives in supernova.marts.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from supernova import settings
-
-RAW_ASSET = Asset("supernova://warehouse/raw")
-MARTS_ASSET = Asset("supernova://warehouse/marts")
-POOL = "supernova_warehouse"
+from supernova import dag_support, settings
 
 
 def _run(fn, *args):
+    """A marts failure fails the task for good; lock.WarehouseBusy is left to the retries."""
     from supernova import marts
 
     try:
         return fn(*args)
-    except (marts.MartsFailed, marts.lock.WarehouseBusy) as exc:
+    except marts.MartsFailed as exc:
         raise AirflowFailException(str(exc)) from exc
-
-
-def _pool() -> dict:
-    """The 1-slot warehouse pool shared by every DAG that opens the DuckDB file
-    (docker-compose creates it; `dag.test()` runs tasks without consulting pools)."""
-    return {"pool": POOL}
 
 
 @dag(
     dag_id="analytics_marts",
     description="Analytics marts for BI: group activity and status, buyer demographics, promoter performance, SKU ranking.",
-    schedule=[RAW_ASSET],
+    schedule=[dag_support.raw_asset()],
     start_date=pendulum.datetime(2026, 9, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
     tags=["supernova", "analytics"],
-    default_args={"retries": 0},
+    default_args=dag_support.default_args(retries=3),
     params={
         "landing": Param(str(settings.default_landing()), type="string", minLength=1,
                          description="landing directory: <export>/<YYYY-MM-DD>/<files>"),
@@ -60,30 +60,30 @@ def _pool() -> dict:
     doc_md=__doc__,
 )
 def analytics_marts():
-    @task(**_pool())
+    @task
     def ingest(params=None) -> dict:
         from supernova import marts
 
-        landing, warehouse = marts._resolve(params)
+        landing, warehouse = marts.resolve(params)
         return _run(marts.ingest_step, landing, warehouse)
 
-    @task(**_pool())
-    def build(ingested: dict, params=None) -> dict:
+    @task
+    def build(params=None) -> dict:
         from supernova import marts
 
-        _, warehouse = marts._resolve(params)
+        _, warehouse = marts.resolve(params)
         return _run(marts.build_step, warehouse, bool(params.get("full_refresh", False)))
 
-    @task(outlets=[MARTS_ASSET], **_pool())
-    def parquet(built: dict, params=None) -> dict:
+    @task(outlets=[dag_support.marts_asset()])
+    def parquet(params=None) -> dict:
         from supernova import marts
 
-        _, warehouse = marts._resolve(params)
+        _, warehouse = marts.resolve(params)
         out = _run(marts.parquet_step, warehouse)
         print(marts.summary(warehouse))
         return out
 
-    parquet(build(ingest()))
+    dag_support.wait_for_warehouse_task()() >> ingest() >> build() >> parquet()
 
 
 analytics_marts()

@@ -1,39 +1,51 @@
 """ingest_exports: load new export files from the landing directory into the raw layer.
 
-Once a day (06:00 Asia/Shanghai) and on demand, task `ingest_new_files` runs `ingestion.ingest`:
-every file under `<landing>/<export>/<YYYY-MM-DD>/` that the manifest has not seen is
-validated and loaded into `<warehouse>/raw/...parquet` and the `raw` schema of
-`<warehouse>/supernova.duckdb` (bad rows to `raw.quarantine`). Ingest is idempotent, so
-catch-up runs after the first are cheap no-ops.
+Once a day (06:00 Asia/Shanghai) and on demand:
 
-The task fails (no retries) when any file was rejected, with the summary naming the
-file and the reason; the files that were fine are loaded regardless. On success it
-updates the Asset `supernova://warehouse/raw`, which downstream DAGs can be scheduled
-on. Then task `stage_new_files` merges the newly loaded files into the staging layer (one
-incremental `dbt build` of the staging models and their tests, supernova.staging), so a
-month's settlement does not deduplicate the whole history again. Both tasks hold the
-DuckDB file: they share the 1-slot `supernova_warehouse` pool with the other DAGs.
+    wait_for_warehouse ─ ingest_new_files ─ stage_new_files ─ announce_new_data
 
-Trigger by hand with params `landing` and `warehouse` (defaults: supernova.settings).
+- `wait_for_warehouse` waits while a settlement run (or another writer) holds the
+  warehouse lease (supernova/lock.py), in reschedule mode: it holds no worker slot and
+  no pool slot while it waits, and its log says which run it waits for and since when.
+- `ingest_new_files` runs `ingestion.ingest`: every file under
+  `<landing>/<export>/<YYYY-MM-DD>/` that the manifest has not seen is validated and
+  loaded into `<warehouse>/raw/...parquet` and the `raw` schema of
+  `<warehouse>/supernova.duckdb` (bad rows to `raw.quarantine`). It fails (no retries)
+  when any file was rejected, with the summary naming the file and the reason; the files
+  that were fine are loaded regardless.
+- `stage_new_files` merges the newly loaded files into the staging layer (one
+  incremental `dbt build` of the staging models and their tests, supernova.staging), so
+  a month's settlement does not deduplicate the whole history again.
+- `announce_new_data` updates the Asset `supernova://warehouse/raw` (which schedules
+  analytics_marts) only when this run loaded at least one file; otherwise it is skipped
+  and emits nothing, so a no-op ingest triggers no marts refresh.
+
+No catch-up (`catchup=False`): ingest is not partitioned by date, one run loads every
+file not yet seen whatever day it was delivered, so catch-up runs would only queue
+no-op runs (≈94 on a first unpause three months after the start date). Writers share
+the 1-slot `supernova_warehouse` pool and take the lease for each step; a step that
+meets a settlement's lease taken after the wait is retried (`lock.WarehouseBusy`).
+Failures are announced (supernova/dag_support.py). Trigger by hand with params
+`landing` and `warehouse` (defaults: supernova.settings).
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from supernova import settings
-
-RAW_ASSET = Asset("supernova://warehouse/raw")
+from supernova import dag_support, settings
 
 
 @dag(
     dag_id="ingest_exports",
     schedule="0 6 * * *",
     start_date=pendulum.datetime(2026, 9, 1, tz="Asia/Shanghai"),
-    catchup=True,
+    catchup=False,
     max_active_runs=1,
     tags=["supernova", "ingestion"],
+    default_args=dag_support.default_args(retries=3),
     params={
         "landing": Param(str(settings.default_landing()), type="string", minLength=1,
                          description="landing directory: <export>/<YYYY-MM-DD>/<files>"),
@@ -43,12 +55,8 @@ RAW_ASSET = Asset("supernova://warehouse/raw")
     doc_md=__doc__,
 )
 def ingest_exports():
-    # the warehouse DuckDB file admits one process: share the 1-slot pool with the other
-    # DAGs that open it (docker-compose creates it; dag.test() runs without it)
-    @task(outlets=[RAW_ASSET], retries=0, pool="supernova_warehouse")
+    @task
     def ingest_new_files(params=None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from ingestion import ingest
 
         result = ingest(params["landing"], params["warehouse"], progress=print)
@@ -57,15 +65,27 @@ def ingest_exports():
             raise AirflowFailException(result.summary())
         return result.as_dict()
 
-    @task(retries=0, pool="supernova_warehouse")
-    def stage_new_files(loaded: dict, params=None) -> dict:
+    @task
+    def stage_new_files(params=None) -> dict:
         """Merge the newly loaded files into the incremental staging layer (dbt), so the
         monthly settlement starts from current staging instead of the whole history."""
         from supernova import staging
 
-        return staging.stage(params["warehouse"], log=print)
+        try:
+            return staging.stage(params["warehouse"], log=print)
+        except staging.StagingFailed as exc:
+            raise AirflowFailException(str(exc)) from exc
 
-    stage_new_files(ingest_new_files())
+    @task(outlets=[dag_support.raw_asset()], pool="default_pool")
+    def announce_new_data(loaded: dict) -> int:
+        files = int((loaded.get("files") or {}).get("loaded", 0))
+        if files == 0:
+            raise AirflowSkipException("no new file was loaded: the raw Asset is not updated")
+        print(f"{files} new file(s) loaded: updating {dag_support.RAW_ASSET_URI}")
+        return files
+
+    loaded = ingest_new_files()
+    dag_support.wait_for_warehouse_task()() >> loaded >> stage_new_files() >> announce_new_data(loaded)
 
 
 ingest_exports()

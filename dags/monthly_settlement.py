@@ -1,14 +1,37 @@
 """Monthly settlement (月结): the job finance triggers.
 
-Runs once a month at 02:00 on day 8 (Asia/Shanghai), right after the previous month's
-cutoff, and on demand from the Airflow UI/API or `supernova settle`. Few coarse tasks,
-one after the other, because only one process may open the warehouse DuckDB file:
+Runs once a month at 02:00 on the cutoff day (`vars.supernova.cutoff_day`, day 8 today;
+Asia/Shanghai), right after the previous month's cutoff, and on demand from the Airflow
+UI/API or `supernova settle`. Few coarse tasks, one after the other, because only one
+process may open the warehouse DuckDB file:
 
     begin ─ ingest ─ plan ─ build (one dbt build) ─ validate (GX gate) ─ publish ─ finish
 
-`validate` fails closed: when any check fails, `publish` never runs and the DAG run
-fails; `finish` (a teardown) records the attempt, writes the report and releases the
-warehouse lock either way. All logic lives in supernova.settle.
+`begin` takes the warehouse lease for the whole run (supernova/lock.py): every task
+renews it, `finish` (a teardown) releases it, and other writers (ingest_exports,
+analytics_marts, `supernova ingest`) wait for it or are refused, so nothing changes what
+the run settles between `plan` and `publish`. `validate` fails closed: when any check
+fails, `publish` never runs and the DAG run fails; `finish` records the attempt, writes
+the report and releases the lease either way. Every task failure is announced
+(supernova/dag_support.py: log, a note under <warehouse>/alerts/, webhook/email).
+
+Parameters (conf of `POST /api/v2/dags/monthly_settlement/dagRuns`):
+- `month`: "YYYY-MM"; empty = the month before the run date (scheduled runs);
+- `preview`: compute and report only, publish nothing;
+- `reopen_reason`: non-empty = republish the latest closed month, for this reason;
+- `accept_suspense_reason`: non-empty = accept suspense above the limit, for this reason;
+- `landing`, `warehouse`: directories; `attempt_id`: set by `supernova settle`.
+A reopen or an acceptance cannot be asked for without its reason: the reason is the
+request. The JSON schema of each param refuses wrong types at trigger time (HTTP 400).
+Unknown keys (a misspelt `Month`), `preview` together with `reopen_reason`, and the
+wording of errors need the whole conf: the API server's trigger guard
+(supernova/trigger_guard.py, an Airflow plugin) refuses them at trigger time with words;
+where it is not installed, `begin` refuses them within seconds with the same words
+(settle.request_problems), before anything is read or written.
+
+A scheduled run never starts the programme: into a warehouse with nothing published it
+settles only the programme's first month (`vars.supernova.first_month`). No catch-up:
+a missed month is settled by hand, in order.
 """
 
 from __future__ import annotations
@@ -17,7 +40,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from supernova import settings
+from supernova import dag_support, lock, settings
 from supernova import settle as s
 
 
@@ -25,7 +48,9 @@ def _fail_closed(step, ctx: dict, *args):
     """Run a step; any failure is recorded for the report and fails the task without
     retries, so nothing downstream (publish) runs."""
     try:
-        return step(ctx, *args)
+        # renew the run's lease now, and keep renewing it while the step runs
+        with lock.keep_alive(ctx["warehouse"], ctx["attempt_id"]):
+            return step(ctx, *args)
     except Exception as exc:
         s.record_error(ctx, exc)
         raise AirflowFailException(str(exc)) from exc
@@ -34,28 +59,32 @@ def _fail_closed(step, ctx: dict, *args):
 @dag(
     dag_id="monthly_settlement",
     description="Monthly settlement: attribution, commissions, ledger, payouts; gated and published atomically.",
-    schedule="0 2 8 * *",
+    schedule=dag_support.settlement_schedule(),
     start_date=pendulum.datetime(2026, 1, 8, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
     tags=["supernova", "finance"],
     # Every task opens the warehouse DuckDB file, which only one process may hold: under a
     # real scheduler all DAGs that touch it share this 1-slot pool (docker-compose creates it).
-    default_args={"retries": 0, "pool": "supernova_warehouse"},
+    default_args=dag_support.default_args(),
     params={
-        "month": Param("", type="string", pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$",
-                       description="Settlement month YYYY-MM. Empty: the month before the run date."),
+        "month": Param("", type="string", pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$", title="month (YYYY-MM)",
+                       description="Settlement month, a calendar month written YYYY-MM, e.g. 2026-10. "
+                                   "Empty: the month before the run date."),
         "preview": Param(False, type="boolean",
                          description="Compute and report only; publish nothing (allowed before the cutoff)."),
-        "reopen": Param(False, type="boolean",
-                        description="Republish the latest closed month (needs a reason; recorded)."),
-        "reason": Param("", type="string", description="Why the month is reopened."),
-        "accept_suspense": Param(False, type="boolean",
-                                 description="Accept suspense above 0.5 % for this run (needs a reason)."),
-        "accept_suspense_reason": Param("", type="string"),
-        "landing": Param(str(settings.default_landing()), type="string", description="Landing directory."),
-        "warehouse": Param(str(settings.default_warehouse()), type="string", description="Warehouse directory."),
-        "attempt_id": Param("", type="string", description="Set by `supernova settle`; leave empty."),
+        "reopen_reason": Param("", type="string", title="reopen: reason",
+                               description="Non-empty: republish the latest closed month, for this "
+                                           "reason (recorded). Not with preview."),
+        "accept_suspense_reason": Param("", type="string", title="accept suspense: reason",
+                                        description="Non-empty: accept suspense above the limit for "
+                                                    "this run, for this reason (recorded)."),
+        "landing": Param(str(settings.default_landing()), type="string", minLength=1,
+                         description="Landing directory."),
+        "warehouse": Param(str(settings.default_warehouse()), type="string", minLength=1,
+                           description="Warehouse directory."),
+        "attempt_id": Param("", type="string", pattern=r"^[0-9A-Za-z_.-]*$",
+                            description="Set by `supernova settle`; leave empty."),
     },
     doc_md=__doc__,
 )
@@ -63,12 +92,19 @@ def monthly_settlement():
     @task
     def begin(**context) -> dict:
         params = dict(context["params"])
+        problems = s.request_problems(params, month_required=False)
+        if problems:
+            raise AirflowFailException("the run's parameters are refused: " + "; ".join(problems))
         if not params.get("month"):
             run_after = pendulum.instance(context["dag_run"].run_after).in_timezone("Asia/Shanghai")
             params["month"] = run_after.subtract(months=1).format("YYYY-MM")
+        params["triggered_by"] = dag_support.triggering_user(context)
+        params["scheduled"] = dag_support.is_scheduled(context)
+        dag_run = context["dag_run"]
         try:
-            return s.begin(params)
-        except (s.RunRefused, s.lock.WarehouseBusy) as exc:
+            return s.begin(params, process_bound=dag_support.in_process_run(),
+                           dag_id=dag_run.dag_id, dag_run_id=dag_run.run_id)
+        except (s.RunRefused, lock.WarehouseBusy) as exc:
             raise AirflowFailException(str(exc)) from exc
 
     @task

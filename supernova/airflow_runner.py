@@ -47,4 +47,16 @@ def run_dag(dag_id: str, conf: dict):
     if dag_id not in bag.dags:
         errors = "; ".join(f"{k}: {v}" for k, v in bag.import_errors.items())
         raise RuntimeError(f"DAG {dag_id} not found in {settings.DAGS_DIR}. Import errors: {errors or 'none'}")
-    return bag.dags[dag_id].test(run_conf=conf)
+    # the whole run lives in this process: its warehouse lease is bound to it (a killed
+    # `supernova settle` leaves a lease the next run clears at once), see supernova/lock.py
+    from supernova.dag_support import IN_PROCESS_ENV
+
+    before = os.environ.get(IN_PROCESS_ENV)
+    os.environ[IN_PROCESS_ENV] = "1"
+    try:
+        return bag.dags[dag_id].test(run_conf=conf)
+    finally:
+        if before is None:
+            os.environ.pop(IN_PROCESS_ENV, None)
+        else:
+            os.environ[IN_PROCESS_ENV] = before

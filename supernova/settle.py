@@ -46,41 +46,101 @@ class GateFailed(RuntimeError):
 # ---------------------------------------------------------------- request and state
 
 
+# The parameters of a settlement run (the monthly_settlement DAG's params, the REST API's
+# `conf`, `supernova settle`'s flags). A reopen is expressed by its reason, and so is
+# accepting suspense above the limit: a reopen without a reason cannot be asked for.
+REQUEST_KEYS = ("month", "preview", "reopen_reason", "accept_suspense_reason", "landing",
+                "warehouse", "attempt_id")
+# set by the DAG's begin task from the Airflow run itself, never by whoever triggers it
+INTERNAL_KEYS = ("triggered_by", "scheduled")
+MONTH_WORDS = "month must be a calendar month written YYYY-MM, e.g. 2026-10"
+
+
+def request_problems(conf: dict, *, month_required: bool = True) -> list[str]:
+    """Everything wrong with a run's parameters, in words (empty list: fine). Used by the
+    first task and by the API server's trigger guard (supernova/trigger_guard.py), so a
+    bad request is refused the same way wherever it comes in."""
+    import difflib
+
+    problems = []
+    if not isinstance(conf, dict):
+        return ["the run's parameters must be a JSON object such as {\"month\": \"2026-10\"}"]
+    for key in conf:
+        if key not in REQUEST_KEYS and key not in INTERNAL_KEYS:
+            near = difflib.get_close_matches(str(key).lower(), REQUEST_KEYS, n=1)
+            problems.append(f"unknown parameter {key!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                            + f": the parameters are {', '.join(REQUEST_KEYS)}")
+    month = conf.get("month")
+    if month is None or month == "":
+        if month_required:
+            problems.append(f"{MONTH_WORDS}; it is empty")
+    elif not isinstance(month, str) or not MONTH_RE.match(month.strip()):
+        problems.append(f"{MONTH_WORDS}, not {month!r}")
+    if not isinstance(conf.get("preview", False), bool):
+        problems.append(f"preview must be true or false, not {conf['preview']!r}")
+    for key, what in (("reopen_reason", "why the closed month is reopened"),
+                      ("accept_suspense_reason", "why suspense above the limit is accepted")):
+        value = conf.get(key, "")
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            problems.append(f"{key} must be text ({what}), not {value!r}")
+        elif value and not value.strip():
+            problems.append(f"{key} is blank: write {what}, or leave it empty")
+    for key in ("landing", "warehouse", "attempt_id"):
+        if conf.get(key) is not None and not isinstance(conf.get(key), str):
+            problems.append(f"{key} must be text, not {conf[key]!r}")
+    if conf.get("preview") is True and isinstance(conf.get("reopen_reason"), str) and conf["reopen_reason"].strip():
+        problems.append("preview and reopen_reason exclude each other: a preview publishes nothing, "
+                        "so it cannot reopen a month; leave reopen_reason empty or turn preview off")
+    attempt = conf.get("attempt_id")
+    if isinstance(attempt, str) and attempt.strip() and not re.match(r"^[0-9A-Za-z_.-]+$", attempt.strip()):
+        problems.append(f"attempt_id may only hold letters, digits, '.', '_' and '-', not {attempt!r}")
+    return problems
+
+
 @dataclass
 class RunRequest:
     month: str
     landing: str
     warehouse: str
     preview: bool = False
+    # derived from reopen_reason / accept_suspense_reason (kept for the report and the record)
     reopen: bool = False
     reason: str = ""
     accept_suspense: bool = False
     accept_suspense_reason: str = ""
     triggered_by: str = ""
+    scheduled: bool = False  # started by the schedule, not by a person
 
     @classmethod
     def from_params(cls, params: dict) -> RunRequest:
-        month = str(params.get("month") or "").strip()
-        if not MONTH_RE.match(month):
-            raise RunRefused(f"month must be YYYY-MM (e.g. 2026-10), got {month!r}")
-        req = cls(
-            month=month,
+        problems = request_problems(params)
+        if problems:
+            raise RunRefused("the run's parameters are refused: " + "; ".join(problems))
+        reopen_reason = str(params.get("reopen_reason") or "").strip()
+        suspense_reason = str(params.get("accept_suspense_reason") or "").strip()
+        return cls(
+            month=str(params["month"]).strip(),
             landing=str(Path(params.get("landing") or settings.default_landing()).resolve()),
             warehouse=str(Path(params.get("warehouse") or settings.default_warehouse()).resolve()),
             preview=bool(params.get("preview", False)),
-            reopen=bool(params.get("reopen", False)),
-            reason=str(params.get("reason") or "").strip(),
-            accept_suspense=bool(params.get("accept_suspense", False)),
-            accept_suspense_reason=str(params.get("accept_suspense_reason") or "").strip(),
-            triggered_by=str(params.get("triggered_by") or os.environ.get("USER") or "unknown"),
+            reopen=bool(reopen_reason),
+            reason=reopen_reason,
+            accept_suspense=bool(suspense_reason),
+            accept_suspense_reason=suspense_reason,
+            triggered_by=str(params.get("triggered_by") or _os_user()),
+            scheduled=bool(params.get("scheduled", False)),
         )
-        if req.reopen and not req.reason:
-            raise RunRefused("reopen needs a reason (it is recorded in settlement_runs)")
-        if req.reopen and req.preview:
-            raise RunRefused("reopen and preview exclude each other: a preview publishes nothing")
-        if req.accept_suspense and not req.accept_suspense_reason:
-            raise RunRefused("accept_suspense needs a reason (it is recorded in settlement_runs)")
-        return req
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name for this uid (a container): say so rather than guess
+        return f"uid {os.getuid()}"
 
 
 def month_bounds(month: str, cutoff_day: int) -> tuple[datetime, datetime, datetime]:
@@ -112,6 +172,10 @@ def settlement_config() -> dict:
     day = cfg.get("cutoff_day")
     if not isinstance(day, int) or not 1 <= day <= 28:
         raise ValueError(f"settlement config: cutoff_day must be a whole number 1..28, got {day!r}")
+    first = cfg.get("first_month")
+    if not isinstance(first, str) or not MONTH_RE.match(first):
+        raise ValueError("settlement config: first_month (the programme's first month) must be a "
+                         f"calendar month written YYYY-MM in quotes, e.g. \"2026-09\", got {first!r}")
     return cfg
 
 
@@ -142,15 +206,20 @@ def new_attempt_id(month: str) -> str:
     return f"{month}-{datetime.now(SHANGHAI):%Y%m%dT%H%M%S}-{os.getpid()}"
 
 
-def begin(params: dict, log=print) -> dict:
-    """Validate the request and take the warehouse lock. Returns the attempt context."""
+def begin(params: dict, log=print, *, process_bound: bool = True, dag_id: str | None = None,
+          dag_run_id: str | None = None) -> dict:
+    """Validate the request and take the warehouse lease for this attempt (held until
+    `finish_step`). `process_bound`: the whole run lives in this process (`supernova
+    settle`, direct calls); under a scheduler the lease is bound to the DAG run instead.
+    Returns the attempt context."""
     req = RunRequest.from_params(params)
     attempt_id = str(params.get("attempt_id") or "").strip() or new_attempt_id(req.month)
-    if not re.match(r"^[0-9A-Za-z_.-]+$", attempt_id):
-        raise RunRefused(f"attempt_id may only hold letters, digits, '.', '_' and '-': {attempt_id!r}")
-    stale = lock.acquire(Path(req.warehouse), attempt_id, log=log)
-    if stale:
-        record_interrupted(Path(req.warehouse), stale, attempt_id, log)
+    warehouse = Path(req.warehouse)
+    stale = lock.acquire(warehouse, attempt_id, log=log, purpose=f"{lock.SETTLEMENT} {req.month}",
+                         process_bound=process_bound, dag_id=dag_id, dag_run_id=dag_run_id)
+    # every attempt is accounted for: one whose lease was cleared here, or earlier by
+    # another writer, and that never finished, is recorded as interrupted
+    recover_interrupted(warehouse, attempt_id, log, cleared=stale.run_id if stale else None)
     state = RunState(Path(req.warehouse), attempt_id)
     state.update(request=asdict(req), attempt_id=attempt_id,
                  started_at=datetime.now(SHANGHAI).isoformat(), host=socket.gethostname())
@@ -231,6 +300,8 @@ def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
     h.update(b"accept_suspense" if ctx["accept_suspense"] else b"")
     fingerprint = h.hexdigest()
     published = {r["settlement_month"]: r for r in runs}
+    programme_first = cfg["first_month"]  # vars.supernova.first_month
+    # the first month settled in this warehouse is the programme's first month (§4)
     first_month = min(published) if published else month
     reopen_count = 0
     action = "settle"
@@ -254,6 +325,9 @@ def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
             action = "settle"
         elif current["input_fingerprint"] == fingerprint:
             action = "unchanged"
+            # this attempt reports on the run that published the month (after a reopen,
+            # the reopened run, not the one it superseded)
+            unchanged_run_id = current["run_id"]
             message = (f"{month} is closed (published by run {current['run_id']}) and the inputs are "
                        "unchanged: nothing to do, nothing changed.")
         else:
@@ -266,6 +340,19 @@ def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
     else:
         if ctx["reopen"]:
             raise RunRefused(f"{month} has not been published, so there is nothing to reopen.")
+        if not published and month < programme_first:
+            raise RunRefused(
+                f"{month} is before the programme's first month {programme_first} "
+                "(vars.supernova.first_month in dbt_project/dbt_project.yml): lines completed "
+                "before it are out of scope."
+            )
+        if not published and ctx.get("scheduled") and month != programme_first and not ctx["preview"]:
+            raise RunRefused(
+                f"a scheduled run does not start the programme: nothing is published in this "
+                f"warehouse yet, and the programme's first month is {programme_first}, not {month}. "
+                f"Settle {programme_first} first (trigger the monthly_settlement DAG by hand with "
+                f"month {programme_first}); the schedule then continues month by month."
+            )
         if published and not ctx["preview"]:
             latest = max(published)
             if month < first_month:
@@ -287,6 +374,8 @@ def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
 
     if ctx["preview"]:
         run_id = f"{month}-preview-{fingerprint[:10]}"
+    elif action == "unchanged":
+        run_id = unchanged_run_id
     else:
         run_id = f"{month}-r{reopen_count}-{fingerprint[:10]}"
     plan = {
@@ -530,6 +619,26 @@ def _is_published(warehouse: Path, run_id: str | None) -> bool:
                 [run_id]).fetchone()[0])
     except Exception:
         return False
+
+
+def recover_interrupted(warehouse: Path, by_attempt: str, log=print, cleared: str | None = None) -> list[str]:
+    """Called by `begin` once it holds the lease: every earlier attempt that started and
+    never finished can no longer be running (the lease admits one owner), so it is
+    recorded as interrupted. `cleared` is the owner of a stale lease `begin` just cleared
+    (lock.acquire reports it); attempts whose lease another writer cleared are found by
+    their unfinished state file. Returns the attempts recorded."""
+    done = []
+    candidates = sorted(p.parent.name for p in (Path(warehouse) / "runs").glob("*/state.json"))
+    if cleared and cleared not in candidates:
+        candidates.append(cleared)
+    for attempt in candidates:
+        if attempt == by_attempt:
+            continue
+        data = RunState(warehouse, attempt).load()
+        if data.get("request") and not data.get("finished_at"):
+            record_interrupted(warehouse, attempt, by_attempt, log)
+            done.append(attempt)
+    return done
 
 
 def record_interrupted(warehouse: Path, stale_attempt: str, by_attempt: str, log=print) -> None:

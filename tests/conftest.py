@@ -57,8 +57,7 @@ def tiny_landing(tmp_path_factory):
 
 # ---------------------------------------------------------------- settlement scenario
 
-DEFAULT_CONF = {"preview": False, "reopen": False, "reason": "", "accept_suspense": False,
-                "accept_suspense_reason": "", "attempt_id": ""}
+DEFAULT_CONF = {"preview": False, "reopen_reason": "", "accept_suspense_reason": "", "attempt_id": ""}
 
 
 def _run(dagbag, airflow_db, **conf):
@@ -148,6 +147,6 @@ def settlement_scenario(tiny_landing, tmp_path_factory, dagbag, airflow_db):
     out["oct_lines_before_reopen"] = _rows(wh, "select count(*), sum(amount) from settlement.payout_lines where settlement_month = '2026-10'")[0]
 
     # g. October reopened
-    out["g_state"] = _run(dagbag, airflow_db, month="2026-10", reopen=True, reason="test: finance asked to recompute", **common)
+    out["g_state"] = _run(dagbag, airflow_db, month="2026-10", reopen_reason="test: finance asked to recompute", **common)
     return out
 

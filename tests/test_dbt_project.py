@@ -1,6 +1,5 @@
 """The dbt project on its own: unit tests of every settlement rule (hand-computed
-examples in the models' _unit_tests.yml), configuration validation, and the DAG files'
-integrity."""
+examples in the models' _unit_tests.yml), and configuration validation (the DAG files' integrity: tests/test_dags.py)."""
 
 from __future__ import annotations
 
@@ -88,21 +87,3 @@ def test_shipped_config_is_valid(empty_warehouse):
     res = dbt_invoke(empty_warehouse, ["run-operation", "validate_settlement_config"])
     assert res.success, res.exception
     assert settlement_config()["cutoff_day"] == 8
-
-
-def test_dags_load_without_import_errors(dagbag):
-    assert not dagbag.import_errors, dagbag.import_errors
-    dag = dagbag.dags["monthly_settlement"]
-    assert [t.task_id for t in dag.topological_sort()] == [
-        "begin", "ingest", "plan", "build", "validate", "publish", "finish"]
-    assert dag.max_active_runs == 1
-    assert dag.params["month"] is not None and dag.get_task("finish").is_teardown
-
-
-def test_month_param_rejects_bad_input(dagbag):
-    param = dagbag.dags["monthly_settlement"].params.get_param("month")
-    assert param.resolve("2026-10") == "2026-10"
-    assert param.resolve("") == ""
-    for bad in ("2026-13", "2026-1", "October", "2026-10; drop table x"):
-        with pytest.raises(Exception, match="does not match"):
-            param.resolve(bad)

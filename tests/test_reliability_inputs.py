@@ -340,8 +340,7 @@ def test_duplicate_corrected_and_out_of_order_deliveries(tmp_path):
 
 
 def _settle_in_process(dagbag, month, landing, wh, **extra):
-    conf = {"preview": False, "reopen": False, "reason": "", "accept_suspense": False,
-            "accept_suspense_reason": "", "attempt_id": "", "month": month,
+    conf = {"preview": False, "reopen_reason": "", "accept_suspense_reason": "", "attempt_id": "", "month": month,
             "landing": str(landing), "warehouse": str(wh), **extra}
     return str(dagbag.dags["monthly_settlement"].test(run_conf=conf).state)
 

@@ -35,8 +35,7 @@ import pytest
 from supernova import settle as s
 from supernova.warehouse import connect, table_exists
 
-DEFAULT_CONF = {"preview": False, "reopen": False, "reason": "", "accept_suspense": False,
-                "accept_suspense_reason": "", "attempt_id": ""}
+DEFAULT_CONF = {"preview": False, "reopen_reason": "", "accept_suspense_reason": "", "attempt_id": ""}
 CHROMIUM = Path("/usr/bin/chromium")
 CHARTS = ["Promoters by gross due", "tier mix by platform", "status mix by platform", "Clawback amounts",
           "GMV by buyer city tier and gender", "Orders per existing group per day", "Dead-group rate",
