@@ -1,0 +1,146 @@
+{#- What each promoter's crowd buys (千人千面, outputs.md): per as_of_date x promoter x
+    platform x category, over the 30 days ending with as_of_date (as_of_date - 29 ..
+    as_of_date, as group_status counts "the last 30 days"):
+      buyers, orders, gmv         : distinct buyers, distinct attributed orders with a line of
+                                    the category, and the paid amount of those lines;
+      share_of_promoter_gmv       : gmv / the promoter's gmv over all categories;
+      lift                        : share_of_promoter_gmv / the platform's share of the same
+                                    category (the category's gmv over all the platform's
+                                    promoters / the platform's gmv, same 30 days): 1 = like
+                                    the platform, 2 = twice as much.
+    Ratios are exact DECIMALs rounded half away from zero to 6 decimals (marts_ratio).
+    A row exists for every day on which the promoter had an order of the category in the
+    last 30 days (up to the last delivered day). Small cells are suppressed as in the
+    buyer marts (macros/marts_suppression.sql), per as_of_date and promoter: a cell under
+    10 buyers, and more cells where the promoter's total (which the shares imply) minus the
+    visible cells would give one away. Category from the skus export ('unknown' when
+    missing); platform: the promoter's latest version (as in group_status). No buyer ids.
+    Incremental by as_of_date: recomputes from the first date new deliveries can change. -#}
+{%- set parts = ['orders', 'clicks', 'skus'] -%}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ marts_delete_from('as_of_date', " ~ parts ~ ") }}",
+) }}
+{%- set refresh_from = marts_refresh_from('as_of_date', parts) -%}
+{%- set lines_from = none -%}
+{%- if execute and refresh_from -%}
+    {%- set lines_from = (modules.datetime.date.fromisoformat(refresh_from) - modules.datetime.timedelta(days=29)).isoformat() -%}
+{%- endif %}
+
+with lines as (
+    select
+        l.order_date,
+        l.order_id,
+        l.buyer_id,
+        l.paid_amount,
+        l.promoter_id,
+        coalesce(s.category, 'unknown') as category
+    from {{ ref('int_marts__attributed_lines') }} as l
+    left join {{ ref('stg_exports__skus') }} as s
+        on s.sku_id = l.sku_id
+    {%- if lines_from %}
+    where l.order_date >= {{ marts_date_literal(lines_from) }}
+    {%- endif %}
+),
+
+-- 0 .. 29: a line counts on its order date and the 29 days after it
+day_offsets as (
+    {%- for k in range(30) %}
+    select {{ k }} as k{{ " union all" if not loop.last }}
+    {%- endfor %}
+),
+
+windowed as (
+    select
+        cast({{ dbt.dateadd('day', 'o.k', 'l.order_date') }} as date) as as_of_date,
+        l.order_id,
+        l.buyer_id,
+        l.paid_amount,
+        l.promoter_id,
+        coalesce(p.platform, 'unknown') as platform,
+        l.category
+    from lines as l
+    cross join day_offsets as o
+    left join {{ ref('int_marts__promoters_current') }} as p
+        on p.promoter_id = l.promoter_id
+),
+
+in_range as (
+    select *
+    from windowed
+    where {{ marts_refresh_filter('as_of_date', refresh_from) }}
+        -- up to the last delivered day (the marts' calendar, marts_bounds)
+        and as_of_date <= (select max(_delivery_date) from {{ source('exports', 'orders') }})
+),
+
+cells as (
+    select
+        as_of_date,
+        promoter_id,
+        platform,
+        category,
+        count(distinct buyer_id) as buyers,
+        0 as new_buyers,
+        count(distinct order_id) as orders,
+        sum(paid_amount) as gmv
+    from in_range
+    group by as_of_date, promoter_id, platform, category
+),
+
+totals as (
+    select
+        as_of_date,
+        promoter_id,
+        platform,
+        count(distinct buyer_id) as buyers,
+        0 as new_buyers,
+        count(distinct order_id) as orders,
+        sum(paid_amount) as gmv
+    from in_range
+    group by as_of_date, promoter_id, platform
+),
+
+platform_category as (
+    select
+        c.as_of_date,
+        c.platform,
+        c.category,
+        sum(c.gmv) as category_gmv,
+        max(p.platform_gmv) as platform_gmv
+    from cells as c
+    inner join (
+        select as_of_date, platform, sum(gmv) as platform_gmv
+        from totals
+        group by as_of_date, platform
+    ) as p
+        on p.as_of_date = c.as_of_date and p.platform = c.platform
+    group by c.as_of_date, c.platform, c.category
+)
+
+select
+    s.as_of_date,
+    s.promoter_id,
+    s.platform,
+    s.category,
+    s.buyers,
+    s.orders,
+    s.gmv,
+    s.share_of_gmv as share_of_promoter_gmv,
+    case when not s.suppressed then
+        cast({{ marts_ratio('c.gmv * pc.platform_gmv', 't.gmv * pc.category_gmv', 6) }} as decimal(18,6))
+    end as lift,
+    s.suppressed
+from (
+    with
+    {{ marts_suppressed_cells('cells', 'totals', ['as_of_date', 'promoter_id', 'platform'], ['category'],
+                              [dbt.type_string()], total_rows=false) }}
+) as s
+inner join cells as c
+    on c.as_of_date = s.as_of_date and c.promoter_id = s.promoter_id
+    and c.platform = s.platform and c.category = s.category
+inner join totals as t
+    on t.as_of_date = s.as_of_date and t.promoter_id = s.promoter_id and t.platform = s.platform
+inner join platform_category as pc
+    on pc.as_of_date = s.as_of_date and pc.platform = s.platform and pc.category = s.category
