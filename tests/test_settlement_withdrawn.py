@@ -10,6 +10,7 @@ through the real monthly_settlement DAG (`dag.test()`), on generated tiny data
      September posted; every invariant holds.
   4. A completes again (a new event on 2026-11-15); B's moved completion is in November;
      meanwhile A's promoter moved to yundian (no level 2, 60 %).
+     An event of an order line never delivered is an orphan: a finding in October.
   5. November settles and publishes: A and B post `adjustment` rows on both levels with
      the frozen September terms (fenxiang 70 % / 10 %, the September inviter).
 
@@ -105,12 +106,15 @@ def scenario(tmp_path_factory, dagbag, airflow_db):
     _deliver(landing, "order_events", "corrections.csv", [
         event(a, event="paid", event_at=f"{a[6]:%Y-%m-%dT%H:%M:%S}+08:00", event_id=a[5]),  # withdrawn
         event(b, event_at="2026-11-20T10:00:00+08:00", event_id=b[5]),                      # moved past the cutoff
+        event(("O-NEVER-DELIVERED", 1), event_at="2026-10-10T10:00:00+08:00", event_id="E-orphan-1"),  # orphan
     ], day="2026-11-21")
 
     # 3. October
     out["oct_state"] = _run(dagbag, airflow_db, month="2026-10", **common)
     out["oct_run"] = _latest_state(wh, "2026-10")
     out["oct_clawbacks"] = _postings(wh, "2026-10", out["lines"], "clawback")
+    out["oct_findings"] = _rows(wh, "select kind, row_key, detail from settlement.findings "
+                                    "where settlement_month = '2026-10' and kind = 'orphan_event'")
     out["oct_net"] = [_rows(wh, "select level, sum(amount) from settlement.payout_lines where order_id = ? "
                                 "and line_no = ? group by level order by level", [o, n]) for o, n in out["lines"]]
 
@@ -174,6 +178,13 @@ def test_withdrawn_and_moved_completions_are_clawed_back_and_october_publishes(s
         assert base == -paid
     # net nothing posted to date for either line
     assert scenario["oct_net"] == [[(1, Decimal("0.00")), (2, Decimal("0.00"))]] * 2
+
+
+def test_an_event_of_a_line_never_delivered_is_an_orphan_finding(scenario):
+    assert scenario["oct_findings"] == [(
+        "orphan_event", "O-NEVER-DELIVERED#1",
+        "1 event(s) before the cutoff, 1 of them completions, for an order line that is not in the orders "
+        "export; nothing settles for it until the line is delivered")]
 
 
 def test_renewed_completions_post_adjustments_on_the_frozen_terms_in_november(scenario):

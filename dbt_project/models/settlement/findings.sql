@@ -1,6 +1,7 @@
 -- Data-quality findings that did not stop the run (outputs.md): inviter loops, orders
--- whose lines disagree on buyer or time, clicks in M on unknown links, and files
--- delivered in M with unknown extra columns.
+-- whose lines disagree on buyer or time, clicks in M on unknown links, files delivered in
+-- M with unknown extra columns, and order lines never delivered that have events before
+-- M's cutoff (orphan events, §2; one finding per line, as of the cutoff).
 with loops as (
     select
         'inviter_loop' as kind,
@@ -50,6 +51,18 @@ extra_columns as (
         and m.status = 'loaded'
         and m.delivery_date >= cast({{ month_start_ts() }} as date)
         and m.delivery_date < cast({{ next_month_start_ts() }} as date)
+),
+
+orphan_lines as (
+    select
+        'orphan_event' as kind,
+        order_id || '#' || cast(line_no as {{ dbt.type_string() }}) as row_key,
+        cast(count(*) as {{ dbt.type_string() }}) || ' event(s) before the cutoff, '
+            || cast(count(case when event = 'completed' then 1 end) as {{ dbt.type_string() }})
+            || ' of them completions, for an order line that is not in the orders export; '
+            || 'nothing settles for it until the line is delivered' as detail
+    from {{ ref('int_settlement__orphan_events') }}
+    group by order_id, line_no
 )
 
 select
@@ -66,4 +79,6 @@ from (
     select * from unknown_link_clicks
     union all
     select * from extra_columns
+    union all
+    select * from orphan_lines
 ) as f
