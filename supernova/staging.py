@@ -107,8 +107,9 @@ def _staged_files_digest(con) -> str | None:
         " from staging.staged_files").fetchone()[0]
     if table_exists(con, "staging", "withdrawn_files"):
         withdrawn = con.execute(
-            "select count(*), md5(string_agg(model || ':' || file_path || ':' || sha256, ','"
-            " order by model, file_path, sha256)) from staging.withdrawn_files").fetchone()
+            "select count(*), md5(string_agg(k, ',' order by k)) from (select model || ':' ||"
+            " file_path || ':' || sha256 || ':' || ingest_run_id as k from staging.withdrawn_files)"
+        ).fetchone()
         if withdrawn[0]:  # (a warehouse without supersessions keeps its recorded digest)
             digest += f"|withdrawn {withdrawn[0]}:{withdrawn[1]}"
     return digest
@@ -127,7 +128,8 @@ def _unstaged_files(con) -> int:
     ).fetchone()[0]
     handled = ("  and not exists (select 1 from staging.withdrawn_files as w"
                "                  where w.model = 'stg_exports__' || m.export"
-               "                    and w.file_path = m.file_path and w.sha256 = m.sha256)"
+               "                    and w.file_path = m.file_path and w.sha256 = m.sha256"
+               "                    and w.ingest_run_id = m.ingest_run_id)"
                if table_exists(con, "staging", "withdrawn_files") else "")
     return unstaged + con.execute(
         "select count(*) from raw.manifest as m"

@@ -22,7 +22,8 @@
     staging and its removal changes nothing), and the post-hook deletes the staged rows of
     that path whose key no longer exists in raw at all (e.g. an event_id that was cut
     short in a half-written file). Handled supersessions are recorded per model in
-    `<staging schema>.withdrawn_files` (model, file_path, sha256), so each is handled once.
+    `<staging schema>.withdrawn_files` (model, file_path, sha256, ingest_run_id: the
+    superseded manifest row), so each is handled once.
 
     On Spark (file_format parquet has no delete) the staging models are plain tables,
     rebuilt every run: same SQL, `is_incremental()` is never true there. -#}
@@ -75,7 +76,7 @@
             and not exists (
                 select 1 from {{ withdrawn }} as w
                 where w.model = '{{ this.identifier }}' and w.file_path = m.file_path
-                    and w.sha256 = m.sha256
+                    and w.sha256 = m.sha256 and w.ingest_run_id = m.ingest_run_id
             )
 {%- endmacro %}
 
@@ -182,7 +183,8 @@
         create table if not exists {{ withdrawn_files_relation() }} (
             model {{ dbt.type_string() }},
             file_path {{ dbt.type_string() }},
-            sha256 {{ dbt.type_string() }}
+            sha256 {{ dbt.type_string() }},
+            ingest_run_id {{ dbt.type_string() }}
         )
     {%- endif -%}
 {%- endmacro %}
@@ -217,8 +219,8 @@
                 where l.export = '{{ export }}' and l.status = 'loaded'
             );
         {%- endif %}
-        insert into {{ withdrawn_rel }} (model, file_path, sha256)
-        select '{{ this.identifier }}', m.file_path, m.sha256
+        insert into {{ withdrawn_rel }} (model, file_path, sha256, ingest_run_id)
+        select '{{ this.identifier }}', m.file_path, m.sha256, m.ingest_run_id
         {{ _staging_unhandled_withdrawals(export, withdrawn_rel) }};
         insert into {{ rel }} (model, sha256)
         select '{{ this.identifier }}', m.sha256
