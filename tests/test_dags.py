@@ -9,6 +9,7 @@ import ast
 import getpass
 import http.server
 import json
+import os
 import shutil
 import threading
 from datetime import datetime, timezone
@@ -281,3 +282,45 @@ def test_a_bad_first_month_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(settings, "DBT_PROJECT_DIR", project)
     with pytest.raises(ValueError, match="first_month .* must be a calendar month written YYYY-MM"):
         s.settlement_config()
+
+
+# ---------------------------------------------------------------- refused at trigger time, by the API server
+
+_API_CLIENT = r"""
+import json, sys
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app
+
+client = TestClient(create_app(apps="core"))
+out = {}
+for name, conf in json.loads(sys.argv[1]).items():
+    r = client.post("/api/v2/dags/monthly_settlement/dagRuns", json={"logical_date": None, "conf": conf})
+    out[name] = [r.status_code, r.text]
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_bad_triggers_are_refused_by_the_api_server_in_words(airflow_db):
+    """The real Airflow API app with the project's plugins folder: a trigger with a
+    misspelt key, preview with a reopen, or a bad month gets HTTP 400 in words before a
+    run exists; a good one passes the guard (whatever Airflow then answers)."""
+    import subprocess
+    import sys
+
+    cases = {"misspelt": {"Month": "2026-10"},
+             "preview_and_reopen": {"month": "2026-10", "preview": True, "reopen_reason": "late refunds"},
+             "bad_month": {"month": "2026-13"},
+             "good": {"month": "2026-10", "reopen_reason": "late refunds"}}
+    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
+    proc = subprocess.run([sys.executable, "-c", _API_CLIENT, json.dumps(cases)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    assert lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    got = json.loads(lines[-1][len("RESULT "):])
+    assert got["misspelt"][0] == 400 and "unknown parameter 'Month' (did you mean 'month'?)" in got["misspelt"][1]
+    assert got["preview_and_reopen"][0] == 400 and "exclude each other" in got["preview_and_reopen"][1]
+    assert got["bad_month"][0] == 400
+    assert "month must be a calendar month written YYYY-MM, e.g. 2026-10" in got["bad_month"][1]
+    assert "does not match" not in got["bad_month"][1], "the error must not quote a regular expression"
+    assert got["good"][0] != 400 or "refused" not in got["good"][1], got["good"]

@@ -13,12 +13,13 @@ plus a second, fresh warehouse that settles September again: byte-identical Parq
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import _parquet_digest, _rows, _run
+from conftest import _latest_state, _parquet_digest, _rows, _run
 
 from supernova import settle as s
 
@@ -238,3 +239,53 @@ def test_a_stale_lock_is_cleared(tmp_path):
     assert any("stale" in m for m in messages)
     with pytest.raises(lock.WarehouseBusy, match="busy"):
         lock.acquire(tmp_path, "third-run")
+
+
+def test_a_scheduled_run_never_starts_the_programme_on_another_month(tmp_path, tiny_landing):
+    """Issue 14 finding 3: the scheduler's own run for the previous month must not become
+    the warehouse's first month (which would refuse the programme's real first month
+    for good). The first month is configuration: vars.supernova.first_month."""
+    from datetime import datetime
+
+    later = datetime(2027, 3, 1, tzinfo=s.SHANGHAI)
+    wh = tmp_path / "empty"
+    with pytest.raises(s.RunRefused, match="a scheduled run does not start the programme.* first month is 2026-09, not 2026-10"):
+        s.plan_step(_ctx(wh, tiny_landing, "2026-10", scheduled=True), now=later)
+    assert s.plan_step(_ctx(wh, tiny_landing, "2026-09", scheduled=True), now=later)["action"] == "settle"
+    with pytest.raises(s.RunRefused, match="before the programme's first month 2026-09"):
+        s.plan_step(_ctx(wh, tiny_landing, "2026-08"), now=later)
+
+
+def test_triggered_by_names_the_user_who_started_the_run(scenario, tiny_landing, dagbag, airflow_db, monkeypatch):
+    """Under `dag.test()` (what `supernova settle` runs) the triggering user is the OS
+    user, found even when the environment names nobody (as in an Airflow task)."""
+    import getpass
+    import pwd
+
+    for var in ("USER", "LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.delenv(var, raising=False)
+    wh = scenario["warehouse"]
+    state = _run(dagbag, airflow_db, month="2026-11", landing=str(tiny_landing), warehouse=str(wh))
+    assert state.endswith("failed")  # before its cutoff: refused, and recorded
+    run = _latest_state(wh, "2026-11")
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert getpass.getuser() == user and run["request"]["triggered_by"] == user
+    recorded = _rows(wh, "select triggered_by from settlement.settlement_runs where attempt_id = ?", [run["attempt_id"]])
+    assert recorded == [(user,)]
+    report = (Path(wh) / "reports" / "2026-11" / f"{run['attempt_id']}.md").read_text()
+    assert f"triggered by: {user}" in report
+
+
+def test_an_unchanged_rerun_after_a_reopen_names_the_published_run(scenario, tiny_landing, dagbag, airflow_db):
+    """Issue 14 finding 7: the report of an `unchanged` rerun names the run that published
+    the month (after a reopen: the reopened run), not the one it superseded."""
+    wh = scenario["warehouse"]
+    [(published,)] = _rows(wh, "select run_id from settlement.settlement_runs "
+                               "where settlement_month = '2026-10' and status = 'published'")
+    assert published.startswith("2026-10-r1-")
+    state = _run(dagbag, airflow_db, month="2026-10", landing=str(tiny_landing), warehouse=str(wh))
+    assert state.endswith("success")
+    run = _latest_state(wh, "2026-10")
+    assert run["status"] == "unchanged" and run["plan"]["run_id"] == published
+    report = (Path(wh) / "reports" / "2026-10" / f"{run['attempt_id']}.md").read_text()
+    assert f"run id: `{published}`" in report
