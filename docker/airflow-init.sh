@@ -20,5 +20,6 @@ with open(path, "w") as f:
 PY
 
 airflow pools set supernova_warehouse 1 "The warehouse DuckDB file: one process at a time"
-mkdir -p "${SUPERNOVA_WAREHOUSE:?}/parquet/marts" "${SUPERNOVA_LANDING:?}"
+# the folders Metabase mounts read-only (bi/, parquet/), created by the airflow user
+mkdir -p "${SUPERNOVA_WAREHOUSE:?}/bi" "${SUPERNOVA_WAREHOUSE:?}/parquet/marts" "${SUPERNOVA_LANDING:?}"
 echo "airflow-init: done"
