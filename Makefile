@@ -31,10 +31,13 @@ postgres:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; } || \
 	  echo "postgresql not installed: the deployment test will skip (it fails under CI)"
 
+## Chromium and a CJK font (Noto Sans CJK, named in the report's font stack): the
+## browser test checks that the report's Chinese text (僵死群) renders as glyphs, not boxes.
 chromium:
-	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
-	  echo "chromium not installed: the browser tests will skip (they fail under CI)"
+	@{ test -x /usr/bin/chromium && fc-list :lang=zh 2>/dev/null | grep -q .; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk >/dev/null; } || \
+	  echo "chromium or fonts-noto-cjk not installed: the browser tests will skip (they fail under CI)"
 
 lint: bootstrap
 	@$(UV) run --frozen ruff check .

@@ -7,10 +7,15 @@ state as .json.
 
 Figures come from the published tables (`settlement.*`) for published and unchanged
 runs, and from the run's candidate tables (`settlement_build.*`, labelled "not
-published") for previews and runs that failed after their build. Activity and buyer
-figures are computed from the settlement tables and the staging exports, so the report
-does not depend on the analytics marts. It never shows buyer ids or phone numbers:
-buyer figures are aggregates, and cells of fewer than 10 buyers are suppressed.
+published") for previews and runs that failed after their build. Group activity (dead
+groups, 僵死群) and buyer figures are read from the analytics marts (`marts.group_activity_summary`,
+built on `group_status`, and `marts.buyer_demographics_monthly`), so the report and the
+marts have one definition of a dead group and one small-cell suppression; when the marts
+are not built (or not refreshed to the month's end) the report says so. It never shows
+buyer ids or phone numbers: buyer figures are the mart's, suppressed cells stay hidden.
+
+Next to the attempts, `reports/<month>/index.html` is rewritten after every attempt: the
+month's published result (or "not published yet") with every attempt listed.
 """
 
 from __future__ import annotations
@@ -113,15 +118,37 @@ def _one(con, sql: str, params=None):
     return rows[0] if rows else {}
 
 
-def _dedup(con, name: str, order: str) -> str | None:
-    """staging.stg_exports__<name> when dbt built it, else the same 'delivered last' rule on raw."""
-    if table_exists(con, "staging", f"stg_exports__{name}"):
-        return f"staging.stg_exports__{name}"
-    if table_exists(con, "raw", name):
-        key = {"buyers": "buyer_id", "groups": "group_id"}[name]
-        return (f"(select * from raw.{name} qualify row_number() over (partition by {key} "
-                f"order by {order}_delivery_date desc, _file_name desc, _line_no desc) = 1)")
-    return None
+def _month_days(month: str) -> tuple[date, date]:
+    y, m = int(month[:4]), int(month[5:7])
+    return date(y, m, 1), date(y + (m == 12), m % 12 + 1, 1) - timedelta(days=1)
+
+
+def _marts_demographics(con, month: str) -> dict | None:
+    """The month's rows of marts.buyer_demographics_monthly as published (cells and the
+    total row, suppressed ones with empty metrics), or None when the mart is not built."""
+    if not table_exists(con, "marts", "buyer_demographics_monthly"):
+        return None
+    rows = _rows(con, """
+        select coalesce(cast(city_tier as varchar), '?') as city_tier, coalesce(gender, '?') as gender, is_total,
+               buyers, orders, gmv, aov, suppressed
+        from marts.buyer_demographics_monthly where month = ?
+        order by is_total, city_tier nulls last, gender nulls last""", [_month_days(month)[0]])
+    return {"cells": [r for r in rows if not r["is_total"]], "total": next((r for r in rows if r["is_total"]), None)}
+
+
+def _marts_activity(con, month: str) -> dict | None:
+    """Per day of the month: existing groups, dead groups (group_status's definition) and
+    attributed orders of the groups, summed over marts.group_activity_summary; and the
+    marts' last day (days after it are not in the marts yet). None when not built."""
+    if not table_exists(con, "marts", "group_activity_summary"):
+        return None
+    start, end = _month_days(month)
+    days = _rows(con, """
+        select activity_date as d, sum(existing_groups) as groups, sum(dead_groups) as dead, sum(orders) as orders
+        from marts.group_activity_summary where activity_date between ? and ?
+        group by 1 order by 1""", [start, end])
+    last = _one(con, "select max(activity_date) as last_day from marts.group_activity_summary").get("last_day")
+    return {"days": days, "last_day": last, "start": start, "end": end}
 
 
 def _source(con, state: dict) -> dict | None:
@@ -245,39 +272,9 @@ def collect(warehouse: Path, state: dict) -> dict:
                    sum(l.paid_amount) as gmv, coalesce(any_value(p.commission), 0) as commission
             from lines l left join posted p using (group_id)
             group by l.group_id order by gmv desc, l.group_id limit 10"""))
-        buyers = _dedup(con, "buyers", "")
-        if buyers:
-            section("demographics", lambda: _rows(con, f"""
-                select coalesce(cast(b.city_tier as varchar), '?') as city_tier, coalesce(b.gender, '?') as gender,
-                       count(distinct o.buyer_id) as buyers, count(distinct o.order_id) as orders,
-                       sum(o.paid_amount) as gmv
-                from {T} t join staging.stg_exports__orders o using (order_id, line_no)
-                left join {buyers} b on b.buyer_id = o.buyer_id
-                group by all order by all"""))
-        groups = _dedup(con, "groups", "snapshot_date desc, ")
-        if groups and MONTH_RE.match(month):
-            y, m = int(month[:4]), int(month[5:7])
-            start = date(y, m, 1)
-            end = date(y + (m == 12), m % 12 + 1, 1) - timedelta(days=1)
-            section("activity", lambda: _rows(con, f"""
-                with days as (select cast(d as date) as d from range(date '{start}', date '{end}' + 1, interval 1 day) r(d)),
-                g as (select group_id, cast(created_at as date) as created, cast(dissolved_at as date) as dissolved
-                      from {groups}),
-                od as (select t.group_id, cast(o.ordered_at as date) as od, o.order_id
-                       from {TA} t join staging.stg_exports__orders o using (order_id, line_no)
-                       where t.group_id is not null),
-                daily as (select od as d, count(distinct order_id) as orders from od group by 1),
-                existing as (select days.d, g.group_id, g.created from days join g
-                             on g.created <= days.d and (g.dissolved is null or g.dissolved > days.d)),
-                last_order as (
-                    select e.d, e.group_id, e.created, max(od.od) as last_od
-                    from existing e left join od on od.group_id = e.group_id and od.od <= e.d
-                    group by all)
-                select d, count(*) as groups,
-                       count(*) filter (where created < d - 30 and (last_od is null or last_od <= d - 30)) as dead,
-                       coalesce(any_value(daily.orders), 0) as orders
-                from last_order left join daily using (d)
-                group by d order by d"""))
+        if MONTH_RE.match(month):
+            section("demographics", lambda: _marts_demographics(con, month))
+            section("activity", lambda: _marts_activity(con, month))
         section("suspense", lambda: _rows(con, f"select reason, count(*) as lines, sum(base_amount) as base "
                                                f"from {s}.suspense where {w} group by 1 order by 2 desc"))
         section("findings", lambda: _rows(con, f"select kind, count(*) as n from {s}.findings where {w} group by 1 order by 2 desc"))
@@ -334,6 +331,28 @@ def reconciliation(data: dict) -> list[dict]:
     return rows
 
 
+# The order-line funnel of settlement_runs (outputs.md), in the order a line is placed:
+# column -> label; the last entry is the total the others add up to.
+FUNNEL = [
+    ("lines_settled", "settled: first settled by this run"),
+    ("lines_settled_earlier", "settled: first settled by an earlier month"),
+    ("suspense_lines", "in suspense"),
+    ("lines_organic", "organic: no click in the window (unattributed)"),
+    ("lines_pending_completion", "pending completion"),
+    ("lines_cancelled_unsettled", "cancelled or refunded in full before settling"),
+    ("lines_completed_before_first_month", "completed before the first settled month"),
+    ("lines_delivered", "= lines delivered"),
+]
+
+
+def funnel_rows(totals: dict) -> list[tuple[str, int]]:
+    """[(label, lines)] of the funnel, the total last; [] when the run has no funnel (a run
+    recorded before the funnel existed, or one that stopped before its build)."""
+    if not totals or totals.get("lines_delivered") is None:
+        return []
+    return [(label, int(totals.get(col) or 0)) for col, label in FUNNEL]
+
+
 # ---------------------------------------------------------------- SVG charts
 
 PALETTE = ["#2f6db5", "#e08a1e", "#3c9a5f", "#b8433a", "#7b5ea7", "#8c6d46", "#c05c9e", "#6d7a86"]
@@ -346,10 +365,25 @@ def _num(v: float, money: bool = False) -> str:
     return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"
 
 
-def _svg(width: int, height: int, title: str, body: list[str]) -> str:
-    return (f'<svg class="chart" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="{E(title)}"><title>{E(title)}</title>'
-            + "".join(body) + "</svg>")
+TITLE_H, XLABEL_H = 24, 18
+
+
+def _svg(width: int, height: int, title: str, body: list[str], x_label: str = "", y_label: str = "") -> str:
+    """A chart: its title drawn on top (and as <title> / aria-label), the plot below it,
+    and the axis labels: x_label under the plot, y_label rotated along its left edge."""
+    full = TITLE_H + height + (XLABEL_H if x_label else 0)
+    parts = [f'<text class="chart-title" x="0" y="16" font-weight="600" font-size="13">{E(title)}</text>',
+             f'<g transform="translate(0,{TITLE_H})">', *body, "</g>"]
+    if x_label:
+        parts.append(f'<text class="axis-label" x="{width / 2:.0f}" y="{full - 4}" text-anchor="middle" '
+                     f'font-size="11" fill="#4a5561">{E(x_label)}</text>')
+    if y_label:
+        mid = TITLE_H + height / 2
+        parts.append(f'<text class="axis-label" x="11" y="{mid:.0f}" text-anchor="middle" font-size="11" '
+                     f'fill="#4a5561" transform="rotate(-90 11 {mid:.0f})">{E(y_label)}</text>')
+    return (f'<svg class="chart" width="{width}" height="{full}" '
+            f'viewBox="0 0 {width} {full}" role="img" aria-label="{E(title)}"><title>{E(title)}</title>'
+            + "".join(parts) + "</svg>")
 
 
 def _empty(title: str, width=640) -> str:
@@ -357,8 +391,10 @@ def _empty(title: str, width=640) -> str:
                                    '<text x="12" y="25" fill="#666">no data for this chart</text>'])
 
 
-def bar_chart(items: list[tuple[str, float]], title: str, money=False, width=640, color=PALETTE[0]) -> str:
-    """Horizontal bars; negative values drawn by magnitude in red, with their sign in the label."""
+def bar_chart(items: list[tuple[str, float]], title: str, money=False, width=640, color=PALETTE[0],
+              x_label: str = "", y_label: str = "") -> str:
+    """Horizontal bars; negative values drawn by magnitude in red, with their sign in the label.
+    x_label names the bars' values, y_label what the bars are."""
     if not items:
         return _empty(title, width)
     row, label_w, value_w = 24, 170, 110
@@ -374,10 +410,11 @@ def bar_chart(items: list[tuple[str, float]], title: str, money=False, width=640
         body.append(f'<rect class="mark" x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row - 7}" fill="{fill}">'
                     f'<title>{E(str(label))}: {_num(float(v), money)}</title></rect>')
         body.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 16}">{_num(float(v), money)}</text>')
-    return _svg(width, height, title, body)
+    return _svg(width, height, title, body, x_label, y_label)
 
 
-def stacked_bars(rows: list[tuple[str, dict]], series: list[str], title: str, width=640) -> str:
+def stacked_bars(rows: list[tuple[str, dict]], series: list[str], title: str, width=640,
+                 x_label: str = "", y_label: str = "") -> str:
     """One horizontal 100 % bar per row, split by series, with a legend."""
     rows = [(k, v) for k, v in rows if sum(v.values())]
     if not rows:
@@ -406,15 +443,18 @@ def stacked_bars(rows: list[tuple[str, dict]], series: list[str], title: str, wi
                 body.append(f'<text x="{x + 4:.1f}" y="{y + 16}" fill="#fff">{n:,}</text>')
             x += w
         body.append(f'<text x="{x + 6:.1f}" y="{y + 16}">{total:,}</text>')
-    return _svg(width, 30 + row * len(rows), title, body)
+    return _svg(width, 30 + row * len(rows), title, body, x_label, y_label)
 
 
-def line_chart(points: list[tuple[str, float]], title: str, width=640, height=200, percent=False, color=PALETTE[0]) -> str:
-    if not points:
+def line_chart(points: list[tuple[str, float | None]], title: str, width=640, height=200, percent=False,
+               color=PALETTE[0], x_label: str = "", y_label: str = "", incomplete_note: str = "") -> str:
+    """A daily line. A value of None is a day without complete data: no point is drawn, the
+    line breaks, and the day's column is shaded and marked as incomplete."""
+    if not any(v is not None for _, v in points):
         return _empty(title, width)
-    left, right, top, bottom = 50, 15, 12, 28
-    vals = [float(v) for _, v in points]
-    hi = max(vals) or 1.0
+    left, right, top, bottom = 62, 15, 12, 28
+    vals = [None if v is None else float(v) for _, v in points]
+    hi = max(v for v in vals if v is not None) or 1.0
     pw, ph = width - left - right, height - top - bottom
     n = len(points)
 
@@ -423,24 +463,45 @@ def line_chart(points: list[tuple[str, float]], title: str, width=640, height=20
         return x, top + ph - (v / hi) * ph
 
     body = [f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#999"/>']
+    step = pw / (n - 1) if n > 1 else pw
+    missing = [i for i, v in enumerate(vals) if v is None]
+    for i in missing:
+        x, _ = xy(i, 0)
+        body.append(f'<rect class="incomplete" x="{x - step / 2:.1f}" y="{top}" width="{step:.1f}" height="{ph}" '
+                    f'fill="#f1e9d2"><title>{E(points[i][0])}: incomplete{": " + E(incomplete_note) if incomplete_note else ""}'
+                    '</title></rect>')
+    if missing:
+        x0, _ = xy(missing[0], 0)
+        body.append(f'<text x="{x0:.1f}" y="{top + 12}" font-size="10" fill="#8a6d00">incomplete</text>')
     for k in range(5):
         v = hi * k / 4
         y = top + ph - ph * k / 4
         lab = f"{v:.0%}" if percent else f"{v:,.2f}"
         body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#e3e5e8"/>'
                     f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10">{lab}</text>')
-    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in enumerate(vals)))
-    body.append(f'<polyline class="mark" points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>')
+    segment: list[str] = []
+    for i, v in enumerate(vals + [None]):
+        if v is None:
+            if segment:
+                body.append(f'<polyline class="mark" points="{" ".join(segment)}" fill="none" stroke="{color}" '
+                            'stroke-width="2"/>')
+            segment = []
+            continue
+        x, y = xy(i, v)
+        segment.append(f"{x:.1f},{y:.1f}")
     for i, (lab, v) in enumerate(points):
-        x, y = xy(i, float(v))
-        body.append(f'<circle class="mark" cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}">'
-                    f'<title>{E(lab)}: {(f"{float(v):.1%}" if percent else f"{float(v):,.3f}")}</title></circle>')
+        if v is not None:
+            x, y = xy(i, float(v))
+            body.append(f'<circle class="mark" cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}">'
+                        f'<title>{E(lab)}: {(f"{float(v):.1%}" if percent else f"{float(v):,.3f}")}</title></circle>')
         if i % max(1, n // 6) == 0 or i == n - 1:
+            x, _ = xy(i, 0)
             body.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" font-size="10">{E(lab)}</text>')
-    return _svg(width, height, title, body)
+    return _svg(width, height, title, body, x_label, y_label)
 
 
-def heatmap(rows: list[str], cols: list[str], cells: dict, title: str, width=640) -> str:
+def heatmap(rows: list[str], cols: list[str], cells: dict, title: str, width=640,
+            x_label: str = "", y_label: str = "") -> str:
     """Grid of rows × cols; a cell value of None is shown as suppressed."""
     vals = [float(v) for v in cells.values() if v is not None]
     if not rows or not cols or not vals:
@@ -460,7 +521,7 @@ def heatmap(rows: list[str], cols: list[str], cells: dict, title: str, width=640
             x = label_w + cw * j
             if v is None:
                 body.append(f'<rect class="mark" x="{x + 1:.1f}" y="{y + 1}" width="{cw - 2:.1f}" height="{ch - 2}" '
-                            f'fill="#eceef1"><title>{E(r)} · {E(c)}: suppressed (&lt; {MIN_BUYERS} buyers)</title></rect>'
+                            f'fill="#eceef1"><title>{E(r)} · {E(c)}: suppressed (small cell)</title></rect>'
                             f'<text x="{x + cw / 2:.1f}" y="{y + 19}" text-anchor="middle" fill="#888">–</text>')
                 continue
             a = 0.12 + 0.88 * float(v) / hi
@@ -468,14 +529,15 @@ def heatmap(rows: list[str], cols: list[str], cells: dict, title: str, width=640
                         f'fill="#2f6db5" fill-opacity="{a:.2f}"><title>{E(r)} · {E(c)}: {float(v):,.2f}</title></rect>'
                         f'<text x="{x + cw / 2:.1f}" y="{y + 19}" text-anchor="middle" '
                         f'fill="{"#fff" if a > 0.55 else "#123"}">{float(v):,.0f}</text>')
-    return _svg(width, head + ch * len(rows) + 4, title, body)
+    return _svg(width, head + ch * len(rows) + 4, title, body, x_label, y_label)
 
 
 # ---------------------------------------------------------------- HTML
 
 CSS = """
-body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,"Noto Sans CJK SC","PingFang SC",sans-serif;color:#1d232b;
- margin:0;background:#f6f7f9}
+body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,"Noto Sans CJK SC","Noto Sans SC","Source Han Sans SC",
+ "PingFang SC","Hiragino Sans GB","Microsoft YaHei","WenQuanYi Micro Hei","Noto Sans CJK JP",sans-serif;
+ color:#1d232b;margin:0;background:#f6f7f9}
 main{max-width:1060px;margin:0 auto;padding:20px 24px 60px;background:#fff}
 h1{font-size:24px;margin:.2em 0} h2{font-size:18px;margin:1.6em 0 .5em;border-bottom:1px solid #dde1e6;padding-bottom:4px}
 h3{font-size:15px;margin:1.2em 0 .4em}
@@ -604,6 +666,19 @@ def render_html(warehouse: Path, state: dict, data: dict | None = None) -> str:
         ratio = t.get("suspense_ratio")
         add(f"<p>Suspense: {t.get('suspense_lines'):,} lines, base {_fmt(t.get('suspense_base'))} CNY"
             f" (ratio {float(ratio or 0):.4%} of settled + suspense base; limit 0.5 %).</p>")
+    funnel = funnel_rows(t)
+    if funnel:
+        add('<h3 id="funnel">Order-line funnel: every delivered line, once</h3>')
+        body = [[label, n] for label, n in funnel[:-1]] + [[funnel[-1][0], funnel[-1][1]]]
+        add(_table(["order lines", "lines"], body, {1}, [""] * (len(funnel) - 1) + ["sum"]))
+        parts_sum = sum(n for _, n in funnel[:-1])
+        ok = parts_sum == funnel[-1][1]
+        add(f'<p class="{"okc" if ok else "bad"}">'
+            + ("The buckets add up to the lines delivered." if ok else
+               f"The buckets add up to {parts_sum:,}, NOT to the lines delivered.") + "</p>")
+        if t.get("orphan_events") is not None:
+            add(f"<p class='note'>Besides: {t['orphan_events']:,} order events of lines never delivered "
+                "(orphan events, before the cutoff).</p>")
     if data.get("suspense"):
         add(_table(["suspense reason", "lines", "base"], [[r["reason"], r["lines"], r["base"]] for r in data["suspense"]], {1, 2}))
     if data.get("status_rows"):
@@ -669,14 +744,16 @@ def render_html(warehouse: Path, state: dict, data: dict | None = None) -> str:
         dist = {r["bin"]: r["n"] for r in data.get("distribution") or []}
         add("<h3>Payout distribution (promoters by gross due, CNY)</h3>")
         add(bar_chart([(BIN_LABELS[b], dist.get(b, 0)) for b in range(len(BIN_LABELS))],
-                      "Promoters by gross due"))
+                      "Promoters by gross due", x_label="promoters (payout rows)", y_label="gross due, CNY"))
         for key, name, series in (("tier_mix", "tier", ["T1", "T2", "T3"]),
                                   ("status_mix", "status", ["paid", "below_threshold", "held", "debt", "forfeited"])):
             mix: dict = {}
             for r in data.get(key) or []:
                 mix.setdefault(r["platform"], {})[r[name]] = r["n"]
             add(f"<h3>{name.capitalize()} mix by platform (payout rows)</h3>")
-            add(stacked_bars(sorted(mix.items()), series, f"{name} mix by platform"))
+            add(stacked_bars(sorted(mix.items()), series, f"{name} mix by platform",
+                             x_label=f"share of the platform's payout rows by {name} (count in the bar)",
+                             y_label="platform"))
         add("</div></section>")
 
         add('<section id="clawbacks"><h2>Clawbacks</h2>')
@@ -684,7 +761,8 @@ def render_html(warehouse: Path, state: dict, data: dict | None = None) -> str:
         add("<p class='note'>Late refunds and cancels of lines settled in earlier months, "
             "by the month the line was first settled and level.</p>")
         add(bar_chart([(f"{r['line_month']} · level {r['level']}", r["amount"]) for r in cl],
-                      "Clawback amounts", money=True))
+                      "Clawback amounts", money=True, x_label="clawback amount, CNY",
+                      y_label="month first settled · level"))
         if cl:
             add(_table(["line first settled", "level", "postings", "amount"],
                        [[r["line_month"], r["level"], r["postings"], r["amount"]] for r in cl], {2, 3}))
@@ -692,45 +770,76 @@ def render_html(warehouse: Path, state: dict, data: dict | None = None) -> str:
 
         add('<section id="buyers"><h2>GMV by buyer city tier × gender</h2>')
         demo = data.get("demographics")
-        if demo:
-            tiers = sorted({r["city_tier"] for r in demo})
-            genders = [g for g in ("F", "M", "U", "?") if any(r["gender"] == g for r in demo)]
-            cells = {(f"tier {r['city_tier']}", r["gender"]): (r["gmv"] if r["buyers"] >= MIN_BUYERS else None) for r in demo}
-            add(heatmap([f"tier {x}" for x in tiers], genders, cells, "GMV by buyer city tier and gender"))
-            tot = [sum(r["buyers"] for r in demo), sum(r["orders"] for r in demo), sum(r["gmv"] or 0 for r in demo)]
-            rows = [[f"tier {r['city_tier']}", r["gender"]] + ([r["buyers"], r["orders"], r["gmv"]] if r["buyers"] >= MIN_BUYERS
-                                                              else [f"< {MIN_BUYERS}", "", ""]) for r in demo]
-            rows.append(["all", "all"] + tot)
-            add(_table(["city tier", "gender", "buyers", "orders", "GMV"], rows, {2, 3, 4},
-                       [""] * (len(rows) - 1) + ["sum"]))
-            add(f"<p class='note'>Lines first settled in this run (paid amount). Cells with fewer than {MIN_BUYERS} "
-                "buyers are suppressed; the total includes them. No buyer is shown individually.</p>")
+        if demo and demo["cells"]:
+            cells_rows = demo["cells"]
+            tiers = sorted({r["city_tier"] for r in cells_rows})
+            genders = [g for g in ("F", "M", "U", "?") if any(r["gender"] == g for r in cells_rows)]
+            cells = {(f"tier {r['city_tier']}", r["gender"]): (None if r["suppressed"] else r["gmv"]) for r in cells_rows}
+            add(heatmap([f"tier {x}" for x in tiers], genders, cells, "GMV by buyer city tier and gender",
+                        x_label="buyer gender", y_label="buyer city tier"))
+
+            def shown(r):
+                return ["suppressed", "", "", ""] if r["suppressed"] else [r["buyers"], r["orders"], r["gmv"], r["aov"]]
+
+            rows = [[f"tier {r['city_tier']}", r["gender"]] + shown(r) for r in cells_rows]
+            if demo["total"] is not None:
+                rows.append(["all", "all"] + shown(demo["total"]))
+            add(_table(["city tier", "gender", "buyers", "orders", "GMV", "AOV"], rows, {2, 3, 4, 5},
+                       [""] * len(cells_rows) + ["sum"] * (demo["total"] is not None)))
+            add(f"<p class='note'>Attributed orders placed in {E(month)}, from the analytics mart "
+                "<code>marts.buyer_demographics_monthly</code> as it was last refreshed (paid amount before refunds). "
+                "Its small-cell suppression applies: cells of fewer than 10 buyers are hidden, and further cells (or "
+                "the total) wherever a hidden cell could be computed from the others. No buyer is shown individually.</p>")
+        elif "demographics" in data.get("errors", {}):
+            add(f"<p class='note'>No buyer figures: {E(data['errors']['demographics'])}.</p>")
         else:
-            add(f"<p class='note'>No buyer figures{': ' + E(data['errors']['demographics']) if 'demographics' in data['errors'] else ''}.</p>")
+            add(f"<p class='note'>No buyer figures: the analytics marts have no rows for {E(month)} in this warehouse "
+                "(refresh them with <code>supernova marts</code> or the analytics_marts DAG, then run the report again).</p>")
         add("</section>")
 
         add('<section id="groups"><h2>Groups: orders per group per day and dead groups (僵死群)</h2>')
-        act = data.get("activity") or []
-        if act:
-            add(line_chart([(str(r["d"])[5:], (r["orders"] / r["groups"]) if r["groups"] else 0.0) for r in act],
-                           "Orders per existing group per day"))
-            add(line_chart([(str(r["d"])[5:], (r["dead"] / r["groups"]) if r["groups"] else 0.0) for r in act],
-                           "Dead-group rate", percent=True, color=PALETTE[3]))
-            last = act[-1]
-            rate = last["dead"] / last["groups"] if last["groups"] else 0
-            add(f"<p>On {E(str(last['d']))}: {last['groups']:,} groups, {last['dead']:,} dead "
-                f"(<strong>{rate:.1%}</strong>); {sum(r['orders'] for r in act):,} attributed orders in the month.</p>")
-            add("<p class='note'>Attributed orders of lines settled so far (this run and earlier months), by order "
-                "date; lines ordered late in the month that complete after its end are settled next month and not "
-                "counted yet. Dead: existing for more than 30 days and no attributed order in the last 30 days.</p>")
+        act = data.get("activity")
+        if act and act["days"]:
+            by_day = {r["d"]: r for r in act["days"]}
+            last = act["last_day"]
+            span = [act["start"] + timedelta(days=i) for i in range((act["end"] - act["start"]).days + 1)]
+            complete = [d for d in span if d in by_day and (last is None or d <= last)]
+            note = f"the marts were last refreshed with data up to {last}" if last else "not in the marts"
+
+            def series(f):
+                return [(str(d)[5:], f(by_day[d]) if d in complete else None) for d in span]
+
+            add(line_chart(series(lambda r: (r["orders"] / r["groups"]) if r["groups"] else 0.0),
+                           "Orders per existing group per day", x_label="order date (month-day)",
+                           y_label="attributed orders per group", incomplete_note=note))
+            add(line_chart(series(lambda r: (r["dead"] / r["groups"]) if r["groups"] else 0.0),
+                           "Dead-group rate", percent=True, color=PALETTE[3], x_label="as-of date (month-day)",
+                           y_label="dead groups / existing groups", incomplete_note=note))
+            end = by_day[complete[-1]] if complete else None
+            if end:
+                rate = end["dead"] / end["groups"] if end["groups"] else 0
+                add(f"<p>On {E(str(complete[-1]))}: {end['groups']:,} groups, {end['dead']:,} dead "
+                    f"(<strong>{rate:.1%}</strong>); {sum(by_day[d]['orders'] for d in complete):,} attributed orders "
+                    "of the groups in the month.</p>")
+            if len(complete) < len(span):
+                add(f"<p class='note'>Days after {E(str(complete[-1]) if complete else '-')} are marked incomplete "
+                    f"({E(note)}).</p>")
+            add("<p class='note'>From the analytics marts (<code>marts.group_activity_summary</code>, built on "
+                "<code>group_status</code>): every attributed order of a group by its order date, whether its lines "
+                "are settled yet or not. Dead (僵死群) as in group_status: no attributed order in the 30 days ending "
+                "that day (or never, for a group created 30 or more days before).</p>")
+        elif "activity" in data.get("errors", {}):
+            add(f"<p class='note'>No group figures: {E(data['errors']['activity'])}.</p>")
         else:
-            add(f"<p class='note'>No group figures{': ' + E(data['errors']['activity']) if 'activity' in data['errors'] else ''}.</p>")
+            add(f"<p class='note'>No group figures: the analytics marts have no rows for {E(month)} in this warehouse "
+                "(refresh them with <code>supernova marts</code> or the analytics_marts DAG, then run the report again).</p>")
         add("</section>")
 
         add('<section id="top"><h2>Top promoters and groups</h2>')
         tp = data.get("top_promoters") or []
         add("<h3>Top 10 promoters by gross due</h3>")
-        add(bar_chart([(r["promoter_id"], r["gross_due"]) for r in tp], "Top promoters by gross due", money=True))
+        add(bar_chart([(r["promoter_id"], r["gross_due"]) for r in tp], "Top promoters by gross due", money=True,
+                      x_label="gross due, CNY", y_label="promoter"))
         if tp:
             add(_table(["promoter", "platform", "tier", "status", "level 1", "level 2", "tier bonus", "clawbacks",
                         "gross due", "tax", "net paid"],
@@ -739,7 +848,8 @@ def render_html(warehouse: Path, state: dict, data: dict | None = None) -> str:
                        set(range(4, 11))))
         tg = data.get("top_groups") or []
         add("<h3>Top 10 groups by GMV (lines first settled in this run)</h3>")
-        add(bar_chart([(r["group_id"], r["gmv"]) for r in tg], "Top groups by GMV", money=True, color=PALETTE[2]))
+        add(bar_chart([(r["group_id"], r["gmv"]) for r in tg], "Top groups by GMV", money=True, color=PALETTE[2],
+                      x_label="GMV of the group's lines first settled this run, CNY", y_label="group"))
         if tg:
             add(_table(["group", "promoter", "orders", "GMV", "commission accrued"],
                        [[r["group_id"], r["promoter_id"], r["orders"], r["gmv"], r["commission"]] for r in tg], {2, 3, 4}))
@@ -768,6 +878,64 @@ def render_html(warehouse: Path, state: dict, data: dict | None = None) -> str:
 
 def write_html(warehouse: Path, state: dict, path: Path) -> Path:
     path.write_text(render_html(warehouse, state), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- the month's page
+
+
+def _attempts(out_dir: Path) -> list[dict]:
+    """Every attempt's state in a month's report folder, oldest first."""
+    states = []
+    for p in out_dir.glob("*.json"):
+        try:
+            st = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(st, dict) and st.get("attempt_id"):
+            states.append(st)
+    return sorted(states, key=lambda st: (str(st.get("finished_at") or st.get("started_at") or ""), st["attempt_id"]))
+
+
+def write_month_index(out_dir: Path) -> Path:
+    """reports/<month>/index.html, rewritten after every attempt (so it is always the
+    folder's newest page): the month's published result, i.e. the page of its newest
+    published attempt, with every attempt listed on top; or, while nothing is published,
+    a page that says so and lists the attempts. A failed attempt never stands for the month."""
+    attempts = _attempts(out_dir)
+    month = out_dir.name
+    published = [st for st in attempts if st.get("status") == "published"
+                 and (out_dir / f"{st['attempt_id']}.html").exists()]
+    rows = []
+    for st in reversed(attempts):
+        a = st["attempt_id"]
+        text = (st.get("error") or (st.get("plan") or {}).get("message") or "").strip()
+        why = scrub((text.splitlines() or [""])[0])
+        mark = " (shown below)" if published and a == published[-1]["attempt_id"] else ""
+        rows.append(f'<tr><td><a href="{E(a)}.html">{E(a)}</a>{E(mark)}</td><td>{E(str(st.get("status")))}</td>'
+                    f'<td>{E(str(st.get("started_at") or ""))}</td><td>{E(str(st.get("finished_at") or ""))}</td>'
+                    f'<td>{E(why[:200])}</td></tr>')
+    listing = ('<section class="attempts" id="attempts"><h2>Attempts for this month</h2>'
+               '<table><thead><tr><th>attempt</th><th>status</th><th>started</th><th>finished</th><th>message</th>'
+               '</tr></thead><tbody>' + "".join(rows) + "</tbody></table></section>")
+    if published:
+        best = published[-1]
+        page = (out_dir / f"{best['attempt_id']}.html").read_text(encoding="utf-8")
+        head = (f'<section class="banner ok" id="month-status"><strong>{E(month)} is published</strong> by attempt '
+                f'<code>{E(best["attempt_id"])}</code> (run <code>{E(str((best.get("plan") or {}).get("run_id", "-")))}'
+                "</code>): this page is its report. Other attempts, failed ones included, are listed below it.</section>")
+        page = page.replace("<main>", "<main>" + head, 1).replace("</main>", listing + "</main>", 1)
+    else:
+        page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                f"<title>Settlement {E(month)}: not published</title><style>{CSS}</style></head><body><main>"
+                f'<header><h1>Settlement {E(month)} <span class="badge failed">NOT PUBLISHED</span></h1></header>'
+                f'<section class="banner warn" id="month-status">No attempt has published {E(month)} yet. '
+                "Each attempt's own report is linked below.</section>" + listing + "</main></body></html>\n")
+    path = out_dir / "index.html"
+    tmp = out_dir / ".index.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
     return path
 
 
@@ -824,6 +992,11 @@ def write_report(warehouse: Path, state: dict) -> Path:
             lines.append(f"| {k} | {_money(totals.get(k))} |")
         lines += ["", (f"Lines settled: {totals.get('lines_settled')}; payout rows: {totals.get('payout_rows')}; "
                        f"suspense lines: {totals.get('suspense_lines')} (ratio {totals.get('suspense_ratio')})")]
+        funnel = funnel_rows(totals)
+        if funnel:
+            lines += ["", "## Order-line funnel", "", "| order lines | lines |", "|---|---:|"]
+            lines += [f"| {label} | {n:,} |" for label, n in funnel]
+            lines += ["", f"Orphan events (lines never delivered): {totals.get('orphan_events')}"]
     gate = state.get("gate")
     if gate:
         lines += ["", "## Checks", "", "| check | violations |", "|---|---:|"]
@@ -843,4 +1016,8 @@ def write_report(warehouse: Path, state: dict) -> Path:
                 lines.append(f"  - e.g. {scrub(ex)}")
     path = out_dir / f"{attempt}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        write_month_index(out_dir)
+    except Exception as exc:  # noqa: BLE001 - the attempt's own report is written; say so, do not fail the run
+        (out_dir / "index-error.txt").write_text(f"index.html could not be rewritten: {exc}\n", encoding="utf-8")
     return path

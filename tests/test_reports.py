@@ -25,6 +25,7 @@ import time
 import urllib.request
 import zipfile
 import zlib
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlparse
@@ -188,8 +189,31 @@ def test_failed_report_shows_why_first_with_the_failed_check_and_examples(wh):
     assert "did not run in this attempt" in refused
 
 
-def test_report_has_every_chart_with_data(wh):
-    page = _html(wh, "oct")
+@pytest.fixture(scope="module")
+def wh_marts(wh, tiny_landing, tmp_path_factory):
+    """A copy of the scenario's warehouse with the analytics marts refreshed, and
+    October's and September's reports written again: the report reads its group and
+    buyer figures from the marts (one definition of a dead group, one suppression)."""
+    from supernova import marts
+    from supernova.report import write_report
+
+    copy = tmp_path_factory.mktemp("wh-marts") / "warehouse"
+    shutil.copytree(wh["warehouse"], copy, ignore=shutil.ignore_patterns("run.lock", "*.wal"))
+    marts.refresh(tiny_landing, copy, log=lambda *a, **k: None)
+    states = {}
+    for key in ("sep", "oct"):
+        state = wh[key][1]
+        write_report(copy, state)
+        states[key] = state
+    return {"warehouse": copy, "states": states}
+
+
+def _html_at(warehouse: Path, state: dict) -> str:
+    return (Path(warehouse) / "reports" / state["request"]["month"] / f"{state['attempt_id']}.html").read_text()
+
+
+def test_report_has_every_chart_with_data(wh_marts):
+    page = _html_at(wh_marts["warehouse"], wh_marts["states"]["oct"])
     svgs = re.findall(r'<svg class="chart".*?</svg>', page, re.DOTALL)
     labels = [re.search(r'aria-label="([^"]*)"', x).group(1) for x in svgs]
     for chart in CHARTS:
@@ -215,8 +239,133 @@ def test_report_works_without_marts_and_never_shows_buyers(wh):
             leaked = [b for b in buyer_ids if b in text]
             assert not leaked, (key, ext, leaked[:3])
             assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", text), (key, ext)
+    # without the marts the report says where its group and buyer figures come from
     page = _html(wh, "oct")
-    assert "GMV by buyer city tier" in page and "tier 1" in page
+    assert "GMV by buyer city tier" in page and "the analytics marts have no rows for 2026-10" in page
+
+
+def test_report_groups_and_buyers_are_the_marts_figures(wh_marts):
+    """One definition of a dead group (group_status's) and of the daily orders (every
+    attributed order, not only the lines settled so far): the report's figures are the
+    marts'. The old report counted 105 dead groups on 2026-10-31 (group_status: 100) and
+    its orders fell to 0 on the last days of the month."""
+    from supernova.report import collect
+
+    warehouse, state = wh_marts["warehouse"], wh_marts["states"]["oct"]
+    data = collect(warehouse, state)
+    days = {r["d"]: r for r in data["activity"]["days"]}
+    with connect(warehouse, read_only=True) as con:
+        dead = dict(con.execute("select as_of_date, count(*) from marts.group_status where status = 'dead' "
+                                "and as_of_date between '2026-10-01' and '2026-10-31' group by 1").fetchall())
+        existing = dict(con.execute("select as_of_date, count(*) from marts.group_status where status <> 'dissolved' "
+                                    "and as_of_date between '2026-10-01' and '2026-10-31' group by 1").fetchall())
+        orders = dict(con.execute("select activity_date, sum(orders) from marts.group_daily_activity "
+                                  "where activity_date between '2026-10-01' and '2026-10-31' group by 1").fetchall())
+        demo = con.execute("select city_tier, gender, buyers, gmv, suppressed from marts.buyer_demographics_monthly "
+                           "where month = '2026-10-01' and not is_total").fetchall()
+    assert len(days) == 31
+    for d, r in days.items():
+        assert r["dead"] == dead.get(d, 0) and r["groups"] == existing[d], d
+        assert r["orders"] == orders.get(d, 0), d
+    assert days[date(2026, 10, 31)]["orders"] > 0 and days[date(2026, 10, 30)]["orders"] > 0
+    page = _html_at(warehouse, state)
+    last = days[date(2026, 10, 31)]
+    assert f"{last['groups']:,} groups, {last['dead']:,} dead" in page
+    # the buyer table is the mart's month, suppression included
+    shown = {(r["city_tier"], r["gender"]): r for r in data["demographics"]["cells"]}
+    assert len(shown) == len(demo)
+    for tier, gender, buyers, gmv, suppressed in demo:
+        r = shown[(str(tier) if tier is not None else "?", gender or "?")]
+        assert (r["buyers"], r["gmv"], r["suppressed"]) == (buyers, gmv, suppressed)
+
+
+def _report_buyer_table(page: str) -> list[dict]:
+    """The rows of the report's buyer table as a reader sees them."""
+    sec = page[page.index('id="buyers"'):page.index('id="groups"')]
+    table = re.search(r"<table>.*?</table>", sec, re.DOTALL).group(0)
+    out = []
+    for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.DOTALL)[1:]:
+        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.DOTALL)]
+        tier, gender, buyers, orders, gmv = cells[:5]
+        hidden = buyers == "suppressed"
+        out.append({"dim": None if tier == "all" else (tier.replace("tier ", ""), gender), "suppressed": hidden,
+                    "buyers": None if hidden else int(buyers.replace(",", "")),
+                    "orders": None if hidden else int(orders.replace(",", "")),
+                    "gmv": None if hidden else Decimal(gmv.replace(",", ""))})
+    return out
+
+
+def test_no_suppressed_buyer_cell_of_the_report_can_be_recovered(wh_marts):
+    """The report's buyer table (cells and the all/all row) against the true cells computed
+    from raw: total - sum(visible cells) never gives a hidden cell's buyers, orders or GMV."""
+    from test_properties import assert_no_cell_recoverable
+
+    warehouse, state = wh_marts["warehouse"], wh_marts["states"]["oct"]
+    published = _report_buyer_table(_html_at(warehouse, state))
+    with connect(warehouse, read_only=True) as con:
+        # the mart's cells (their true values are what it hides): attributed orders of October
+        truth_rows = con.execute("""
+            with lines as (
+                select l.order_id, l.buyer_id, l.paid_amount, coalesce(cast(b.city_tier as varchar), '?') as tier,
+                       coalesce(b.gender, '?') as gender
+                from intermediate.int_marts__attributed_lines l left join staging.stg_exports__buyers b using (buyer_id)
+                where l.order_date between '2026-10-01' and '2026-10-31')
+            select tier, gender, count(distinct buyer_id), count(distinct order_id), sum(paid_amount)
+            from lines group by all
+            union all
+            select null, null, count(distinct buyer_id), count(distinct order_id), sum(paid_amount) from lines
+            """).fetchall()
+    truth = {(None if t is None else (t, g)): {"buyers": b, "orders": o, "gmv": v} for t, g, b, o, v in truth_rows}
+    assert len(published) == len(truth)
+    assert_no_cell_recoverable(truth, published)
+
+
+def test_every_chart_has_a_title_and_axis_labels(wh_marts):
+    page = _html_at(wh_marts["warehouse"], wh_marts["states"]["oct"])
+    svgs = re.findall(r'<svg class="chart".*?</svg>', page, re.DOTALL)
+    assert len(svgs) >= len(CHARTS)
+    for svg in svgs:
+        label = re.search(r'aria-label="([^"]*)"', svg).group(1)
+        assert re.search(r'<text class="chart-title"[^>]*>[^<]+</text>', svg), label
+        if "no data for this chart" not in svg:
+            assert len(re.findall(r'<text class="axis-label"', svg)) == 2, label
+
+
+def test_incomplete_days_are_marked_not_drawn_as_zero():
+    from supernova.report import line_chart
+
+    svg = line_chart([("10-29", 1.5), ("10-30", 1.2), ("10-31", None)], "Orders per existing group per day",
+                     x_label="order date", y_label="orders per group", incomplete_note="not in the marts yet")
+    assert svg.count('class="incomplete"') == 1 and "10-31: incomplete: not in the marts yet" in svg
+    assert len(re.findall(r'<circle class="mark"', svg)) == 2  # no point at 0 for the missing day
+
+
+def test_css_names_a_cjk_font_stack():
+    from supernova.report import CSS
+
+    body = re.search(r"body\{font:([^;]*);", CSS.replace("\n", "")).group(1)
+    for family in ("Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei"):
+        assert family in body
+    assert body.rstrip().endswith("sans-serif")
+
+
+def test_month_index_is_the_published_result_and_lists_every_attempt(wh):
+    """reports/<month>/index.html is the folder's newest page: September (a failed attempt,
+    then published) shows the published report, lists the failed attempt, and is not the
+    failure page; November (refused) says it is not published."""
+    warehouse = Path(wh["warehouse"])
+    sep = warehouse / "reports" / "2026-09"
+    index = sep / "index.html"
+    newest = max(sep.iterdir(), key=lambda p: p.stat().st_mtime)
+    assert newest == index
+    page = index.read_text()
+    failed_id, published_id = wh["failed"][1]["attempt_id"], wh["sep"][1]["attempt_id"]
+    assert "2026-09 is published" in page and published_id in page and failed_id in page
+    assert f'href="{failed_id}.html"' in page
+    assert "Why it failed" not in page and "nothing was published" not in page.split('id="attempts"')[0]
+    assert "Totals and reconciliation" in page
+    nov = (warehouse / "reports" / "2026-11" / "index.html").read_text()
+    assert "NOT PUBLISHED" in nov and wh["refused"][1]["attempt_id"] in nov
 
 
 def test_scrub_removes_buyer_ids_and_phones_from_messages():
@@ -312,8 +461,9 @@ class _CDP:
         raise TimeoutError(name)
 
 
-def _browse(url: str, tmp_path: Path) -> dict:
-    """Open url in headless Chromium; return console errors, requests and chart geometry."""
+def _browse(url: str, tmp_path: Path, evaluate: str | None = None) -> dict:
+    """Open url in headless Chromium; return console errors, requests, chart geometry and
+    (evaluate) the JSON value of one more script run in the page."""
     proc = subprocess.Popen([str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
                              "--remote-debugging-port=0", "--window-size=1200,900", "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -342,6 +492,10 @@ def _browse(url: str, tmp_path: Path) -> dict:
                                  .filter(r => r.width > 0 && r.height > 0).length;
               return {label: s.getAttribute('aria-label'), w: b.width, h: b.height, marks: marks};
             }))"""})["result"]["value"]
+        extra = None
+        if evaluate:
+            extra = json.loads(cdp.call("Runtime.evaluate", {"returnByValue": True, "awaitPromise": True,
+                                                             "expression": evaluate})["result"]["value"])
         time.sleep(0.3)
         cdp.call("Runtime.evaluate", {"expression": "1"})  # flush pending events
         errors = [e for e in cdp.events if
@@ -349,7 +503,7 @@ def _browse(url: str, tmp_path: Path) -> dict:
                   or e.get("method") == "Runtime.exceptionThrown"
                   or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
         requests = [e["params"]["request"]["url"] for e in cdp.events if e.get("method") == "Network.requestWillBeSent"]
-        return {"errors": errors, "requests": requests, "charts": json.loads(geometry)}
+        return {"errors": errors, "requests": requests, "charts": json.loads(geometry), "extra": extra}
     finally:
         proc.terminate()
         try:
@@ -358,10 +512,10 @@ def _browse(url: str, tmp_path: Path) -> dict:
             proc.kill()
 
 
-def test_chromium_loads_the_report_without_errors_and_draws_the_charts(wh, tmp_path):
+def test_chromium_loads_the_report_without_errors_and_draws_the_charts(wh_marts, tmp_path):
     _need_chromium()
-    state = wh["oct"][1]
-    path = Path(wh["warehouse"]) / "reports" / "2026-10" / f"{state['attempt_id']}.html"
+    state = wh_marts["states"]["oct"]
+    path = Path(wh_marts["warehouse"]) / "reports" / "2026-10" / f"{state['attempt_id']}.html"
     seen = _browse(path.as_uri(), tmp_path)
     assert seen["errors"] == [], seen["errors"][:3]
     assert all(u.startswith(("file:", "data:", "about:")) for u in seen["requests"]), seen["requests"]
@@ -369,6 +523,39 @@ def test_chromium_loads_the_report_without_errors_and_draws_the_charts(wh, tmp_p
     for name in CHARTS:
         c = charts.get(name)
         assert c and c["w"] > 100 and c["h"] > 20 and c["marks"] >= 2, (name, c)
+
+
+# Draws each character with the page's own font stack on a canvas and compares the
+# pixels: characters with no glyph in any available font all come out as the same box
+# (tofu), real glyphs differ from one another and from an unassigned code point's box.
+GLYPH_CHECK = """(async () => {
+  await document.fonts.ready;
+  const family = getComputedStyle(document.querySelector('h2') || document.body).fontFamily;
+  const c = document.createElement('canvas'); c.width = 64; c.height = 64;
+  const g = c.getContext('2d');
+  const draw = (t) => { g.clearRect(0, 0, 64, 64); g.font = '48px ' + family; g.fillStyle = '#000';
+                        g.fillText(t, 4, 52); return Array.from(g.getImageData(0, 0, 64, 64).data).join(','); };
+  const chars = Array.from('僵死群');
+  const shots = chars.map(draw);
+  const box = draw('\\u0378');
+  const ink = (s) => s.split(',').some((v, i) => i % 4 === 3 && v !== '0');
+  return JSON.stringify({family: family, distinct: new Set(shots).size, all: chars.length,
+                         notBox: shots.every((s) => s !== box), ink: shots.every(ink),
+                         text: document.body.innerText.includes('僵死群')});
+})()"""
+
+
+def test_chromium_renders_the_reports_chinese_text_as_glyphs(wh_marts, tmp_path):
+    """The report's 僵死群 is drawn with a CJK font from its font stack (Debian:
+    fonts-noto-cjk, installed by `make chromium`), not as boxes."""
+    _need_chromium()
+    state = wh_marts["states"]["oct"]
+    path = Path(wh_marts["warehouse"]) / "reports" / "2026-10" / f"{state['attempt_id']}.html"
+    seen = _browse(path.as_uri(), tmp_path, evaluate=GLYPH_CHECK)
+    got = seen["extra"]
+    assert got["text"] and "Noto Sans CJK SC" in got["family"], got
+    assert got["ink"] and got["notBox"] and got["distinct"] == got["all"], (
+        f"Chinese text renders as boxes: no CJK font (apt-get install fonts-noto-cjk): {got}")
 
 
 def test_chromium_harness_catches_console_errors(tmp_path):
