@@ -35,7 +35,7 @@ def _run(fn, *args):
     from supernova import marts
 
     try:
-        return fn(*args)
+        return dag_support.retry_only_when_busy(fn, *args)
     except marts.MartsFailed as exc:
         raise AirflowFailException(str(exc)) from exc
 

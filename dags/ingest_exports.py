@@ -59,7 +59,7 @@ def ingest_exports():
     def ingest_new_files(params=None) -> dict:
         from ingestion import ingest
 
-        result = ingest(params["landing"], params["warehouse"], progress=print)
+        result = dag_support.retry_only_when_busy(ingest, params["landing"], params["warehouse"], progress=print)
         print(result.summary())
         if not result.ok:
             raise AirflowFailException(result.summary())
@@ -71,10 +71,7 @@ def ingest_exports():
         monthly settlement starts from current staging instead of the whole history."""
         from supernova import staging
 
-        try:
-            return staging.stage(params["warehouse"], log=print)
-        except staging.StagingFailed as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return dag_support.retry_only_when_busy(staging.stage, params["warehouse"], log=print)
 
     @task(outlets=[dag_support.raw_asset()], pool="default_pool")
     def announce_new_data(loaded: dict) -> int:

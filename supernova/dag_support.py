@@ -61,6 +61,20 @@ def default_args(retries: int = 0) -> dict:
             "on_failure_callback": announce_failure}
 
 
+def retry_only_when_busy(fn, *args, **kwargs):
+    """Run a writer's step: lock.WarehouseBusy (a settlement took the warehouse after the
+    wait) is raised as is, for the task's retries; any other failure fails the task for
+    good (AirflowFailException), since retrying a bad file or a dbt error changes nothing."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    try:
+        return fn(*args, **kwargs)
+    except (lock.WarehouseBusy, AirflowException):
+        raise
+    except Exception as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
 # ---------------------------------------------------------------- who started the run
 
 
