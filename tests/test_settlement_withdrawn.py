@@ -37,10 +37,15 @@ from supernova import settle as s
 FEE, L1_SHARE, L2_SHARE = "0.10", "0.70", "0.10"
 
 
-def _deliver(landing: Path, export: str, name: str, rows: list[dict], day: str) -> None:
-    path = write(landing, export, name, csv_text(rows), day=day)
-    old = time.time() - 3600  # a finished delivery, not a file still being written
+def _age(path: Path) -> None:
+    """Date a file an hour back: a finished delivery, not one still being written (the
+    ingest leaves files alone during its quiet period)."""
+    old = time.time() - 3600
     os.utime(path, (old, old))
+
+
+def _deliver(landing: Path, export: str, name: str, rows: list[dict], day: str) -> None:
+    _age(write(landing, export, name, csv_text(rows), day=day))
 
 
 def _expected_shares(wh: Path, lines: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[Decimal, Decimal]]:
@@ -73,6 +78,9 @@ def scenario(tmp_path_factory, dagbag, airflow_db):
     root = tmp_path_factory.mktemp("withdrawn")
     landing, wh = root / "landing", root / "warehouse"
     generate(out=landing, start="2026-09-01", days=99, scale="tiny", seed=7)
+    for f in landing.rglob("*"):  # finished deliveries: past any ingest quiet period
+        if f.is_file():
+            _age(f)
     common = {"landing": str(landing), "warehouse": str(wh)}
     out: dict = {"warehouse": wh}
 
