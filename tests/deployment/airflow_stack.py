@@ -469,7 +469,7 @@ class Stack:
             except ProcessLookupError:
                 pass
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 pass
             for pid in pids:
