@@ -317,7 +317,30 @@ def test_no_suppressed_buyer_cell_of_the_report_can_be_recovered(wh_marts):
             """).fetchall()
     truth = {(None if t is None else (t, g)): {"buyers": b, "orders": o, "gmv": v} for t, g, b, o, v in truth_rows}
     assert len(published) == len(truth)
+    for r in published:  # what is shown is the month's true figure (the mart's population)
+        if not r["suppressed"]:
+            assert {m: r[m] for m in ("buyers", "orders", "gmv")} == truth[r["dim"]], r
     assert_no_cell_recoverable(truth, published)
+
+
+def test_report_never_prints_a_total_beside_cells_it_hid(tmp_path):
+    """The buyer table shows the mart's rows as published: a suppressed total row stays
+    hidden (the old report printed an all/all sum next to the cells it suppressed)."""
+    from supernova.report import render_html
+
+    cells = [{"city_tier": "1", "gender": "F", "is_total": False, "buyers": None, "orders": None, "gmv": None,
+              "aov": None, "suppressed": True},
+             {"city_tier": "1", "gender": "M", "is_total": False, "buyers": None, "orders": None, "gmv": None,
+              "aov": None, "suppressed": True}]
+    total = {"city_tier": "?", "gender": "?", "is_total": True, "buyers": None, "orders": None, "gmv": None,
+             "aov": None, "suppressed": True}
+    data = {"errors": {}, "source": {"schema": "settlement", "published": True, "month": "2026-10"},
+            "demographics": {"cells": cells, "total": total}}
+    state = {"request": {"month": "2026-10"}, "status": "published", "attempt_id": "a1"}
+    page = render_html(tmp_path, state, data)
+    rows = _report_buyer_table(page)
+    assert [r["dim"] for r in rows] == [("1", "F"), ("1", "M"), None]
+    assert all(r["suppressed"] and r["buyers"] is None and r["gmv"] is None for r in rows)
 
 
 def test_every_chart_has_a_title_and_axis_labels(wh_marts):
