@@ -6,17 +6,19 @@ through the real monthly_settlement DAG (`dag.test()`), on generated tiny data
      are picked: A and B (only a `paid` and one `completed` event each, no refund).
   2. Upstream corrects both completions (same event_id, a later delivery): A's is
      withdrawn (the event is now `paid`), B's moves to 2026-11-20, after October's cutoff.
+     The same delivery holds an event of an order line never delivered (an orphan).
   3. October settles and publishes: A and B are clawed back on both levels, exactly what
-     September posted; every invariant holds.
+     September posted; every invariant holds; the orphan is a finding.
   4. A completes again (a new event on 2026-11-15); B's moved completion is in November;
-     meanwhile A's promoter moved to yundian (no level 2, 60 %).
-     An event of an order line never delivered is an orphan: a finding in October.
+     meanwhile A's promoter moved to yundian (no level 2, 60 %). Upstream also rewrites,
+     in place, the orders file of a third September line C without C's row.
   5. November settles and publishes: A and B post `adjustment` rows on both levels with
-     the frozen September terms (fenxiang 70 % / 10 %, the September inviter).
+     the frozen September terms (fenxiang 70 % / 10 %, the September inviter); C is
+     clawed back on both levels and its events are orphan findings.
 
 Expected amounts are computed here in SQL from the staged order and the spec's
-arithmetic (C = round(base x rate), F = round(C x 10 %), shares of P = C - F), not read
-from the models' entitlements.
+arithmetic (commission = round(base x rate), fee = round(commission x 10 %), shares of
+the pool = commission - fee), not read from the models' entitlements.
 """
 
 from __future__ import annotations
@@ -139,6 +141,29 @@ def scenario(tmp_path_factory, dagbag, airflow_db):
     moved.update(platform="yundian", updated_at="2026-11-10T09:00:00+08:00")
     _deliver(landing, "promoters", "platform-change.csv", [moved], day="2026-11-10")
 
+    # ... and upstream rewrites the orders file of a third September line C in place, without
+    # C's row (the ingest supersedes the earlier load): C's order line is gone
+    [c] = _rows(wh, """
+        select t.order_id, t.line_no, t.promoter_id, t.level2_beneficiary_id, o._file_name
+        from settlement.line_terms t join staging.stg_exports__orders o using (order_id, line_no)
+        where t.first_settlement_month = '2026-09' and t.level2_beneficiary_id is not null
+          and t.order_id not in (?, ?)
+          and (select count(*) from staging.stg_exports__orders o2 where o2.order_id = t.order_id) = 1
+          and (select count(*) from settlement.payout_lines p where p.order_id = t.order_id
+               and p.line_no = t.line_no and p.kind = 'accrual' and p.amount > 0) = 2
+        order by t.order_id, t.line_no limit 1""", [a[0], b[0]])
+    out["C"] = c
+    out["c_expected"] = _expected_shares(wh, [(c[0], c[1])])[(c[0], c[1])]
+    out["c_events"] = _rows(wh, "select count(*), count(case when event = 'completed' then 1 end) "
+                                "from staging.stg_exports__order_events where order_id = ? and line_no = ?",
+                            [c[0], c[1]])[0]
+    orders_file = landing / c[4]
+    kept = [line for line in orders_file.read_text(encoding="utf-8").splitlines(keepends=True)
+            if not line.startswith(f"{c[0]},{c[1]},")]
+    assert len(kept) == len(orders_file.read_text(encoding="utf-8").splitlines()) - 1
+    orders_file.write_text("".join(kept), encoding="utf-8")
+    _age(orders_file)
+
     # 5. November, as if run after its cutoff (2026-12-08)
     real_plan = s.plan_step
     s.plan_step = lambda ctx, log=print, now=None: real_plan(ctx, log, now=datetime(2026, 12, 9, 2, tzinfo=s.SHANGHAI))
@@ -148,6 +173,9 @@ def scenario(tmp_path_factory, dagbag, airflow_db):
         s.plan_step = real_plan
     out["nov_run"] = _latest_state(wh, "2026-11")
     out["nov_adjustments"] = _postings(wh, "2026-11", out["lines"], "adjustment")
+    out["nov_c_clawbacks"] = _postings(wh, "2026-11", [(c[0], c[1])], "clawback")
+    out["nov_findings"] = _rows(wh, "select row_key, detail from settlement.findings "
+                                    "where settlement_month = '2026-11' and kind = 'orphan_event' order by 1")
     return out
 
 
@@ -219,3 +247,17 @@ def test_renewed_completions_post_adjustments_on_the_frozen_terms_in_november(sc
     kinds = _rows(wh, "select distinct kind from settlement.payout_lines where settlement_month = '2026-11' "
                       "and order_id in (?, ?)", [a[0], scenario["B"][0]])
     assert kinds == [("adjustment",)]
+
+
+def test_a_settled_line_whose_order_row_is_gone_is_clawed_back_and_its_events_are_orphans(scenario):
+    """C's order row disappeared when upstream rewrote its orders file in place: November
+    claws back what September paid on both levels (it does not block the month), and C's
+    events are orphan events."""
+    c = scenario["C"]
+    l1, l2 = scenario["c_expected"]
+    assert scenario["nov_state"].endswith("success")
+    assert scenario["nov_c_clawbacks"] == {(c[0], c[1], 1): (c[2], -l1), (c[0], c[1], 2): (c[3], -l2)}
+    events, completions = scenario["c_events"]
+    assert (f"{c[0]}#{c[1]}",
+            f"{events} event(s) before the cutoff, {completions} of them completions, for an order line that "
+            "is not in the orders export; nothing settles for it until the line is delivered") in scenario["nov_findings"]

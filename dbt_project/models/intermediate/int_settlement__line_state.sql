@@ -7,7 +7,9 @@
 -- version of its event withdrew or moved past M's cutoff (§2: a clawback, like a cancel;
 -- when it completes again, the base comes back and the rise posts as an adjustment on the
 -- frozen terms). A line never settled whose completion moved later is simply not settled
--- until the month of its new earliest completion.
+-- until the month of its new earliest completion. An already settled line whose order row
+-- is gone (a file changed in place superseded the load that delivered it) has base 0 as
+-- well: a clawback; its events become orphan events (a finding).
 with events as (
     select order_id, line_no, event, event_at, amount
     from {{ ref('stg_exports__order_events') }}
@@ -40,6 +42,7 @@ settled as (
         coalesce(e.has_cancel, 0) as has_cancel,
         coalesce(e.has_full_refund, 0) as has_full_refund,
         coalesce(e.refunded_amount, 0) as refunded_amount,
+        b.order_id is not null as settled_before,
         b.order_id is not null and e.completed_at is null as completion_withdrawn
     from per_line as e
     full outer join settled_before as b
@@ -50,8 +53,8 @@ settled as (
 )
 
 select
-    o.order_id,
-    o.line_no,
+    e.order_id,
+    e.line_no,
     o.buyer_id,
     o.sku_id,
     o.ordered_at,
@@ -60,15 +63,17 @@ select
     cast({{ dbt.date_trunc('month', 'e.completed_at') }} as date) as completed_month,
     e.has_cancel = 1 as is_cancelled,
     e.completion_withdrawn,
+    o.order_id is not null as order_line_delivered,
     case when e.has_full_refund = 1 then o.paid_amount
          else least(e.refunded_amount, o.paid_amount) end as refunded_amount,
     cast(
         case
-            when e.completion_withdrawn or e.has_cancel = 1 or e.has_full_refund = 1 then 0
+            when e.completion_withdrawn or o.order_id is null or e.has_cancel = 1 or e.has_full_refund = 1 then 0
             when o.paid_amount - e.refunded_amount < 0 then 0
             else o.paid_amount - e.refunded_amount
         end as {{ money_type() }}
     ) as base_amount
 from settled as e
-inner join {{ ref('stg_exports__orders') }} as o
+left join {{ ref('stg_exports__orders') }} as o
     on o.order_id = e.order_id and o.line_no = e.line_no
+where o.order_id is not null or e.settled_before

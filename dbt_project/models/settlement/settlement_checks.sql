@@ -37,7 +37,8 @@ v_line_rate as (
 ),
 v_line_base as (
     select * from entitled
-    where base_amount < 0 or base_amount > paid_amount
+    -- paid_amount is empty for a settled line whose order row is gone: its base must be 0
+    where base_amount < 0 or base_amount > coalesce(paid_amount, 0)
 ),
 
 -- the ledger reconciles to the entitlement of every settled line and beneficiary
