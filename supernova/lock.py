@@ -212,6 +212,19 @@ def _key(warehouse: Path) -> str:
     return str(Path(warehouse).resolve())
 
 
+def _note_cleared(warehouse: Path, message: str, by: str) -> None:
+    """Every cleared lease also goes to <warehouse>/logs/lease.log, whoever cleared it and
+    whatever its caller does with `log`: an operator can always see which run was
+    declared dead, when, why and by whom."""
+    try:
+        logs = Path(warehouse) / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "lease.log", "a", encoding="utf-8") as f:
+            f.write(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {message} (by {by})\n")
+    except OSError:
+        pass  # the note is a courtesy; clearing the lease does not depend on it
+
+
 def acquire(warehouse: Path, run_id: str, log=print, *, purpose: str = SETTLEMENT,
             process_bound: bool = True, dag_id: str | None = None,
             dag_run_id: str | None = None) -> Lease | None:
@@ -231,7 +244,9 @@ def acquire(warehouse: Path, run_id: str, log=print, *, purpose: str = SETTLEMEN
                     f"a lease whose owner died is cleared after its time to live "
                     f"({holder.ttl_seconds:.0f} s without heartbeat)."
                 )
-            log(f"clearing stale warehouse lock of run {holder.run_id} ({holder.purpose}): {reason}")
+            message = f"clearing stale warehouse lock of run {holder.run_id} ({holder.purpose}): {reason}"
+            log(message)
+            _note_cleared(warehouse, message, run_id)
             cleared = holder
         acquired_at = holder.acquired_at if holder is not None and holder.run_id == run_id else now
         _write(warehouse, Lease(run_id, purpose, socket.gethostname(), os.getpid(), acquired_at, now,
