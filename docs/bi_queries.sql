@@ -1,6 +1,7 @@
--- Example BI queries over the analytics marts (docs/bi.md). They run unchanged against
--- the warehouse DuckDB file (schema marts) and against the Parquet copies exposed as
--- views named marts.<table>; tests/test_marts.py runs every one of them.
+-- Example BI queries over the analytics marts (docs/bi.md). They run unchanged on the BI
+-- catalog <warehouse>/bi/supernova_bi.duckdb (views marts.<table> over the Parquet copies),
+-- which is where BI tools run them, and on the pipeline's own schema marts;
+-- tests/test_marts.py runs every one of them.
 -- Each query starts with a line "-- name: <name>".
 
 -- name: female_buyer_share_by_month

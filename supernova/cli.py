@@ -96,12 +96,25 @@ def check_warehouse(warehouse: Path) -> Path:
 
 
 def check_busy(warehouse: Path) -> None:
-    """Refuse at once (exit 3) when another run holds the warehouse, instead of starting
-    Airflow to find out."""
+    """Refuse at once (exit 3) when a live run holds the warehouse, instead of starting
+    Airflow to find out. Read-only: a stale lock is left to the run, which clears it and
+    records the interrupted attempt; we only say so here, where a person sees it."""
     from supernova import lock
 
-    with lock.held(warehouse, "cli-check", log=lambda _msg: None):
-        pass
+    holder = lock.read_lock(warehouse)
+    if holder is None:
+        return
+    if hasattr(holder, "stale_reason"):  # the lease (supernova/lock.py)
+        stale = holder.stale_reason()
+        owner = holder.describe()
+    else:
+        stale = "its process is gone" if holder.pid == -1 or not holder.alive else None
+        owner = f"run {holder.run_id} (pid {holder.pid} on {holder.host})"
+    if stale is None:
+        raise lock.WarehouseBusy(f"warehouse {warehouse} is busy: {owner}. Wait for it to finish "
+                                 f"(exit code {EXIT_BUSY}).")
+    print(f"[supernova] clearing stale warehouse lock of run {holder.run_id}: {stale}; this run takes "
+          "the warehouse over and records that attempt", flush=True)
 
 
 def _version() -> str:
@@ -247,7 +260,7 @@ def cmd_demo(args) -> int:
         rc = settle_month(month, landing, warehouse)
         if rc != EXIT_OK:
             return rc
-    rc = run_marts(landing, warehouse, verbose=VERBOSE)
+    rc = run_marts(landing, warehouse, verbose=VERBOSE, table=False)
     if rc != EXIT_OK:
         return rc
     rc = run_statements(warehouse, DEMO_MONTHS[-1])

@@ -221,7 +221,10 @@ def _stage_line(key: str, value: dict) -> str | None:
     if not isinstance(value, dict):
         return None
     if key == "ingest":
-        return f"ingest     {(value.get('summary') or '').splitlines()[0] if value.get('summary') else 'done'}"
+        lines = (value.get("summary") or "done").splitlines()
+        # the headline, then every file a person must hear about (rejected, superseded,
+        # waiting ...); the counts and per-file lines are in the log
+        return "\n".join([f"ingest     {lines[0]}", *(f"           {x.strip()}" for x in lines[3:])])
     if key == "plan":
         msg = value.get("message")
         if msg:

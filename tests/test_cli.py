@@ -65,7 +65,7 @@ def test_version_comes_from_the_package_metadata():
 @pytest.mark.parametrize("month", ["2026-13", "2026-1", "10-2026", "2026/10", "next"])
 def test_a_bad_month_is_one_line_exit_2_without_airflow(command, month):
     proc = run(command, "--month", month)
-    assert proc.returncode == cli.EXIT_USAGE
+    assert proc.returncode == 2  # cli.EXIT_USAGE
     lines = _err_lines(proc)
     assert len(lines) == 1, proc.stderr
     assert "must be a calendar month written YYYY-MM, e.g. 2026-10" in lines[0] and repr(month) in lines[0]
@@ -75,7 +75,7 @@ def test_a_bad_month_is_one_line_exit_2_without_airflow(command, month):
 @pytest.mark.parametrize("command", [["settle", "--month", "2026-10"], ["marts"], ["ingest"]])
 def test_a_missing_landing_folder_is_one_line(tmp_path, command):
     proc = run(*command, "--landing", tmp_path / "no-such-folder", "--warehouse", tmp_path / "wh")
-    assert proc.returncode == cli.EXIT_USAGE
+    assert proc.returncode == 2  # cli.EXIT_USAGE
     lines = _err_lines(proc)
     assert len(lines) == 1 and "landing folder" in lines[0] and "does not exist" in lines[0], proc.stderr
     assert "AIRFLOW_IMPORTED" not in proc.stderr
@@ -89,7 +89,7 @@ def test_a_warehouse_path_that_is_a_file_says_so(tmp_path, command):
     afile.write_text("not a folder\n")
     landing = [] if command[0] == "statements" else ["--landing", tmp_path / "landing"]
     proc = run(*command, *landing, "--warehouse", afile)
-    assert proc.returncode == cli.EXIT_USAGE
+    assert proc.returncode == 2  # cli.EXIT_USAGE
     lines = _err_lines(proc)
     assert len(lines) == 1 and "is a file, not a directory" in lines[0], proc.stderr
     assert "another run" not in proc.stderr and "busy" not in proc.stderr
@@ -109,7 +109,7 @@ def test_a_warehouse_held_by_another_run_is_exit_3_in_one_line(tmp_path):
         assert holder.stdout.readline().strip() == "holding"
         for command in (["settle", "--month", "2026-10"], ["marts"], ["ingest"]):
             proc = run(*command, "--landing", tmp_path / "landing", "--warehouse", wh)
-            assert proc.returncode == cli.EXIT_BUSY, (command, proc.stdout, proc.stderr)
+            assert proc.returncode == 3, (command, proc.stdout, proc.stderr)
             lines = _err_lines(proc)
             assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
             assert "AIRFLOW_IMPORTED" not in proc.stderr
@@ -122,7 +122,7 @@ def test_a_warehouse_held_by_another_run_is_exit_3_in_one_line(tmp_path):
 def test_statements_of_an_unpublished_warehouse_is_exit_1_in_one_line(tmp_path):
     (tmp_path / "wh").mkdir()
     proc = run("statements", "--month", "2026-10", "--warehouse", tmp_path / "wh")
-    assert proc.returncode == cli.EXIT_FAILED
+    assert proc.returncode == 1  # cli.EXIT_FAILED
     assert len(_err_lines(proc)) == 1, proc.stderr
 
 

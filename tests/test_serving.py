@@ -104,6 +104,7 @@ def test_demo_transcript_is_short_plain_and_says_each_thing_once(served):
     proc = served["demo"]
     out = proc.stdout + proc.stderr
     lines = out.splitlines()
+    print(f"{len(lines)} lines:\n{out}")  # the measured transcript (pytest -rP shows it)
     assert len(lines) < 60, f"{len(lines)} lines:\n{out}"
     assert not ANSI.search(out), "colour codes in a transcript that is not a terminal"
     assert "[loaded]" not in out and "DeprecationWarning" not in out
