@@ -416,7 +416,30 @@ class Stack:
         for name in AIRFLOW_SERVICES:
             self._spawn(name, self.services[name].command, self.service_env(name))
 
+    def _grant_traverse(self) -> None:
+        """The unprivileged user must reach the checkout and its .venv. A clone under a
+        private directory (e.g. /root, mode 700) is out of its reach: when we are root, add
+        only the search bit (o+x: pass through, not list) to such ancestors for the
+        duration of the stack; stop() restores the modes."""
+        self._restore_modes: list[tuple[Path, int]] = getattr(self, "_restore_modes", [])
+        if os.geteuid() != 0:
+            return
+        for d in [*reversed(ROOT.parents), ROOT]:
+            mode = d.stat().st_mode & 0o7777
+            if not mode & 0o001:
+                d.chmod(mode | 0o001)
+                self._restore_modes.append((d, mode))
+
+    def _restore_traverse(self) -> None:
+        for d, mode in reversed(getattr(self, "_restore_modes", [])):
+            try:
+                d.chmod(mode)
+            except OSError:
+                pass
+        self._restore_modes = []
+
     def start(self) -> None:
+        self._grant_traverse()
         self._prepare_tree()
         self._python_for_user()
         self.start_postgres()
@@ -454,6 +477,7 @@ class Stack:
         """Stop every process started here, by PID: SIGTERM to each process group and each
         descendant (task processes), then SIGKILL whatever is left."""
         procs, self.procs = self.procs, []
+        self._restore_traverse()
         for name, proc in reversed(procs):
             if proc.poll() is not None:
                 continue
