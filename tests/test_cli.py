@@ -21,6 +21,10 @@ ENV_VARS = ["SUPERNOVA_HOME", "SUPERNOVA_LANDING", "SUPERNOVA_WAREHOUSE", "SUPER
             "SUPERNOVA_WAREHOUSE_WAIT_SECONDS"]
 
 
+# files generated a moment ago must load now, not after ingestion's quiet period
+QUIET_PERIOD_OFF = {"SUPERNOVA_INGEST_QUIET_SECONDS": "0"}
+
+
 def run(*args, env=None, cwd=ROOT, timeout=120):
     # -X importtime would be noisy; instead the child reports whether Airflow was imported
     code = ("import sys, runpy\n"
@@ -33,7 +37,8 @@ def run(*args, env=None, cwd=ROOT, timeout=120):
             "print('AIRFLOW_IMPORTED' if 'airflow' in sys.modules else '', file=sys.stderr)\n"
             "sys.exit(rc)\n")
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, timeout=timeout)
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **QUIET_PERIOD_OFF, **(env or {})},
+                          timeout=timeout)
 
 
 def _err_lines(proc) -> list[str]:
@@ -142,3 +147,21 @@ def test_one_exit_code_table_in_the_code_the_readme_and_the_marts_doc():
         assert re.search(rf"^\s+{code}\s+", cli.EXIT_CODES_TEXT, flags=re.M), code
         key = desc.split()[0].lower().strip("*:")
         assert key in cli.EXIT_CODES_TEXT.lower(), (code, desc)
+
+
+def test_ingest_keeps_per_file_lines_in_a_log_and_verbose_shows_them(tmp_path):
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    gen = run("generate", "--out", landing, "--start", "2026-09-01", "--days", "1", "--scale", "tiny", timeout=300)
+    assert gen.returncode == 0, gen.stderr
+    quiet = run("ingest", "--landing", landing, "--warehouse", wh, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "[loaded]" not in quiet.stdout and "loaded" in quiet.stdout  # the summary, not one line per file
+    logs = list((wh / "logs").glob("ingest-*.log"))
+    assert len(logs) == 1 and logs[0].read_text().count("[loaded]") >= 9
+    assert len(quiet.stdout.splitlines()) < 10
+    (landing / "orders" / "2026-09-02").mkdir(parents=True)
+    (landing / "orders" / "2026-09-02" / "extra.csv").write_text(
+        (landing / "orders" / "2026-09-01" / "part-0000.csv").read_text(encoding="utf-8").replace("2026-09-01", "2026-09-02"),
+        encoding="utf-8")
+    verbose = run("ingest", "--landing", landing, "--warehouse", wh, "--verbose", timeout=300)
+    assert "[loaded] orders/2026-09-02/extra.csv" in verbose.stdout, verbose.stdout + verbose.stderr

@@ -33,7 +33,8 @@ DOC_WAREHOUSE = "var/demo/warehouse"  # the warehouse docs/bi.md's examples name
 
 
 def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the tiny exports were generated a moment ago: load them now, not after the quiet period
+    return {**os.environ, "PYTHONPATH": str(ROOT), "SUPERNOVA_INGEST_QUIET_SECONDS": "0"}
 
 
 class Holder:
