@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -256,6 +257,9 @@ def cmd_demo(args) -> int:
         marker.write_text("ok\n")
     else:
         print(f"[supernova] demo exports already in {landing}")
+    # the demo wrote these exports itself, whole, before ingesting them: no file can still be
+    # in the middle of being written, so ingestion's quiet period would only delay the demo
+    os.environ.setdefault("SUPERNOVA_INGEST_QUIET_SECONDS", "0")
     for month in DEMO_MONTHS:
         rc = settle_month(month, landing, warehouse)
         if rc != EXIT_OK:
