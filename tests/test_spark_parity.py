@@ -91,9 +91,9 @@ def _register_published(spark, duck_wh: Path) -> None:
     base = duck_wh / "parquet" / "settlement"
     for table in ("payouts", "payout_lines"):
         spark.sql(f"create or replace view settlement.{table} as select * from parquet.`{base / table}`")
-    # line_terms is partitioned by its first_settlement_month, in folders named settlement_month=…
+    # line_terms is partitioned by its first_settlement_month (folders first_settlement_month=…)
     spark.sql("create or replace view settlement.line_terms as select order_id, line_no, "
-              "cast(settlement_month as string) as first_settlement_month, first_run_id, click_id, link_id, "
+              "cast(first_settlement_month as string) as first_settlement_month, first_run_id, click_id, link_id, "
               "group_id, promoter_id, platform, level2_beneficiary_id, rule_id, rule_scope, rate, "
               f"platform_fee_rate, level1_share, level2_share from parquet.`{base / 'line_terms'}`")
 
