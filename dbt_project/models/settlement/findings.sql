@@ -46,7 +46,7 @@ extra_columns as (
         'unknown_extra_columns' as kind,
         m.file_path as row_key,
         'ignored unknown column(s): ' || cast(m.extra_columns as {{ dbt.type_string() }}) as detail
-    from {{ source('exports', 'manifest') }} as m
+    from {{ ref('stg_exports__manifest') }} as m
     where m.extra_columns is not null
         and m.status = 'loaded'
         and m.delivery_date >= cast({{ month_start_ts() }} as date)

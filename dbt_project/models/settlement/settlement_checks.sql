@@ -223,7 +223,7 @@ v_beneficiary_known as (
 
 -- rows read from landing = rows loaded + rows quarantined, for every file
 v_manifest_balance as (
-    select * from {{ source('exports', 'manifest') }}
+    select * from {{ ref('stg_exports__manifest') }}
     where rows_read <> rows_loaded + rows_quarantined
 ),
 
