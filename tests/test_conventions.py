@@ -40,11 +40,21 @@ def manifest(tmp_path_factory) -> dict:
     saved = os.environ.get("SUPERNOVA_DUCKDB_PATH")
     os.environ["SUPERNOVA_DUCKDB_PATH"] = str(tmp / "unused.duckdb")  # parse never opens it
     try:
-        res = dbtRunner().invoke([
-            "parse", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-            "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"),
-            "--no-partial-parse", "--quiet",
-        ])
+        res = dbtRunner().invoke(
+            [
+                "parse",
+                "--project-dir",
+                str(PROJECT_DIR),
+                "--profiles-dir",
+                str(PROJECT_DIR),
+                "--target-path",
+                str(tmp / "target"),
+                "--log-path",
+                str(tmp / "logs"),
+                "--no-partial-parse",
+                "--quiet",
+            ]
+        )
     finally:
         if saved is None:
             os.environ.pop("SUPERNOVA_DUCKDB_PATH", None)
@@ -55,8 +65,11 @@ def manifest(tmp_path_factory) -> dict:
 
 
 def _models(manifest: dict) -> list[dict]:
-    return [n for n in manifest["nodes"].values()
-            if n["resource_type"] == "model" and n["package_name"] == "supernova"]
+    return [
+        n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["package_name"] == "supernova"
+    ]
 
 
 def _macros_reached(manifest: dict, node: dict) -> set[str]:
@@ -84,9 +97,12 @@ def source_reads_outside_staging(manifest: dict) -> list[str]:
             if m["name"] not in allowed_models:
                 bad.append(f"{m['name']} calls source() itself: {', '.join(sources)}")
             continue
-        via = sorted(manifest["macros"][u]["name"] for u in _macros_reached(manifest, m)
-                     if manifest["macros"][u]["package_name"] == "supernova"
-                     and SOURCE_CALL.search(manifest["macros"][u]["macro_sql"]))
+        via = sorted(
+            manifest["macros"][u]["name"]
+            for u in _macros_reached(manifest, m)
+            if manifest["macros"][u]["package_name"] == "supernova"
+            and SOURCE_CALL.search(manifest["macros"][u]["macro_sql"])
+        )
         if not via or not set(via) <= allowed_macros:
             bad.append(f"{m['name']} reads {', '.join(sources)} through macro(s) {via or '?'}")
     return bad
@@ -94,18 +110,26 @@ def source_reads_outside_staging(manifest: dict) -> list[str]:
 
 def models_without_key_test(manifest: dict, exceptions: dict | None = None) -> list[str]:
     excepted = EXCEPTIONS["key_tests"] if exceptions is None else exceptions
-    keyed = {n.get("attached_node") for n in manifest["nodes"].values()
-             if n["resource_type"] == "test"
-             and (n.get("test_metadata") or {}).get("name") in KEY_TESTS}
-    return sorted(m["name"] for m in _models(manifest)
-                  if m["unique_id"] not in keyed and m["name"] not in excepted)
+    keyed = {
+        n.get("attached_node")
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "test" and (n.get("test_metadata") or {}).get("name") in KEY_TESTS
+    }
+    return sorted(
+        m["name"]
+        for m in _models(manifest)
+        if m["unique_id"] not in keyed and m["name"] not in excepted
+    )
 
 
 def undescribed_published_columns(manifest: dict) -> dict[str, list[str]]:
     """Columns (as declared in yml: every column, where the contract is enforced) without a
     description, per published model."""
-    return {m["name"]: sorted(c for c, col in m["columns"].items() if not col["description"].strip())
-            for m in _models(manifest) if m["original_file_path"].startswith(PUBLISHED)}
+    return {
+        m["name"]: sorted(c for c, col in m["columns"].items() if not col["description"].strip())
+        for m in _models(manifest)
+        if m["original_file_path"].startswith(PUBLISHED)
+    }
 
 
 def empty_descriptions(manifest: dict) -> list[str]:
@@ -113,8 +137,11 @@ def empty_descriptions(manifest: dict) -> list[str]:
     bad = [f"model {m['name']}" for m in _models(manifest) if not m["description"].strip()]
     for m in _models(manifest):
         if m["original_file_path"].startswith(PUBLISHED) and m["name"] not in pending:
-            bad += [f"column {m['name']}.{c}" for c, col in m["columns"].items()
-                    if not col["description"].strip()]
+            bad += [
+                f"column {m['name']}.{c}"
+                for c, col in m["columns"].items()
+                if not col["description"].strip()
+            ]
     for s in manifest["sources"].values():
         if s["package_name"] != "supernova":
             continue
@@ -122,8 +149,11 @@ def empty_descriptions(manifest: dict) -> list[str]:
             bad.append(f"source {s['source_name']}")
         if not s["description"].strip():
             bad.append(f"source table {s['source_name']}.{s['name']}")
-        bad += [f"source column {s['source_name']}.{s['name']}.{c}"
-                for c, col in s["columns"].items() if not col["description"].strip()]
+        bad += [
+            f"source column {s['source_name']}.{s['name']}.{c}"
+            for c, col in s["columns"].items()
+            if not col["description"].strip()
+        ]
     return sorted(set(bad))
 
 
@@ -151,18 +181,28 @@ def test_every_exception_is_still_needed(manifest):
     assert set(EXCEPTIONS["source_reads"]["macros"]) <= macros
     reading = {m["name"] for m in _models(manifest) if SOURCE_CALL.search(m["raw_code"])}
     assert set(EXCEPTIONS["source_reads"]["models"]) <= reading
-    calling = {m["name"] for m in manifest["macros"].values()
-               if m["package_name"] == "supernova" and SOURCE_CALL.search(m["macro_sql"])}
+    calling = {
+        m["name"]
+        for m in manifest["macros"].values()
+        if m["package_name"] == "supernova" and SOURCE_CALL.search(m["macro_sql"])
+    }
     assert set(EXCEPTIONS["source_reads"]["macros"]) <= calling
     assert set(EXCEPTIONS["key_tests"]) <= models
-    assert sorted(models_without_key_test(manifest, exceptions={})) == sorted(EXCEPTIONS["key_tests"])
+    assert sorted(models_without_key_test(manifest, exceptions={})) == sorted(
+        EXCEPTIONS["key_tests"]
+    )
     undescribed = undescribed_published_columns(manifest)
     still_pending = {name for name, cols in undescribed.items() if cols}
     assert set(EXCEPTIONS["pending_column_descriptions"]) <= still_pending
-    assert all(str(r).strip() for r in [*EXCEPTIONS["source_reads"]["models"].values(),
-                                        *EXCEPTIONS["source_reads"]["macros"].values(),
-                                        *EXCEPTIONS["key_tests"].values(),
-                                        *EXCEPTIONS["pending_column_descriptions"].values()])
+    assert all(
+        str(r).strip()
+        for r in [
+            *EXCEPTIONS["source_reads"]["models"].values(),
+            *EXCEPTIONS["source_reads"]["macros"].values(),
+            *EXCEPTIONS["key_tests"].values(),
+            *EXCEPTIONS["pending_column_descriptions"].values(),
+        ]
+    )
 
 
 def test_every_model_has_a_key_test(manifest):
@@ -173,13 +213,17 @@ def test_no_empty_descriptions(manifest):
     assert empty_descriptions(manifest) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the marts (exposures' parents) are not yet "
-                   "`access: public`: asked of the marts' owner / dbt_project.yml's owner")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the marts (exposures' parents) are not yet "
+    "`access: public`: asked of the marts' owner / dbt_project.yml's owner",
+)
 def test_exposures_read_public_models_only(manifest):
     assert exposure_parents_not_public(manifest) == []
 
 
 # --- the checkers can fail -------------------------------------------------------------
+
 
 def _new(check, manifest: dict, broken: dict) -> list[str]:
     """What the check reports on the broken copy and not on the project as it is."""
@@ -194,7 +238,10 @@ def test_a_blank_description_is_reported(manifest):
     broken = copy.deepcopy(manifest)
     _model(broken, "payouts")["columns"]["net_paid"]["description"] = ""
     _model(broken, "suspense")["description"] = " "
-    assert _new(empty_descriptions, manifest, broken) == ["column payouts.net_paid", "model suspense"]
+    assert _new(empty_descriptions, manifest, broken) == [
+        "column payouts.net_paid",
+        "model suspense",
+    ]
 
 
 def test_a_new_source_read_outside_staging_is_reported(manifest):
@@ -203,7 +250,8 @@ def test_a_new_source_read_outside_staging_is_reported(manifest):
     m["depends_on"]["nodes"].append("source.supernova.exports.promoters")
     m["raw_code"] += "\n-- {{ source('exports', 'promoters') }}"
     assert _new(source_reads_outside_staging, manifest, broken) == [
-        "payouts calls source() itself: source.supernova.exports.promoters"]
+        "payouts calls source() itself: source.supernova.exports.promoters"
+    ]
 
 
 def test_a_source_read_through_an_unlisted_macro_is_reported(manifest):
@@ -211,13 +259,18 @@ def test_a_source_read_through_an_unlisted_macro_is_reported(manifest):
     m = _model(broken, "int_settlement__carried_in")
     macro = next(u for u in m["depends_on"]["macros"] if u.endswith(".published_or_empty"))
     broken["macros"][macro]["name"] = "read_anything"
-    assert "int_settlement__carried_in reads source.supernova.settlement_published.payouts " \
+    assert (
+        "int_settlement__carried_in reads source.supernova.settlement_published.payouts "
         "through macro(s) ['read_anything']" in _new(source_reads_outside_staging, manifest, broken)
+    )
 
 
 def test_a_dropped_key_test_is_reported(manifest):
     broken = copy.deepcopy(manifest)
     uid = _model(broken, "payouts")["unique_id"]
-    broken["nodes"] = {k: n for k, n in broken["nodes"].items()
-                       if not (n["resource_type"] == "test" and n.get("attached_node") == uid)}
+    broken["nodes"] = {
+        k: n
+        for k, n in broken["nodes"].items()
+        if not (n["resource_type"] == "test" and n.get("attached_node") == uid)
+    }
     assert _new(models_without_key_test, manifest, broken) == ["payouts"]
