@@ -12,8 +12,7 @@ import json
 import os
 import shutil
 import threading
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import datetime, UTC
 
 import pytest
 import yaml
@@ -172,7 +171,7 @@ def test_a_misspelt_key_fails_the_run_in_its_first_task_with_words(dagbag, airfl
 def _dag_run(run_type: str, user: str | None):
     from airflow.sdk.api.datamodels._generated import DagRun
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return DagRun(dag_id="monthly_settlement", run_id="r", logical_date=now, data_interval_start=now,
                   data_interval_end=now, run_after=now, start_date=now, end_date=None, run_type=run_type,
                   state="running", triggering_user_name=user, consumed_asset_events=[], partition_key=None)
