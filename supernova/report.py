@@ -70,18 +70,20 @@ def next_steps(state: dict) -> str:
     low = err.lower()
     if "before its cutoff" in low:
         return "Wait until the cutoff shown above, or run with --preview to see the figures now."
-    if "months settle in order" in low:
-        m = re.search(r"next one to settle is (\d{4}-\d{2})", err)
-        return f"Settle {m.group(1) if m else 'the next month'} first, then this one."
-    if "inputs have changed" in low:
-        return ("Late data flows into the next month as clawbacks. To change this closed month itself, "
-                "run it again with --reopen --reason TEXT.")
+    # a failed gate or build first: their messages also say "months settle in order" (later
+    # months wait for this one), which is not the refusal to settle a month out of order
     if "quality gate failed" in low:
         return ("Nothing was published. Look at the failed checks below (examples included), fix the "
                 "data upstream or the cause in the code, then run the same command again.")
     if "dbt build failed" in low:
         return ("Nothing was published. Fix the failing model or test named below (e.g. overlapping "
                 "commission rules are a merchant-settings error), then run the same command again.")
+    if "months settle in order" in low:
+        m = re.search(r"next one to settle is (\d{4}-\d{2})", err)
+        return f"Settle {m.group(1) if m else 'the next month'} first, then this one."
+    if "inputs have changed" in low:
+        return ("Late data flows into the next month as clawbacks. To change this closed month itself, "
+                "run it again with --reopen --reason TEXT.")
     if "lock" in low or "another process" in low or "busy" in low:
         return ("Another run or program holds the warehouse: wait for it to finish (or close BI tools "
                 "that have supernova.duckdb open), then run the same command again.")

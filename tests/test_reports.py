@@ -391,6 +391,20 @@ def test_month_index_is_the_published_result_and_lists_every_attempt(wh):
     assert "NOT PUBLISHED" in nov and wh["refused"][1]["attempt_id"] in nov
 
 
+def test_next_steps_of_a_failed_gate_is_not_mistaken_for_a_month_order_refusal():
+    """The gate's message says "months settle in order, so later months wait" (gate.NOTHING_PUBLISHED):
+    the advice is still the failed gate's, not "settle the next month first"."""
+    from supernova.gate import NOTHING_PUBLISHED
+    from supernova.report import next_steps
+
+    gate = {"status": "failed", "request": {"month": "2026-09"},
+            "error": f"quality gate FAILED for 2026-09: nothing was published. {NOTHING_PUBLISHED}"}
+    assert next_steps(gate).startswith("Nothing was published. Look at the failed checks")
+    order = {"status": "failed", "request": {"month": "2026-11"},
+             "error": "months settle in order: the latest closed month is 2026-09, so the next one to settle is 2026-10"}
+    assert next_steps(order) == "Settle 2026-10 first, then this one."
+
+
 def test_scrub_removes_buyer_ids_and_phones_from_messages():
     from supernova.report import scrub
 
