@@ -41,6 +41,7 @@ MART_TABLES = {
     "promoter_performance_monthly": "month, platform, role, city_tier",
     "sku_ranking": "ranking_date, sku_rank",
     "promoter_category_affinity": "as_of_date, promoter_id, platform, category",
+    "promoter_earnings_daily": "activity_date, promoter_id",
 }
 # The dbt selection of one marts refresh: the marts and everything upstream of them
 # (staging, intermediate/marts). Unit tests run in pytest, not in the daily refresh.

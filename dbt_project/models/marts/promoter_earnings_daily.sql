@@ -1,0 +1,101 @@
+{#- Estimated earnings (预估佣金, outputs.md promoter_earnings_daily), per Shanghai order
+    date of the attributed lines x promoter: the promoter's attributed orders, lines and
+    GMV of the day, and what the day's lines would earn them at today's state
+    (estimated_line_earnings: base = paid - refunds so far, 0 once cancelled; rate in force
+    at ordering by §2 precedence; §3 fee and split at the promoter's latest platform and
+    inviter, each step rounded half up to 0.01).
+    A promoter's row holds their own earnings: level 1 on the lines they drove, level 2 on
+    the lines their invitees drove (as the level-2 beneficiary), so a row can have level-2
+    money and no orders of its own (docs/marts.md).
+    A plain table, not incremental: an event (completion, refund, cancel) or a promoter's
+    new version can change any earlier day's estimate, which the marts' incremental
+    refresh window (macros/marts_incremental.sql) does not track. -#}
+{{ config(materialized='table') }}
+
+with promoters as (
+    select promoter_id, platform, inviter_id
+    from {{ ref('stg_exports__promoters') }}
+    qualify row_number() over (partition by promoter_id order by updated_at desc, {{ delivered_last() }}) = 1
+),
+
+loops as (
+    {{ inviter_loop_promoters('promoters') }}
+),
+
+lines as (
+    select order_date, order_id, line_no, ordered_at, sku_id, paid_amount, promoter_id
+    from {{ ref('int_marts__attributed_lines') }}
+),
+
+estimates as (
+    {{ estimated_line_earnings('lines', 'promoters', 'loops') }}
+),
+
+per_beneficiary as (
+    -- level 1: the direct promoter's row, with the orders, lines and GMV
+    select
+        l.order_date as activity_date,
+        e.promoter_id,
+        e.order_id,
+        e.paid_amount as gmv,
+        e.level1_at_paid,
+        e.level1_at_base,
+        case when e.is_completed then e.level1_at_base else 0 end as level1_on_completed,
+        cast(0 as {{ money_type() }}) as level2_at_paid,
+        cast(0 as {{ money_type() }}) as level2_at_base,
+        cast(0 as {{ money_type() }}) as level2_on_completed
+    from estimates as e
+    inner join lines as l
+        on l.order_id = e.order_id and l.line_no = e.line_no
+    union all
+    -- level 2: the inviter's row, money only
+    select
+        l.order_date as activity_date,
+        e.level2_beneficiary_id as promoter_id,
+        cast(null as {{ dbt.type_string() }}) as order_id,
+        cast(null as {{ money_type() }}) as gmv,
+        0, 0, 0,
+        e.level2_at_paid,
+        e.level2_at_base,
+        case when e.is_completed then e.level2_at_base else 0 end
+    from estimates as e
+    inner join lines as l
+        on l.order_id = e.order_id and l.line_no = e.line_no
+    where e.level2_beneficiary_id is not null
+),
+
+daily as (
+    select
+        activity_date,
+        promoter_id,
+        count(distinct order_id) as orders,
+        count(order_id) as order_lines,
+        coalesce(sum(gmv), 0) as gmv,
+        sum(level1_at_paid) as level1_at_paid,
+        sum(level1_at_base) as level1_at_base,
+        sum(level1_on_completed) as level1_on_completed,
+        sum(level2_at_paid) as level2_at_paid,
+        sum(level2_at_base) as level2_at_base,
+        sum(level2_on_completed) as level2_on_completed
+    from per_beneficiary
+    group by activity_date, promoter_id
+)
+
+select
+    d.activity_date,
+    d.promoter_id,
+    coalesce(p.platform, 'unknown') as platform,
+    cast(d.orders as integer) as orders,
+    cast(d.order_lines as integer) as order_lines,
+    cast(d.gmv as {{ money_type() }}) as gmv,
+    cast(d.level1_at_base as {{ money_type() }}) as level1_estimated,
+    cast(d.level1_on_completed as {{ money_type() }}) as level1_on_completed,
+    cast(d.level1_at_base - d.level1_on_completed as {{ money_type() }}) as level1_on_pending,
+    cast(d.level1_at_paid - d.level1_at_base as {{ money_type() }}) as level1_lost_to_refunds_cancels,
+    cast(d.level2_at_base as {{ money_type() }}) as level2_estimated,
+    cast(d.level2_on_completed as {{ money_type() }}) as level2_on_completed,
+    cast(d.level2_at_base - d.level2_on_completed as {{ money_type() }}) as level2_on_pending,
+    cast(d.level2_at_paid - d.level2_at_base as {{ money_type() }}) as level2_lost_to_refunds_cancels
+from daily as d
+left join promoters as p
+    on p.promoter_id = d.promoter_id
