@@ -11,14 +11,23 @@ def test_dag_imports_and_is_configured(dagbag):
     assert not any("ingest_exports" in k for k in dagbag.import_errors), dagbag.import_errors
     dag = dagbag.dags["ingest_exports"]
     assert dag.max_active_runs == 1
-    assert dag.catchup is True
+    # no catch-up: a first unpause must not queue a run per day since start_date (issue 14)
+    assert dag.catchup is False
     assert str(dag.timezone.name) == "Asia/Shanghai"
     assert set(dag.params) >= {"landing", "warehouse"}
     assert dag.doc_md and "ingest" in dag.doc_md
     ingest_task, stage_task = dag.get_task("ingest_new_files"), dag.get_task("stage_new_files")
-    assert [o.uri for o in ingest_task.outlets] == ["supernova://warehouse/raw"]
+    announce = dag.get_task("announce_new_data")
+    # the Asset comes from its own task, which skips itself when nothing was loaded
+    assert [o.uri for o in announce.outlets] == ["supernova://warehouse/raw"]
+    assert not ingest_task.outlets and not stage_task.outlets
     assert stage_task.upstream_task_ids == {"ingest_new_files"}
-    assert {t.pool for t in dag.tasks} == {"supernova_warehouse"}
+    assert ingest_task.upstream_task_ids == {"wait_for_warehouse"}
+    # every task that opens the warehouse file is in the 1-slot pool; the lease sensor and
+    # the announcement never open it and stay out of it (a waiting sensor holds no slot)
+    opens_file = {"ingest_new_files", "stage_new_files"}
+    assert {t.pool for t in dag.tasks if t.task_id in opens_file} == {"supernova_warehouse"}
+    assert all(t.pool != "supernova_warehouse" for t in dag.tasks if t.task_id not in opens_file)
 
 
 @pytest.fixture(scope="module")

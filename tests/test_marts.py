@@ -21,7 +21,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from supernova import marts
+from supernova import marts, serving
 from supernova.warehouse import connect
 
 FIRST_PART_LAST_DAY = "2026-10-10"
@@ -67,14 +67,10 @@ def _copy_deliveries(src: Path, dst: Path, keep) -> None:
                 shutil.copytree(day_dir, dst / export_dir.name / day_dir.name)
 
 
-# marts built by the refresh but not (yet) in marts.MART_TABLES, compared as well
-EXTRA_MARTS = [t for t in ("promoter_category_affinity",) if t not in marts.MART_TABLES]
-
-
 def _snapshot(wh: Path) -> dict[str, pd.DataFrame]:
     out = {}
     with connect(wh, read_only=True) as con:
-        for t in [*marts.MART_TABLES, *EXTRA_MARTS]:
+        for t in marts.MART_TABLES:
             df = con.execute(f"select * from marts.{t}").df()
             out[t] = df.sort_values(list(df.columns), na_position="first").reset_index(drop=True)
     return out
@@ -419,7 +415,7 @@ def test_bi_queries_run_on_duckdb_and_parquet(con, built):
                             "top_categories_by_city_tier"}
     doc = (marts.settings.PROJECT_ROOT / "docs" / "bi.md").read_text(encoding="utf-8")
     # the BI views file: views over the Parquet copies only, opened read-only like a BI tool
-    pq_con = duckdb.connect(str(built["wh"] / "parquet" / "marts" / marts.VIEWS_FILE), read_only=True)
+    pq_con = duckdb.connect(str(serving.catalog_path(built["wh"])), read_only=True)
     for name, sql in queries.items():
         assert name in doc, f"docs/bi.md does not mention {name}"
         a, b = con.execute(sql).df(), pq_con.execute(sql).df()
@@ -474,7 +470,8 @@ def test_incremental_run_only_recomputes_new_days(built):
 def test_dag_loads(dagbag):
     assert "analytics_marts" not in dagbag.import_errors
     dag = dagbag.dags["analytics_marts"]
-    assert [t.task_id for t in dag.topological_sort()] == ["ingest", "build", "parquet"]
+    assert [t.task_id for t in dag.topological_sort()] == ["wait_for_warehouse", "ingest", "build",
+                                                           "parquet"]
     assert {"landing", "warehouse", "full_refresh"} <= set(dag.params.keys())
     assert "supernova://warehouse/raw" in str(dag.timetable.asset_condition)
 
@@ -486,7 +483,7 @@ def test_dag_runs_end_to_end(airflow_db, dagbag, built):
     dag = dagbag.dags["analytics_marts"]
     run = dag.test(run_conf={"landing": str(built["landing"]), "warehouse": str(wh)})
     assert str(run.state).endswith("success")
-    assert sorted(p.name for p in (wh / "parquet" / "marts").iterdir()) == sorted([*marts.MART_TABLES, marts.VIEWS_FILE])
+    assert sorted(p.name for p in (wh / "parquet" / "marts").iterdir()) == sorted(marts.MART_TABLES)
     after = _snapshot(wh)
     for t in marts.MART_TABLES:
         pd.testing.assert_frame_equal(built["incremental"][t], after[t], obj=t)
