@@ -23,11 +23,12 @@ from __future__ import annotations
 import html
 import json
 import re
+import shlex
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from supernova import settings
+from supernova import serving, settings
 from supernova.warehouse import connect, table_exists
 
 MONTH_RE = settings.MONTH_RE
@@ -58,10 +59,14 @@ def next_steps(state: dict) -> str:
     """One or two sentences: what a person should do after this attempt."""
     status = state.get("status") or "failed"
     err = state.get("error") or ""
-    month = (state.get("request") or {}).get("month", "the month")
+    request = state.get("request") or {}
+    month = request.get("month", "the month")
     if status == "published":
-        return (f"Nothing to do. Finance statements: `supernova statements --month {month}`; "
-                "BI tools read schema `settlement` or the Parquet copies.")
+        warehouse = request.get("warehouse") or "<warehouse>"
+        return (f"Nothing to do. Finance statements: `supernova statements --month {month} "
+                f"--warehouse {shlex.quote(str(warehouse))}`; BI tools read the catalog "
+                f"{shlex.quote(str(serving.catalog_path(warehouse)))} or the Parquet copies "
+                "(docs/bi.md), never the working DuckDB file.")
     if status == "unchanged":
         return "Nothing to do: the month is closed and its inputs are unchanged."
     if status == "preview":

@@ -213,11 +213,6 @@ def test_no_empty_descriptions(manifest):
     assert empty_descriptions(manifest) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the marts (exposures' parents) are not yet "
-    "`access: public`: asked of the marts' owner / dbt_project.yml's owner",
-)
 def test_exposures_read_public_models_only(manifest):
     assert exposure_parents_not_public(manifest) == []
 

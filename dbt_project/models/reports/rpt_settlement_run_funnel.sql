@@ -84,13 +84,10 @@ funnel as (
     from funnel_lines
 ),
 
+-- orphan events (§2) are defined once, in int_settlement__orphan_events
 orphans as (
     select count(*) as orphan_events
-    from {{ ref('stg_exports__order_events') }} as e
-    left join delivered as d
-        on d.order_id = e.order_id and d.line_no = e.line_no
-    where d.order_id is null
-        and e.event_at < {{ cutoff_ts() }}
+    from {{ ref('int_settlement__orphan_events') }}
 )
 
 select
