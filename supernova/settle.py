@@ -473,7 +473,8 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     }
     # Unit tests run in the test suite, not here: they need no data and must not block a month.
     # `+path:models/settlement`: the settlement models and everything upstream of them
-    # (staging, int_settlement__*), with their data tests; not the marts.
+    # (staging, int_settlement__*), with their data tests; not the marts. Plus the
+    # reconciliation of the promoters' estimated earnings with this close (issue 15).
     from supernova import staging
     from supernova.summary import heartbeat
 
@@ -482,6 +483,7 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     staging_args = staging.invocation_args(warehouse, log)
     with heartbeat("dbt build", log):
         res = dbt_invoke(warehouse, ["build", "--select", "+path:models/settlement",
+                                     "rpt_promoter_earnings_reconciliation",
                                      "--exclude-resource-type", "unit_test", *staging_args], vars_)
     elapsed = round(time.time() - t0, 1)
     if not res.success:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import yaml
@@ -46,12 +45,7 @@ def settled(tiny_landing, tmp_path_factory):
     # as the marts refresh builds it: unit tests run in tests/test_marts.py
     res = dbt_invoke(wh, ["build", "--select", "+promoter_earnings_daily", "--exclude-resource-type", "unit_test"])
     assert res.success, res.exception
-    with connect(wh, read_only=True) as con:
-        run_id = con.execute("select max(run_id) from settlement.payout_lines where settlement_month = ?",
-                             [MONTH]).fetchone()[0]
-    res = dbt_invoke(wh, ["build", "--select", "rpt_promoter_earnings_reconciliation"],
-                     {"settlement_month": MONTH, "run_id": run_id, "first_month": MONTH})
-    assert res.success, res.exception
+    # the close itself built rpt_promoter_earnings_reconciliation (settle.build_step)
     return wh
 
 
