@@ -26,7 +26,7 @@ from supernova.contract import FILE_SUFFIXES
 
 # The single definition of the quiet period (docs/ingestion.md, "Files still being written").
 QUIET_ENV = "SUPERNOVA_INGEST_QUIET_SECONDS"
-QUIET_SECONDS_DEFAULT = 0.0  # H1-TEMP: 60.0 at the end (others run tests meanwhile)
+QUIET_SECONDS_DEFAULT = 60.0
 _TEMP_SUFFIXES = (".tmp", ".part")
 
 

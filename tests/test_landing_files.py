@@ -64,7 +64,7 @@ def test_a_file_is_read_only_after_the_quiet_period(tmp_path, monkeypatch):
     second = ingest(landing, wh)
     assert [f.status for f in second.files] == ["loaded"]
     monkeypatch.delenv(QUIET_ENV)
-    assert quiet_seconds() == QUIET_SECONDS_DEFAULT  # H1-TEMP: == 60.0
+    assert quiet_seconds() == QUIET_SECONDS_DEFAULT == 60.0
     monkeypatch.setenv(QUIET_ENV, "soon")
     with pytest.raises(ValueError, match=QUIET_ENV):
         ingest(landing, wh)
