@@ -228,6 +228,20 @@ def test_reconciliation_adds_up_and_matches_the_ledger(settled):
     assert r["terms_difference"] == 0
 
 
+def test_the_close_report_reconciles_estimate_with_actual(settled):
+    """The published month's report shows where the estimate went, with the close's figures."""
+    with connect(settled, read_only=True) as con:
+        r = con.execute("select estimated_at_paid, lost_to_refunds, accrued, accrued_held "
+                        "from settlement_build.rpt_promoter_earnings_reconciliation").fetchone()
+    pages = sorted((settled / "reports" / MONTH).glob(f"{MONTH}-*.html"))
+    assert pages, "no report page for the settled month"
+    page = pages[-1].read_text(encoding="utf-8")
+    section = page.split('id="estimates"', 1)[1].split("</table>", 1)[0]
+    for amount in r:
+        assert f"{amount:,.2f}" in section, amount
+    assert "✗" not in section and "do NOT add up" not in page.split('id="estimates"', 1)[1]
+
+
 def test_contract_columns_are_outputs_md(settled):
     spec = (settings.PROJECT_ROOT.parent / "shared" / "spec" / "outputs.md").read_text(encoding="utf-8")
     section = spec.split("### promoter_earnings_daily", 1)[1].split("\n### ", 1)[0]

@@ -235,4 +235,15 @@ def collect(warehouse: Path, state: dict) -> dict:
         _section(data, "rejected_files", lambda: _rejected_files(con))
         if src is not None:
             _sections(con, data, src, month)
+            _section(data, "earnings", lambda: _earnings(con, month, (state.get("plan") or {}).get("run_id")))
     return data
+
+
+def _earnings(con, month: str, run_id: str | None) -> dict:
+    """The close's reconciliation of the promoters' estimated earnings (promoter_earnings_daily)
+    with what this run accrued: built with the settlement, kept in settlement_build until
+    the next close, so a later re-render of an older month finds none."""
+    if not run_id or not table_exists(con, "settlement_build", "rpt_promoter_earnings_reconciliation"):
+        return {}
+    return _one(con, "select * from settlement_build.rpt_promoter_earnings_reconciliation "
+                     "where settlement_month = ? and run_id = ?", [month, run_id])

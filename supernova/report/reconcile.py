@@ -8,6 +8,49 @@ from decimal import Decimal
 ZERO = Decimal("0.00")
 
 
+def _dec(value) -> Decimal:
+    return Decimal(value) if value is not None else ZERO
+
+
+def _row(label, amount, sign="", note="", check=None) -> dict:
+    return {"label": label, "amount": _dec(amount), "sign": sign, "note": note,
+            "check": None if check is None else _dec(check),
+            "ok": None if check is None else _dec(check) == _dec(amount)}
+
+
+def earnings_reconciliation(row: dict) -> list[dict]:
+    """Estimated earnings (promoter_earnings_daily, 预估佣金) of the lines this close settled
+    against what it accrued, and where the difference went; each '=' row is checked against
+    the figure read from the ledger side. [] when the close built no reconciliation."""
+    if not row:
+        return []
+
+    def d(key):
+        return _dec(row.get(key))
+
+    accrued = d("estimated_at_paid") - d("lost_to_refunds") - d("lost_to_cancels") - d("in_suspense") \
+        - d("terms_difference")
+    return [
+        _row(f"Estimated level 1 + level 2 at the paid amount ({row.get('lines_settled') or 0:,} lines settled, "
+             f"{row.get('lines_in_suspense') or 0:,} in suspense)", row.get("estimated_at_paid"), "",
+             "what promoters saw as 预估佣金 for these lines"),
+        _row("lost to refunds before the cutoff", row.get("lost_to_refunds"), "−"),
+        _row("lost to cancels before the cutoff", row.get("lost_to_cancels"), "−"),
+        _row("in suspense (not settled this month)", row.get("in_suspense"), "−"),
+        _row("terms as of the cutoff (platform, inviter, frozen terms)", row.get("terms_difference"), "−"),
+        _row("= accrued by this close", accrued, "=", "level-1 + level-2 accrual postings",
+             check=row.get("accrued")),
+        _row("of which paid", row.get("accrued_paid"), ""),
+        _row("of which held (suspended promoters)", row.get("accrued_held"), ""),
+        _row("of which forfeited (terminated promoters)", row.get("accrued_forfeited"), ""),
+        _row("of which carried out below the threshold", row.get("accrued_below_threshold"), ""),
+        _row("of which offset against a debt", row.get("accrued_debt"), ""),
+        _row("= accrued, by the beneficiary's payout status", d("accrued_paid") + d("accrued_held")
+             + d("accrued_forfeited") + d("accrued_below_threshold") + d("accrued_debt"), "=",
+             "", check=row.get("accrued")),
+    ]
+
+
 def reconciliation(data: dict) -> list[dict]:
     """The month from lines to what was paid, as rows that add up. Each '=' row is
     checked against the figure read from the tables; `ok` is False when it does not."""
@@ -17,15 +60,11 @@ def reconciliation(data: dict) -> list[dict]:
     if not led or not pay:
         return []
 
-    def d(v):
-        return Decimal(v) if v is not None else ZERO
-
+    d = _dec
     rows = []
 
     def add(label, amount, sign="", note="", check=None):
-        ok = None if check is None else d(check) == d(amount)
-        rows.append({"label": label, "amount": d(amount), "sign": sign, "note": note,
-                     "check": None if check is None else d(check), "ok": ok})
+        rows.append(_row(label, amount, sign, note, check))
 
     if t.get("line_commission") is not None:
         c, f, r = d(t.get("line_commission")), d(t.get("platform_fee")), d(t.get("operator_retained"))

@@ -17,7 +17,7 @@ from markupsafe import Markup
 from supernova.report.charts import PALETTE, bar_chart, heatmap, line_chart, stacked_bars
 from supernova.report.data import collect
 from supernova.report.messages import next_steps, scrub
-from supernova.report.reconcile import funnel_rows, reconciliation
+from supernova.report.reconcile import earnings_reconciliation, funnel_rows, reconciliation
 
 TEMPLATES = Path(__file__).parent / "templates"
 CSS = (TEMPLATES / "report.css").read_text(encoding="utf-8")
@@ -54,7 +54,11 @@ ENV.filters.update(cell=_cell, spec=format, scrub=scrub,
 
 
 def _reconciliation(data: dict, src: dict | None) -> dict | None:
-    rec = reconciliation(data) if src is not None else []
+    return _checked_rows(reconciliation(data) if src is not None else [])
+
+
+def _checked_rows(rec: list[dict]) -> dict | None:
+    """Rows of a reconciliation (label, amount, sign, check) as a table with ✓/✗ marks."""
     if not rec:
         return None
     body, classes = [], []
@@ -216,6 +220,7 @@ def _context(state: dict, data: dict) -> dict:
            "attempt": state.get("attempt_id", "attempt"), "src": src, "data": data, "t": totals,
            "errors": data.get("errors", {}), "next_steps": next_steps(state),
            "rec": _reconciliation(data, src), "funnel": funnel,
+           "earnings": _checked_rows(earnings_reconciliation(data.get("earnings") or {})),
            "funnel_sum": sum(n for _, n in funnel[:-1]),
            "invariants": _invariants(state, totals), "expectations": _expectations(state.get("gate")),
            "dbt_failures": _dbt_failures(state.get("build") or {}),
