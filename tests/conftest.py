@@ -26,6 +26,10 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
 os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "False"
 os.environ["DO_NOT_TRACK"] = "1"
+# Fixtures generate their exports and ingest them at once: complete files, so the quiet
+# period that protects real deliveries (exports.md; default 60 s) is off for the suite.
+# The tests of the quiet period itself pass their own (tests/test_landing_files.py).
+os.environ.setdefault("SUPERNOVA_INGEST_QUIET_SECONDS", "0")
 
 
 @pytest.fixture(scope="session")
