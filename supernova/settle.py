@@ -241,6 +241,13 @@ def ingest_step(ctx: dict, log=print) -> dict:
     if not result.ok:
         log("WARNING: some landing files were rejected (see above and raw.manifest); the "
             "settlement continues without them and the report lists them.")
+    waiting = result.as_dict().get("waiting") or []
+    if waiting:
+        # a run sees what was delivered by the time it runs (§4): a file still being written
+        # is not delivered yet; say so, since a rerun after it completes would settle it
+        log(f"WARNING: {len(waiting)} landing file(s) still being written (or younger than the "
+            "quiet period) are not part of this run; if they belong to this month, wait for "
+            "them and settle again (before publishing: a preview, or simply later).")
     return summary
 
 
