@@ -246,8 +246,8 @@ def ingest_step(ctx: dict, log=print) -> dict:
         # a run sees what was delivered by the time it runs (§4): a file still being written
         # is not delivered yet; say so, since a rerun after it completes would settle it
         log(f"WARNING: {len(waiting)} landing file(s) still being written (or younger than the "
-            "quiet period) are not part of this run; if they belong to this month, wait for "
-            "them and settle again (before publishing: a preview, or simply later).")
+            "quiet period) are not part of this run: the month settles what was delivered "
+            "when it ran; their lines settle in a later month's run, or by a reopen.")
     return summary
 
 
