@@ -242,14 +242,22 @@ def test_the_close_report_reconciles_estimate_with_actual(settled):
     assert "✗" not in section and "do NOT add up" not in page.split('id="estimates"', 1)[1]
 
 
-def test_contract_columns_are_outputs_md(settled):
-    spec = (settings.PROJECT_ROOT.parent / "shared" / "spec" / "outputs.md").read_text(encoding="utf-8")
-    section = spec.split("### promoter_earnings_daily", 1)[1].split("\n### ", 1)[0]
+SPEC_OUTPUTS = settings.PROJECT_ROOT.parent / "shared" / "spec" / "outputs.md"
+
+
+@pytest.mark.skipif(not SPEC_OUTPUTS.exists(), reason="the business contract (../shared/spec) is not "
+                    "beside this checkout (CI lays it there)")
+def test_columns_are_outputs_md():
+    section = SPEC_OUTPUTS.read_text(encoding="utf-8").split("### promoter_earnings_daily", 1)[1]
+    section = section.split("\n### ", 1)[0]
     named = re.findall(r"`([a-z_0-9]+)`", section)
     assert named == COLUMNS[:6]  # activity_date, promoter_id, platform, orders, order_lines, gmv
     # "estimated level-1 and level-2 commission ..., of which on completed lines, on lines
     # still pending, and lost to refunds and cancels": four columns per level
     assert "level-1 and level-2" in section and "completed" in section and "pending" in section
+
+
+def test_contract_columns(settled):
     yml = yaml.safe_load((settings.DBT_PROJECT_DIR / "models" / "marts" / "promoter_earnings_daily.yml").read_text())
     model = yml["models"][0]
     assert model["config"]["contract"]["enforced"] is True
