@@ -3,7 +3,10 @@
     orders are the orders with at least one line of the category; gmv the category's lines.
     share_of_buyers / share_of_gmv are relative to the month's and category's total row.
     Suppression as in buyer_demographics_monthly, per month and category (a category's
-    total row under 10 buyers is hidden too). No buyer ids leave this model. -#}
+    total row under 10 buyers is hidden too), linked with buyer_demographics_monthly
+    because gmv adds up across categories (macros/marts_suppression.sql,
+    marts_buyer_marts_linked; both models run the same macro). No buyer ids leave this
+    model. -#}
 with lines as (
     select
         cast({{ dbt.date_trunc('month', 'l.order_date') }} as date) as month,
@@ -26,12 +29,4 @@ first_month as (
     group by buyer_id
 ),
 
-cells as (
-    {{ marts_buyer_measures('lines', 'first_month', ['month', 'category', 'city_tier', 'gender']) }}
-),
-
-totals as (
-    {{ marts_buyer_measures('lines', 'first_month', ['month', 'category']) }}
-),
-
-{{ marts_suppressed_cells('cells', 'totals', ['month', 'category'], ['city_tier', 'gender'], ['integer', dbt.type_string()]) }}
+{{ marts_buyer_marts_linked('lines', 'first_month', 'category_mix') }}
