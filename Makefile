@@ -20,7 +20,7 @@ demo: bootstrap
 ## The test suite (what CI runs). The report tests drive Debian's headless Chromium and
 ## the deployment test (tests/deployment/) runs Airflow on Debian's PostgreSQL; both are
 ## installed here when missing and we are root (as on CI machines).
-test: bootstrap chromium postgres
+test: bootstrap chromium postgres lint
 	@$(UV) run --frozen pytest -q
 
 ## PostgreSQL (Debian package) for the deployment test: the test starts its own server on
@@ -39,8 +39,12 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk >/dev/null; } || \
 	  echo "chromium or fonts-noto-cjk not installed: the browser tests will skip (they fail under CI)"
 
+## The habits CI keeps (also .pre-commit-config.yaml): ruff lint and format, sqlfluff on the
+## dbt models (.sqlfluff: jinja templater with the project's macros, no warehouse needed).
 lint: bootstrap
-	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff check --quiet .
+	@$(UV) run --frozen ruff format --check --quiet .
+	@$(UV) run --frozen sqlfluff lint dbt_project/models --processes 2 --disable-progress-bar
 
 spark:
 	@$(UV) sync --frozen --group spark --quiet

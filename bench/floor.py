@@ -45,7 +45,9 @@ def profile_settings() -> dict:
 
         def sub(m):
             return os.environ.get(m.group(1), m.group(3) or "")
+
         return re.sub(r"\{\{\s*env_var\(\s*'([^']+)'\s*(,\s*'([^']*)'\s*)?\)\s*\}\}", sub, v)
+
     return {k: render(v) for k, v in raw.items()}
 
 
@@ -60,6 +62,7 @@ def _ordered_nodes(manifest: dict, executed: set[str]) -> list[dict]:
         for dep in nodes[uid]["depends_on"]["nodes"]:
             visit(dep)
         order.append(nodes[uid])
+
     for uid in sorted(nodes):
         visit(uid)
     return order
@@ -67,7 +70,9 @@ def _ordered_nodes(manifest: dict, executed: set[str]) -> list[dict]:
 
 def run_floor(warehouse: Path, month: str, target_dir: Path | None = None) -> dict:
     warehouse = Path(warehouse)
-    target_dir = Path(target_dir or os.environ.get("BENCH_DBT_TARGET") or warehouse / "dbt" / "target")
+    target_dir = Path(
+        target_dir or os.environ.get("BENCH_DBT_TARGET") or warehouse / "dbt" / "target"
+    )
     manifest = json.loads((target_dir / "manifest.json").read_text())
     run_results = json.loads((target_dir / "run_results.json").read_text())
     executed = {r["unique_id"] for r in run_results["results"]}
@@ -86,13 +91,17 @@ def run_floor(warehouse: Path, month: str, target_dir: Path | None = None) -> di
             kind = "view" if n["config"]["materialized"] == "view" else "table"
             con.execute(f"create schema if not exists {n['schema']}")
             t = time.perf_counter()
-            if n["config"]["materialized"] == "incremental" and table_exists(con, n["schema"], n["alias"]):
+            if n["config"]["materialized"] == "incremental" and table_exists(
+                con, n["schema"], n["alias"]
+            ):
                 # what dbt-duckdb's delete+insert does with the rows of the incremental select
                 key = n["config"]["unique_key"]
                 keys = [key] if isinstance(key, str) else list(key)
                 con.execute(f"create or replace temp table floor_delta as {n['compiled_code']}")
                 on = " and ".join(f"d.{k} = t.{k}" for k in keys)
-                con.execute(f"delete from {rel} as t where exists (select 1 from floor_delta as d where {on})")
+                con.execute(
+                    f"delete from {rel} as t where exists (select 1 from floor_delta as d where {on})"
+                )
                 con.execute(f"insert into {rel} by name select * from floor_delta")
             else:
                 con.execute(f"create or replace {kind} {rel} as {n['compiled_code']}")
@@ -111,7 +120,9 @@ def run_floor(warehouse: Path, month: str, target_dir: Path | None = None) -> di
         t0 = time.perf_counter()
         for table in ("settlement_checks", "payouts", "payout_lines", "settlement_run_totals"):
             con.execute(f"select * from settlement_build.{table}").to_arrow_table()
-        violations = con.execute("select coalesce(sum(violations), 0) from settlement_build.settlement_checks").fetchone()[0]
+        violations = con.execute(
+            "select coalesce(sum(violations), 0) from settlement_build.settlement_checks"
+        ).fetchone()[0]
         out["gate_seconds"] = round(time.perf_counter() - t0, 3)
         out["violations"] = int(violations)
 
@@ -119,14 +130,18 @@ def run_floor(warehouse: Path, month: str, target_dir: Path | None = None) -> di
         con.execute("begin transaction")
         con.execute("create schema if not exists settlement")
         for table in PUBLISHED_TABLES:
-            con.execute(f"create or replace table settlement.{table} as select * from settlement_build.{table}")
+            con.execute(
+                f"create or replace table settlement.{table} as select * from settlement_build.{table}"
+            )
         con.execute("commit")
         base = warehouse / "parquet-floor"
         for table, (col, order) in PUBLISHED_TABLES.items():
             d = base / table / f"settlement_month={month}"
             d.mkdir(parents=True, exist_ok=True)
-            con.execute(f"copy (select * exclude ({col}) from settlement.{table} order by {order}) "
-                        f"to '{d / 'part-0.parquet'}' (format parquet, compression zstd)")
+            con.execute(
+                f"copy (select * exclude ({col}) from settlement.{table} order by {order}) "
+                f"to '{d / 'part-0.parquet'}' (format parquet, compression zstd)"
+            )
         out["publish_seconds"] = round(time.perf_counter() - t0, 3)
     finally:
         con.close()

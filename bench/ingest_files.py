@@ -58,25 +58,34 @@ def run(files: int, work: Path, per: int = 1000) -> dict:
     total = time.perf_counter() - t0
     assert len(first.by_status("loaded")) == files, first.summary()
     marks = [t0] + stamps
-    chunks = [round(marks[min(i + per, len(marks) - 1)] - marks[i], 2) for i in range(0, files, per)]
+    chunks = [
+        round(marks[min(i + per, len(marks) - 1)] - marks[i], 2) for i in range(0, files, per)
+    ]
     cmarks = [c0] + cpu
-    cpu_chunks = [round(cmarks[min(i + per, len(cmarks) - 1)] - cmarks[i], 2)
-                  for i in range(0, files, per)]
+    cpu_chunks = [
+        round(cmarks[min(i + per, len(cmarks) - 1)] - cmarks[i], 2) for i in range(0, files, per)
+    ]
     t1 = time.perf_counter()
     second = ingest(landing, warehouse, progress=lambda _m: None, **kw)
     again = time.perf_counter() - t1
     assert len([f for f in second.files if f.status == "skipped"]) == files
-    return {"files": files, "seconds_total": round(total, 1),
-            f"seconds_per_{per}": chunks,
-            f"cpu_seconds_per_{per}": cpu_chunks,
-            "ms_per_file_first": round(chunks[0] / per * 1000, 1) if chunks else None,
-            "ms_per_file_last": round(chunks[-1] / per * 1000, 1) if chunks else None,
-            "rerun_nothing_new_seconds": round(again, 1)}
+    return {
+        "files": files,
+        "seconds_total": round(total, 1),
+        f"seconds_per_{per}": chunks,
+        f"cpu_seconds_per_{per}": cpu_chunks,
+        "ms_per_file_first": round(chunks[0] / per * 1000, 1) if chunks else None,
+        "ms_per_file_last": round(chunks[-1] / per * 1000, 1) if chunks else None,
+        "rerun_nothing_new_seconds": round(again, 1),
+    }
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.ingest_files", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.ingest_files",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--files", type=int, default=10_000)
     p.add_argument("--per", type=int, default=1000, help="files per reported chunk")
     p.add_argument("--dir", type=Path, default=Path("/tmp/supernova-bench-ingest-files"))

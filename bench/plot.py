@@ -48,10 +48,14 @@ def svg(results: list[dict], title: str) -> str:
     ph = H - pad_t - pad_b - 90
     xs = [p[0] for v in pts.values() for p in v] or [1, 10]
     x0, x1 = math.floor(math.log10(min(xs))), math.ceil(math.log10(max(xs)) + 0.01)
-    el = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-          '<rect width="100%" height="100%" fill="white"/>',
-          f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>']
-    for panel, (idx, ylabel) in enumerate([(1, "median wall time (s)"), (2, "median peak memory of the process tree (GB)")]):
+    el = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>',
+    ]
+    for panel, (idx, ylabel) in enumerate(
+        [(1, "median wall time (s)"), (2, "median peak memory of the process tree (GB)")]
+    ):
         ox = pad_l + panel * (pw + gap)
         oy = pad_t + ph
         ys = [p[idx] for v in pts.values() for p in v] or [1]
@@ -59,7 +63,9 @@ def svg(results: list[dict], title: str) -> str:
         step = 10 ** math.floor(math.log10(ymax)) if ymax > 0 else 1
         if ymax / step < 3:
             step /= 2
-        el.append(f'<rect x="{ox}" y="{pad_t}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
+        el.append(
+            f'<rect x="{ox}" y="{pad_t}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>'
+        )
         y = 0.0
         while y <= ymax:
             py = oy - y / ymax * ph
@@ -69,21 +75,33 @@ def svg(results: list[dict], title: str) -> str:
         for e in range(x0, x1 + 1):
             px = ox + (e - x0) / max(x1 - x0, 1) * pw
             el.append(f'<line x1="{px:.1f}" y1="{pad_t}" x2="{px:.1f}" y2="{oy}" stroke="#eee"/>')
-            el.append(f'<text x="{px:.1f}" y="{oy + 16}" text-anchor="middle">{10 ** e:,.0f}</text>')
-        el.append(f'<text x="{ox + pw / 2}" y="{oy + 36}" text-anchor="middle">raw order lines (log scale)</text>')
-        el.append(f'<text x="{ox - 45}" y="{pad_t + ph / 2}" text-anchor="middle" '
-                  f'transform="rotate(-90 {ox - 45} {pad_t + ph / 2})">{ylabel}</text>')
+            el.append(f'<text x="{px:.1f}" y="{oy + 16}" text-anchor="middle">{10**e:,.0f}</text>')
+        el.append(
+            f'<text x="{ox + pw / 2}" y="{oy + 36}" text-anchor="middle">raw order lines (log scale)</text>'
+        )
+        el.append(
+            f'<text x="{ox - 45}" y="{pad_t + ph / 2}" text-anchor="middle" '
+            f'transform="rotate(-90 {ox - 45} {pad_t + ph / 2})">{ylabel}</text>'
+        )
         for s, colour, _ in STAGES:
             v = pts[s]
-            coords = [(ox + (math.log10(p[0]) - x0) / max(x1 - x0, 1) * pw, oy - p[idx] / ymax * ph) for p in v]
+            coords = [
+                (ox + (math.log10(p[0]) - x0) / max(x1 - x0, 1) * pw, oy - p[idx] / ymax * ph)
+                for p in v
+            ]
             if len(coords) > 1:
-                el.append('<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>'.format(
-                    colour, " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)))
+                el.append(
+                    '<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>'.format(
+                        colour, " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+                    )
+                )
             for (x, y), p in zip(coords, v):
                 el.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}"/>')
-                el.append(f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" font-size="10" fill="{colour}">{p[idx]:.3g}</text>')
+                el.append(
+                    f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" font-size="10" fill="{colour}">{p[idx]:.3g}</text>'
+                )
     ly = H - 70
-    for i, (s, colour, label) in enumerate(STAGES):
+    for i, (_s, colour, label) in enumerate(STAGES):
         lx = pad_l + (i % 3) * 310
         yy = ly + (i // 3) * 20
         el.append(f'<rect x="{lx}" y="{yy - 9}" width="14" height="10" fill="{colour}"/>')
@@ -97,7 +115,9 @@ def main(argv=None) -> int:
     p.add_argument("results", nargs="*", type=Path)
     p.add_argument("--root", type=Path, default=ROOT / "var" / "bench")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.svg")
-    p.add_argument("--title", default="Supernova settlement: time and memory against rows (2 cores, 24 GB)")
+    p.add_argument(
+        "--title", default="Supernova settlement: time and memory against rows (2 cores, 24 GB)"
+    )
     a = p.parse_args(argv)
     files = a.results or sorted((a.root / "results").glob("*.json"))
     results = [json.loads(f.read_text()) for f in files]

@@ -33,12 +33,21 @@ def main(argv=None) -> int:
 
     base = a.root / "data" / a.scale / "warehouse"
     wh = clone(base, a.root / "runs" / a.scale / "profile")
-    vars_ = {"settlement_month": MONTH, "run_id": f"{MONTH}-bench", "first_month": MONTH, "accept_suspense": False}
-    res = dbt_invoke(wh, ["compile", "--select", "+path:models/settlement,resource_type:model"], vars_)
+    vars_ = {
+        "settlement_month": MONTH,
+        "run_id": f"{MONTH}-bench",
+        "first_month": MONTH,
+        "accept_suspense": False,
+    }
+    res = dbt_invoke(
+        wh, ["compile", "--select", "+path:models/settlement,resource_type:model"], vars_
+    )
     assert res.success, res.exception
     target = wh / "dbt" / "target"
     manifest = json.loads((target / "manifest.json").read_text())
-    executed = {r["unique_id"] for r in json.loads((target / "run_results.json").read_text())["results"]}
+    executed = {
+        r["unique_id"] for r in json.loads((target / "run_results.json").read_text())["results"]
+    }
     out_dir = a.root / "profile"
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(settings.duckdb_path(wh)))
@@ -59,7 +68,11 @@ def main(argv=None) -> int:
         if n["name"] in a.explain:
             con.execute("pragma disable_profiling")
         total += dt
-        rows = con.execute(f"select count(*) from {n['relation_name']}").fetchone()[0] if kind == "table" else "-"
+        rows = (
+            con.execute(f"select count(*) from {n['relation_name']}").fetchone()[0]
+            if kind == "table"
+            else "-"
+        )
         print(f"{n['name']:<45} {dt:8.2f} s  {rows:>12} rows", flush=True)
         if a.only and n["name"] in a.only:
             break

@@ -47,26 +47,43 @@ def replicate(src: Path, dst: Path, copies: int) -> dict:
     con = duckdb.connect(str(dst / "supernova.duckdb"))
     try:
         # only the raw layer is replicated: whatever dbt built from the source is dropped
-        for (schema,) in con.execute("select distinct schema_name from information_schema.schemata "
-                                     "where catalog_name = current_database() "
-                                     "and schema_name not in ('raw', 'main', 'information_schema', 'pg_catalog')").fetchall():
+        for (schema,) in con.execute(
+            "select distinct schema_name from information_schema.schemata "
+            "where catalog_name = current_database() "
+            "and schema_name not in ('raw', 'main', 'information_schema', 'pg_catalog')"
+        ).fetchall():
             con.execute(f"drop schema {schema} cascade")
-        rows = con.execute("select export, cast(delivery_date as varchar), sha256, file_path from raw.manifest "
-                           "where status = 'loaded'").fetchall()
+        rows = con.execute(
+            "select export, cast(delivery_date as varchar), sha256, file_path from raw.manifest "
+            "where status = 'loaded'"
+        ).fetchall()
         letters = "abcdefghij"[:copies]
         for export, day, sha, _ in rows:
             src_file = parquet_path(src, export, day, sha)
-            cols = [r[0] for r in con.execute(f"describe select * from read_parquet('{src_file}')").fetchall()]
-            for k in (letters if PREFIXED[export] else "a"):
+            cols = [
+                r[0]
+                for r in con.execute(
+                    f"describe select * from read_parquet('{src_file}')"
+                ).fetchall()
+            ]
+            for k in letters if PREFIXED[export] else "a":
                 new_sha = sha[:-1] + k if PREFIXED[export] else sha
                 # the lineage column names the file the row is in (incremental staging
                 # finds a new file's rows by it)
-                sel = ", ".join(f"'{k}' || {c} as {c}" if c in PREFIXED[export]
-                                else f"'{new_sha}' as {c}" if c == "_file_sha256" else c for c in cols)
+                sel = ", ".join(
+                    f"'{k}' || {c} as {c}"
+                    if c in PREFIXED[export]
+                    else f"'{new_sha}' as {c}"
+                    if c == "_file_sha256"
+                    else c
+                    for c in cols
+                )
                 out = parquet_path(dst, export, day, new_sha)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                con.execute(f"copy (select {sel} from read_parquet('{src_file}')) to '{out}' "
-                            "(format parquet, compression zstd)")
+                con.execute(
+                    f"copy (select {sel} from read_parquet('{src_file}')) to '{out}' "
+                    "(format parquet, compression zstd)"
+                )
         con.execute("begin transaction")
         for k in letters[1:]:
             con.execute(f"""insert into raw.manifest
@@ -99,14 +116,31 @@ def main(argv=None) -> int:
     info = replicate(src / "warehouse", dst / "warehouse", a.copies)
     info.update(data_facts(dst / "warehouse"))
     src_gen = json.loads((src / "generated.json").read_text())
-    (dst / "generated.json").write_text(json.dumps(
-        {"args": {**src_gen["args"], "replicated_from": a.src, "copies": a.copies},
-         "landing_bytes": src_gen["landing_bytes"] * a.copies}, indent=1))
+    (dst / "generated.json").write_text(
+        json.dumps(
+            {
+                "args": {**src_gen["args"], "replicated_from": a.src, "copies": a.copies},
+                "landing_bytes": src_gen["landing_bytes"] * a.copies,
+            },
+            indent=1,
+        )
+    )
     src_ingest = json.loads((src / "ingest_month.json").read_text())
-    (dst / "ingest_month.json").write_text(json.dumps(
-        {**info, "replicated": True, "wall_s": None, "peak_rss_mb": None, "rc": 0,
-         "load_before": None, "note": f"made by bench.replicate from {a.src}; ingest of {a.src}: "
-                                      f"{src_ingest.get('wall_s')} s"}, indent=1))
+    (dst / "ingest_month.json").write_text(
+        json.dumps(
+            {
+                **info,
+                "replicated": True,
+                "wall_s": None,
+                "peak_rss_mb": None,
+                "rc": 0,
+                "load_before": None,
+                "note": f"made by bench.replicate from {a.src}; ingest of {a.src}: "
+                f"{src_ingest.get('wall_s')} s",
+            },
+            indent=1,
+        )
+    )
     print(json.dumps(info, indent=1))
     return 0
 

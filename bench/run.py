@@ -104,8 +104,9 @@ def measure(cmd: list[str], log_path: Path, env: dict | None = None, cwd: Path =
     steal0, total0 = _cpu_ticks()
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                                env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, **(env or {})}
+        )
         peak = [0]
         done = threading.Event()
 
@@ -113,6 +114,7 @@ def measure(cmd: list[str], log_path: Path, env: dict | None = None, cwd: Path =
             while not done.is_set():
                 peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
                 done.wait(0.2)
+
         th = threading.Thread(target=sample, daemon=True)
         th.start()
         _, status, ru = os.wait4(proc.pid, 0)
@@ -125,7 +127,7 @@ def measure(cmd: list[str], log_path: Path, env: dict | None = None, cwd: Path =
     result = {}
     for line in log_path.read_text(errors="replace").splitlines():
         if line.startswith("BENCH_RESULT "):
-            result = json.loads(line[len("BENCH_RESULT "):])
+            result = json.loads(line[len("BENCH_RESULT ") :])
     return {
         "wall_s": round(wall, 2),
         "peak_rss_mb": round(max(peak[0], ru.ru_maxrss) / 1024, 1),
@@ -156,7 +158,11 @@ def dataset(root: Path, scale: str, days: int, log=print) -> Path:
         args = json.loads(marker.read_text()).get("args", {})
         if args == want and landing.is_dir():
             return landing
-        if args == want and (d / "ingest_month.json").exists() and (d / "warehouse" / "supernova.duckdb").exists():
+        if (
+            args == want
+            and (d / "ingest_month.json").exists()
+            and (d / "warehouse" / "supernova.duckdb").exists()
+        ):
             # the landing was deleted to save disk after the month was ingested: the cached
             # warehouse is still good for every stage but ingest_day (which is then skipped)
             landing.mkdir(parents=True, exist_ok=True)
@@ -167,8 +173,25 @@ def dataset(root: Path, scale: str, days: int, log=print) -> Path:
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     log(f"generating {scale} data: {days} days from {START} into {landing} ...")
-    m = measure([_py(), "-m", "supernova.cli", "generate", "--out", str(landing), "--start", START,
-                 "--days", str(days), "--scale", scale, "--seed", str(SEED)], d / "generate.log")
+    m = measure(
+        [
+            _py(),
+            "-m",
+            "supernova.cli",
+            "generate",
+            "--out",
+            str(landing),
+            "--start",
+            START,
+            "--days",
+            str(days),
+            "--scale",
+            scale,
+            "--seed",
+            str(SEED),
+        ],
+        d / "generate.log",
+    )
     if m["rc"] != 0:
         raise SystemExit(f"generator failed, see {m['log']}")
     size = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file())
@@ -220,11 +243,14 @@ def data_facts(wh: Path) -> dict:
 
     con = duckdb.connect(str(wh / "supernova.duckdb"), read_only=True)
     try:
-        rows = {t: con.execute(f"select count(*) from raw.{t}").fetchone()[0]
-                for t in ("orders", "clicks", "order_events", "buyers", "links", "promoters")}
+        rows = {
+            t: con.execute(f"select count(*) from raw.{t}").fetchone()[0]
+            for t in ("orders", "clicks", "order_events", "buyers", "links", "promoters")
+        }
         rows["orders_in_month"] = con.execute(
             f"select count(*) from raw.orders where ordered_at >= '{MONTH}-01' "
-            f"and ordered_at < '{MONTH}-01'::date + interval 1 month").fetchone()[0]
+            f"and ordered_at < '{MONTH}-01'::date + interval 1 month"
+        ).fetchone()[0]
     finally:
         con.close()
     raw_bytes = sum(p.stat().st_size for p in (wh / "raw").rglob("*.parquet"))
@@ -257,10 +283,33 @@ def day_landing(landing: Path, day: str, dest: Path) -> Path:
     return dest
 
 
-def stage(name: str, landing: Path, wh: Path, log_path: Path, env_dir: Path | None = None,
-          extra_env: dict | None = None, module: str = "bench.stage", extra_args: list | None = None) -> dict:
-    return measure([_py(env_dir), "-m", module, name, "--landing", str(landing),
-                    "--warehouse", str(wh), "--month", MONTH, *(extra_args or [])], log_path, env=extra_env)
+def stage(
+    name: str,
+    landing: Path,
+    wh: Path,
+    log_path: Path,
+    env_dir: Path | None = None,
+    extra_env: dict | None = None,
+    module: str = "bench.stage",
+    extra_args: list | None = None,
+) -> dict:
+    return measure(
+        [
+            _py(env_dir),
+            "-m",
+            module,
+            name,
+            "--landing",
+            str(landing),
+            "--warehouse",
+            str(wh),
+            "--month",
+            MONTH,
+            *(extra_args or []),
+        ],
+        log_path,
+        env=extra_env,
+    )
 
 
 def marts_available() -> bool:
@@ -282,17 +331,32 @@ def summarize(results: dict) -> dict:
     for name, runs in results["stages"].items():
         ok = [r for r in runs if r.get("rc") == 0]
         out[name] = {
-            "runs": len(runs), "ok": len(ok),
+            "runs": len(runs),
+            "ok": len(ok),
             "wall_s": median_of(runs, "wall_s"),
             "peak_rss_mb": median_of(runs, "peak_rss_mb"),
             "min_wall_s": min((r["wall_s"] for r in ok), default=None),
             "max_wall_s": max((r["wall_s"] for r in ok), default=None),
             "load": [r["load_before"] for r in runs],
             "steal_pct": [r.get("steal_pct") for r in runs],
-            "cpu_s": median_of([{**r, "cpu_s": (r.get("user_s") or 0) + (r.get("sys_s") or 0)} for r in runs], "cpu_s"),
+            "cpu_s": median_of(
+                [{**r, "cpu_s": (r.get("user_s") or 0) + (r.get("sys_s") or 0)} for r in runs],
+                "cpu_s",
+            ),
         }
-        for k in ("build_seconds", "gate_seconds", "models_seconds", "tests_seconds", "publish_seconds", "dbt_seconds"):
-            vals = [r["result"][k] for r in ok if isinstance(r.get("result"), dict) and r["result"].get(k) is not None]
+        for k in (
+            "build_seconds",
+            "gate_seconds",
+            "models_seconds",
+            "tests_seconds",
+            "publish_seconds",
+            "dbt_seconds",
+        ):
+            vals = [
+                r["result"][k]
+                for r in ok
+                if isinstance(r.get("result"), dict) and r["result"].get(k) is not None
+            ]
             if vals:
                 out[name][k] = round(statistics.median(vals), 2)
     s, f = out.get("settle", {}).get("wall_s"), out.get("floor", {}).get("wall_s")
@@ -339,20 +403,35 @@ def markdown(results: dict, summary: dict) -> str:
     for name, s in summary.items():
         if not isinstance(s, dict):
             continue
-        inside = ", ".join(f"{k.replace('_seconds', '')} {s[k]} s" for k in
-                           ("build_seconds", "gate_seconds", "models_seconds", "tests_seconds", "publish_seconds",
-                            "dbt_seconds") if k in s)
-        lines.append(f"| {STAGE_TITLES.get(name, name)} | {s['ok']}/{s['runs']} | {s['wall_s']} | "
-                     f"{s['min_wall_s']}–{s['max_wall_s']} | {s.get('cpu_s')} | {s['peak_rss_mb']} | "
-                     f"{', '.join(str(x) for x in s['load'])} | "
-                     f"{', '.join('' if x is None else str(x) for x in s.get('steal_pct', []))} | {inside} |")
+        inside = ", ".join(
+            f"{k.replace('_seconds', '')} {s[k]} s"
+            for k in (
+                "build_seconds",
+                "gate_seconds",
+                "models_seconds",
+                "tests_seconds",
+                "publish_seconds",
+                "dbt_seconds",
+            )
+            if k in s
+        )
+        lines.append(
+            f"| {STAGE_TITLES.get(name, name)} | {s['ok']}/{s['runs']} | {s['wall_s']} | "
+            f"{s['min_wall_s']}–{s['max_wall_s']} | {s.get('cpu_s')} | {s['peak_rss_mb']} | "
+            f"{', '.join(str(x) for x in s['load'])} | "
+            f"{', '.join('' if x is None else str(x) for x in s.get('steal_pct', []))} | {inside} |"
+        )
     if "overhead_vs_floor" in summary:
         lines.append("")
-        lines.append(f"Orchestration overhead (settle − floor) / floor: **{summary['overhead_vs_floor']:.0%}**.")
+        lines.append(
+            f"Orchestration overhead (settle − floor) / floor: **{summary['overhead_vs_floor']:.0%}**."
+        )
     if "spark_over_duckdb_build" in summary:
         vs = "build_full" if "build_full" in summary else "build"
-        lines.append(f"Spark local mode / DuckDB (settlement dbt build; DuckDB stage `{vs}`): "
-                     f"**{summary['spark_over_duckdb_build']}×**.")
+        lines.append(
+            f"Spark local mode / DuckDB (settlement dbt build; DuckDB stage `{vs}`): "
+            f"**{summary['spark_over_duckdb_build']}×**."
+        )
     for note in results.get("notes", []):
         lines.append(f"- {note}")
     return "\n".join(lines) + "\n"
@@ -362,7 +441,14 @@ def versions() -> dict:
     from importlib.metadata import version
 
     out = {"python": platform.python_version()}
-    for pkg in ("duckdb", "dbt-core", "dbt-duckdb", "apache-airflow", "great-expectations", "pyarrow"):
+    for pkg in (
+        "duckdb",
+        "dbt-core",
+        "dbt-duckdb",
+        "apache-airflow",
+        "great-expectations",
+        "pyarrow",
+    ):
         try:
             out[pkg] = version(pkg)
         except Exception:
@@ -373,24 +459,37 @@ def versions() -> dict:
 def machine() -> dict:
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
-    return {"cores": os.cpu_count(), "mem_gb": round(mem_kb / 1024 / 1024, 1),
-            "kernel": platform.release()}
+    return {
+        "cores": os.cpu_count(),
+        "mem_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+    }
 
 
 # ---------------------------------------------------------------- main
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scale", default="today", choices=["tiny", "demo", "pilot", "today", "target", "target3x"],
-                   help="target3x: a today warehouse replicated 3x by bench.replicate (run that first)")
+def main(argv=None) -> int:  # noqa: C901 - to split (issue 18)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--scale",
+        default="today",
+        choices=["tiny", "demo", "pilot", "today", "target", "target3x"],
+        help="target3x: a today warehouse replicated 3x by bench.replicate (run that first)",
+    )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--days", type=int, default=DEFAULT_DAYS)
     p.add_argument("--day", default="2026-10-15", help="the delivery day of stage ingest_day")
     p.add_argument("--root", type=Path, default=ROOT / "var" / "bench")
-    p.add_argument("--stages", default="ingest_day,stage_day,settle,build,gate,publish,marts,floor",
-                   help="comma-separated subset (ingest_month is measured with the cache)")
+    p.add_argument(
+        "--stages",
+        default="ingest_day,stage_day,settle,build,gate,publish,marts,floor",
+        help="comma-separated subset (ingest_month is measured with the cache)",
+    )
     p.add_argument("--spark", action="store_true", help="also measure stage spark_build")
     p.add_argument("--spark-env", type=Path, default=ROOT / ".venv-spark")
     p.add_argument("--keep", action="store_true", help="keep the run warehouses")
@@ -400,22 +499,36 @@ def main(argv=None) -> int:
     wanted = [s for s in a.stages.split(",") if s]
     if a.spark and "spark_build" not in wanted:
         wanted.append("spark_build")
-    env = {"AIRFLOW_HOME": str(root / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
+    env = {
+        "AIRFLOW_HOME": str(root / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    }
     os.environ.update(env)
     log = lambda msg: print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)  # noqa: E731
 
-    results = {"scale": a.scale, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": a.runs,
-               "machine": machine(), "versions": versions(), "stages": {}, "notes": []}
+    results = {
+        "scale": a.scale,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "runs": a.runs,
+        "machine": machine(),
+        "versions": versions(),
+        "stages": {},
+        "notes": [],
+    }
     landing = dataset(root, a.scale, a.days, log)
-    results["landing_bytes"] = json.loads((root / "data" / a.scale / "generated.json").read_text())["landing_bytes"]
+    results["landing_bytes"] = json.loads((root / "data" / a.scale / "generated.json").read_text())[
+        "landing_bytes"
+    ]
     base, ingest_month = base_warehouse(root, a.scale, landing, log)
     results["data"] = {k: ingest_month.get(k) for k in ("raw_rows", "raw_parquet_bytes")}
     results["stages"]["ingest_month"] = [ingest_month]
     results["stages"]["stage_month"] = [staged_base(root, a.scale, base, landing, log)]
     if "marts" in wanted and not marts_available():
         wanted.remove("marts")
-        results["notes"].append("marts: supernova.marts does not exist in this checkout; not measured")
+        results["notes"].append(
+            "marts: supernova.marts does not exist in this checkout; not measured"
+        )
 
     work = root / "runs" / a.scale
     logs = root / "logs" / a.scale
@@ -427,8 +540,10 @@ def main(argv=None) -> int:
 
         def rec(name, m):
             results["stages"].setdefault(name, []).append(m)
-            log(f"  {name:<12} {m['wall_s']:>8.1f} s  {m['peak_rss_mb']:>8.0f} MB  rc={m['rc']}  "
-                f"load {m['load_before']}")
+            log(
+                f"  {name:<12} {m['wall_s']:>8.1f} s  {m['peak_rss_mb']:>8.0f} MB  rc={m['rc']}  "
+                f"load {m['load_before']}"
+            )
 
         if "ingest_day" in wanted and any(landing.iterdir()):
             dl = day_landing(landing, day, work / "day-landing")
@@ -437,8 +552,12 @@ def main(argv=None) -> int:
             rec("ingest_day", stage("ingest", dl, wh, logs / f"ingest_day-{i}.log"))
         if "stage_day" in wanted:
             wh = clone(base, work / "stage-day")
-            rec("stage_day", stage("stage_day", landing, wh, logs / f"stage_day-{i}.log",
-                                   extra_args=["--day", day]))
+            rec(
+                "stage_day",
+                stage(
+                    "stage_day", landing, wh, logs / f"stage_day-{i}.log", extra_args=["--day", day]
+                ),
+            )
         floor_target = work / "floor-target"
         steps = [s for s in ("build", "gate", "publish", "marts", "build_full") if s in wanted]
         if "settle" in wanted:
@@ -447,8 +566,11 @@ def main(argv=None) -> int:
             if "build" not in steps and (wh / "dbt" / "target" / "manifest.json").exists():
                 # the floor replays the DAG's own dbt build
                 shutil.rmtree(floor_target, ignore_errors=True)
-                shutil.copytree(wh / "dbt" / "target", floor_target,
-                                ignore=shutil.ignore_patterns("compiled", "run", "*.msgpack", "*.gpickle"))
+                shutil.copytree(
+                    wh / "dbt" / "target",
+                    floor_target,
+                    ignore=shutil.ignore_patterns("compiled", "run", "*.msgpack", "*.gpickle"),
+                )
                 if "marts" in steps:  # marts do not depend on the settlement: same warehouse
                     rec("marts", stage("marts", landing, wh, logs / f"marts-{i}.log"))
                     steps.remove("marts")
@@ -457,7 +579,9 @@ def main(argv=None) -> int:
             for s in ("build", "gate", "publish", "marts"):
                 if s in steps:
                     rec(s, stage(s, landing, wh, logs / f"{s}-{i}.log"))
-                if s == "build" and s in steps:  # the floor replays exactly this build's compiled SQL
+                if (
+                    s == "build" and s in steps
+                ):  # the floor replays exactly this build's compiled SQL
                     shutil.rmtree(floor_target, ignore_errors=True)
                     floor_target.mkdir(parents=True)
                     for f in ("manifest.json", "run_results.json"):
@@ -469,8 +593,16 @@ def main(argv=None) -> int:
                 shutil.rmtree(fb, ignore_errors=True)
             if "floor" in wanted:
                 fw = clone(base, work / "floor")
-                rec("floor", stage("floor", landing, fw, logs / f"floor-{i}.log",
-                                   extra_env={"BENCH_DBT_TARGET": str(floor_target)}))
+                rec(
+                    "floor",
+                    stage(
+                        "floor",
+                        landing,
+                        fw,
+                        logs / f"floor-{i}.log",
+                        extra_env={"BENCH_DBT_TARGET": str(floor_target)},
+                    ),
+                )
         if "spark_build" in wanted:
             if not (a.spark_env / "bin" / "python").exists():
                 results["notes"].append(f"spark_build: no Spark environment at {a.spark_env}")
@@ -480,10 +612,27 @@ def main(argv=None) -> int:
                 shutil.rmtree(sw, ignore_errors=True)
                 sw.mkdir(parents=True)
                 os.symlink((base / "raw").resolve(), sw / "raw")
-                rec("spark_build", stage("build", landing, sw, logs / f"spark_build-{i}.log",
-                                         env_dir=a.spark_env, module="bench.spark"))
+                rec(
+                    "spark_build",
+                    stage(
+                        "build",
+                        landing,
+                        sw,
+                        logs / f"spark_build-{i}.log",
+                        env_dir=a.spark_env,
+                        module="bench.spark",
+                    ),
+                )
         if not a.keep:
-            for d in ("settle", "steps", "floor", "floor-target", "ingest-day", "stage-day", "spark"):
+            for d in (
+                "settle",
+                "steps",
+                "floor",
+                "floor-target",
+                "ingest-day",
+                "stage-day",
+                "spark",
+            ):
                 shutil.rmtree(work / d, ignore_errors=True)
 
     summary = summarize(results)

@@ -43,26 +43,42 @@ def spark_env(warehouse: Path) -> None:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # local mode: loopback only
     # the Derby metastore writes derby.log into the working directory
-    os.environ.setdefault("SPARK_SUBMIT_OPTS", f"-Dderby.system.home={Path(warehouse).resolve() / 'spark'}")
+    os.environ.setdefault(
+        "SPARK_SUBMIT_OPTS", f"-Dderby.system.home={Path(warehouse).resolve() / 'spark'}"
+    )
 
 
-def build(warehouse: Path, month: str, first_month: str | None = None, run_id: str | None = None,
-          select: str = "+path:models/settlement") -> dict:
+def build(
+    warehouse: Path,
+    month: str,
+    first_month: str | None = None,
+    run_id: str | None = None,
+    select: str = "+path:models/settlement",
+) -> dict:
     """`dbt build` of the settlement (and upstream) on Spark; returns a result dict."""
     from supernova.settle import dbt_invoke
 
     warehouse = Path(warehouse).resolve()
     spark_env(warehouse)
     export_manifest(warehouse)
-    vars_ = {"settlement_month": month, "run_id": run_id or f"{month}-bench",
-             "first_month": first_month or month, "accept_suspense": False}
+    vars_ = {
+        "settlement_month": month,
+        "run_id": run_id or f"{month}-bench",
+        "first_month": first_month or month,
+        "accept_suspense": False,
+    }
     t0 = time.perf_counter()
-    res = dbt_invoke(warehouse, ["build", "--select", select, "--exclude-resource-type", "unit_test"], vars_)
+    res = dbt_invoke(
+        warehouse, ["build", "--select", select, "--exclude-resource-type", "unit_test"], vars_
+    )
     out = {"ok": bool(res.success), "dbt_seconds": round(time.perf_counter() - t0, 2)}
     results = getattr(res.result, "results", None) or []
     out["nodes"] = len(results)
-    out["failures"] = [f"{r.node.name}: {str(r.status)}: {(r.message or '')[:800]}" for r in results
-                       if str(r.status).lower() in ("error", "fail", "runtime error")]
+    out["failures"] = [
+        f"{r.node.name}: {str(r.status)}: {(r.message or '')[:800]}"
+        for r in results
+        if str(r.status).lower() in ("error", "fail", "runtime error")
+    ]
     out["timing"] = {r.node.name: round(r.execution_time, 2) for r in results}
     if res.exception is not None:
         out["failures"].append(f"dbt: {res.exception}")

@@ -28,15 +28,32 @@ os.environ.setdefault("SUPERNOVA_INGEST_QUIET_SECONDS", "0")
 
 
 def _ctx(month: str, landing: Path, warehouse: Path) -> tuple[dict, dict]:
-    ctx = {"attempt_id": f"bench-{month}", "month": month, "landing": str(landing),
-           "warehouse": str(warehouse), "preview": False, "reopen": False, "reason": "",
-           "accept_suspense": False, "accept_suspense_reason": "", "triggered_by": "bench"}
-    plan = {"action": "settle", "run_id": f"{month}-bench", "first_month": month,
-            "input_fingerprint": "bench", "code_fingerprint": "bench", "input_files": 0}
+    ctx = {
+        "attempt_id": f"bench-{month}",
+        "month": month,
+        "landing": str(landing),
+        "warehouse": str(warehouse),
+        "preview": False,
+        "reopen": False,
+        "reason": "",
+        "accept_suspense": False,
+        "accept_suspense_reason": "",
+        "triggered_by": "bench",
+    }
+    plan = {
+        "action": "settle",
+        "run_id": f"{month}-bench",
+        "first_month": month,
+        "input_fingerprint": "bench",
+        "code_fingerprint": "bench",
+        "input_files": 0,
+    }
     return ctx, plan
 
 
-def run_stage(stage: str, landing: Path, warehouse: Path, month: str, day: str = "2026-10-15") -> dict:
+def run_stage(
+    stage: str, landing: Path, warehouse: Path, month: str, day: str = "2026-10-15"
+) -> dict:
     out: dict = {"stage": stage}
     t0 = time.perf_counter()
     if stage == "ingest":
@@ -49,12 +66,17 @@ def run_stage(stage: str, landing: Path, warehouse: Path, month: str, day: str =
 
         rc = settle_month(month, landing, warehouse)
         out.update(ok=rc == 0)
-        states = sorted((warehouse / "runs").glob(f"{month}-*/state.json"), key=lambda p: p.stat().st_mtime)
+        states = sorted(
+            (warehouse / "runs").glob(f"{month}-*/state.json"), key=lambda p: p.stat().st_mtime
+        )
         if states:
             st = json.loads(states[-1].read_text())
-            out.update(status=st.get("status"), build_seconds=(st.get("build") or {}).get("seconds"),
-                       gate_seconds=(st.get("gate") or {}).get("seconds"),
-                       rows=(st.get("publish") or {}).get("rows"))
+            out.update(
+                status=st.get("status"),
+                build_seconds=(st.get("build") or {}).get("seconds"),
+                gate_seconds=(st.get("gate") or {}).get("seconds"),
+                rows=(st.get("publish") or {}).get("rows"),
+            )
     elif stage in ("build", "build_full", "gate", "publish"):
         from supernova import settle as s
 
@@ -99,7 +121,9 @@ def run_stage(stage: str, landing: Path, warehouse: Path, month: str, day: str =
             with connect(warehouse) as con:
                 n = con.execute(
                     "delete from staging.staged_files where sha256 in (select sha256 from raw.manifest "
-                    "where delivery_date = cast(? as date) and status = 'loaded')", [day]).fetchone()[0]
+                    "where delivery_date = cast(? as date) and status = 'loaded')",
+                    [day],
+                ).fetchone()[0]
             out.update(day=day, file_records_forgotten=int(n))
         res = staging.stage(warehouse, log=lambda *_: None)
         out.update(ok=True, dbt_seconds=res["seconds"], full_refresh=res["full_refresh"])

@@ -50,12 +50,21 @@ def _run(fn, *args):
     tags=["supernova", "analytics"],
     default_args=dag_support.default_args(retries=3),
     params={
-        "landing": Param(str(settings.default_landing()), type="string", minLength=1,
-                         description="landing directory: <export>/<YYYY-MM-DD>/<files>"),
-        "warehouse": Param(str(settings.default_warehouse()), type="string", minLength=1,
-                           description="warehouse directory (supernova.duckdb + parquet/)"),
-        "full_refresh": Param(False, type="boolean",
-                              description="Rebuild the incremental marts from scratch."),
+        "landing": Param(
+            str(settings.default_landing()),
+            type="string",
+            minLength=1,
+            description="landing directory: <export>/<YYYY-MM-DD>/<files>",
+        ),
+        "warehouse": Param(
+            str(settings.default_warehouse()),
+            type="string",
+            minLength=1,
+            description="warehouse directory (supernova.duckdb + parquet/)",
+        ),
+        "full_refresh": Param(
+            False, type="boolean", description="Rebuild the incremental marts from scratch."
+        ),
     },
     doc_md=__doc__,
 )

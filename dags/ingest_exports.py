@@ -47,10 +47,18 @@ from supernova import dag_support, settings
     tags=["supernova", "ingestion"],
     default_args=dag_support.default_args(retries=3),
     params={
-        "landing": Param(str(settings.default_landing()), type="string", minLength=1,
-                         description="landing directory: <export>/<YYYY-MM-DD>/<files>"),
-        "warehouse": Param(str(settings.default_warehouse()), type="string", minLength=1,
-                           description="warehouse directory (supernova.duckdb + raw/)"),
+        "landing": Param(
+            str(settings.default_landing()),
+            type="string",
+            minLength=1,
+            description="landing directory: <export>/<YYYY-MM-DD>/<files>",
+        ),
+        "warehouse": Param(
+            str(settings.default_warehouse()),
+            type="string",
+            minLength=1,
+            description="warehouse directory (supernova.duckdb + raw/)",
+        ),
     },
     doc_md=__doc__,
 )
@@ -59,7 +67,9 @@ def ingest_exports():
     def ingest_new_files(params=None) -> dict:
         from ingestion import ingest
 
-        result = dag_support.retry_only_when_busy(ingest, params["landing"], params["warehouse"], progress=print)
+        result = dag_support.retry_only_when_busy(
+            ingest, params["landing"], params["warehouse"], progress=print
+        )
         print(result.summary())
         if not result.ok:
             raise AirflowFailException(result.summary())
@@ -82,7 +92,12 @@ def ingest_exports():
         return files
 
     loaded = ingest_new_files()
-    dag_support.wait_for_warehouse_task()() >> loaded >> stage_new_files() >> announce_new_data(loaded)
+    (
+        dag_support.wait_for_warehouse_task()()
+        >> loaded
+        >> stage_new_files()
+        >> announce_new_data(loaded)
+    )
 
 
 ingest_exports()

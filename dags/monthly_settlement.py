@@ -68,23 +68,51 @@ def _fail_closed(step, ctx: dict, *args):
     # real scheduler all DAGs that touch it share this 1-slot pool (docker-compose creates it).
     default_args=dag_support.default_args(),
     params={
-        "month": Param("", type="string", pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$", title="month (YYYY-MM)",
-                       description="Settlement month, a calendar month written YYYY-MM, e.g. 2026-10. "
-                                   "Empty: the month before the run date."),
-        "preview": Param(False, type="boolean",
-                         description="Compute and report only; publish nothing (allowed before the cutoff)."),
-        "reopen_reason": Param("", type="string", title="reopen: reason",
-                               description="Non-empty: republish the latest closed month, for this "
-                                           "reason (recorded). Not with preview."),
-        "accept_suspense_reason": Param("", type="string", title="accept suspense: reason",
-                                        description="Non-empty: accept suspense above the limit for "
-                                                    "this run, for this reason (recorded)."),
-        "landing": Param(str(settings.default_landing()), type="string", minLength=1,
-                         description="Landing directory."),
-        "warehouse": Param(str(settings.default_warehouse()), type="string", minLength=1,
-                           description="Warehouse directory."),
-        "attempt_id": Param("", type="string", pattern=r"^[0-9A-Za-z_.-]*$",
-                            description="Set by `supernova settle`; leave empty."),
+        "month": Param(
+            "",
+            type="string",
+            pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$",
+            title="month (YYYY-MM)",
+            description="Settlement month, a calendar month written YYYY-MM, e.g. 2026-10. "
+            "Empty: the month before the run date.",
+        ),
+        "preview": Param(
+            False,
+            type="boolean",
+            description="Compute and report only; publish nothing (allowed before the cutoff).",
+        ),
+        "reopen_reason": Param(
+            "",
+            type="string",
+            title="reopen: reason",
+            description="Non-empty: republish the latest closed month, for this "
+            "reason (recorded). Not with preview.",
+        ),
+        "accept_suspense_reason": Param(
+            "",
+            type="string",
+            title="accept suspense: reason",
+            description="Non-empty: accept suspense above the limit for "
+            "this run, for this reason (recorded).",
+        ),
+        "landing": Param(
+            str(settings.default_landing()),
+            type="string",
+            minLength=1,
+            description="Landing directory.",
+        ),
+        "warehouse": Param(
+            str(settings.default_warehouse()),
+            type="string",
+            minLength=1,
+            description="Warehouse directory.",
+        ),
+        "attempt_id": Param(
+            "",
+            type="string",
+            pattern=r"^[0-9A-Za-z_.-]*$",
+            description="Set by `supernova settle`; leave empty.",
+        ),
     },
     doc_md=__doc__,
 )
@@ -102,8 +130,12 @@ def monthly_settlement():
         params["scheduled"] = dag_support.is_scheduled(context)
         dag_run = context["dag_run"]
         try:
-            return s.begin(params, process_bound=dag_support.in_process_run(),
-                           dag_id=dag_run.dag_id, dag_run_id=dag_run.run_id)
+            return s.begin(
+                params,
+                process_bound=dag_support.in_process_run(),
+                dag_id=dag_run.dag_id,
+                dag_run_id=dag_run.run_id,
+            )
         except (s.RunRefused, lock.WarehouseBusy) as exc:
             raise AirflowFailException(str(exc)) from exc
 

@@ -112,25 +112,40 @@ class IngestResult:
     def summary(self) -> str:
         c = Counter(f.status for f in self.files)
         lines = [
-            (f"ingest {self.run_id}: {'OK' if self.ok else 'FAILED: file(s) rejected'} "
-            f"({self.seconds:.1f}s)"),
-            (f"  files: {c[LOADED]} loaded, {c[DUPLICATE]} duplicate, {c[REJECTED]} rejected, "
-            f"{c[SKIPPED]} already seen"
-            + (f", {len(self.superseding)} superseded an earlier load" if self.superseding else "")
-            + (f", {c[WAITING]} waiting" if c[WAITING] else "")
-            + (f", {c[VANISHED]} vanished" if c[VANISHED] else "")
-            + (f", {c[NOT_A_FILE]} not a file" if c[NOT_A_FILE] else "")),
-            (f"  rows: {self.rows_read} read = {self.rows_loaded} loaded + "
-            f"{self.rows_quarantined} quarantined"),
+            (
+                f"ingest {self.run_id}: {'OK' if self.ok else 'FAILED: file(s) rejected'} "
+                f"({self.seconds:.1f}s)"
+            ),
+            (
+                f"  files: {c[LOADED]} loaded, {c[DUPLICATE]} duplicate, {c[REJECTED]} rejected, "
+                f"{c[SKIPPED]} already seen"
+                + (
+                    f", {len(self.superseding)} superseded an earlier load"
+                    if self.superseding
+                    else ""
+                )
+                + (f", {c[WAITING]} waiting" if c[WAITING] else "")
+                + (f", {c[VANISHED]} vanished" if c[VANISHED] else "")
+                + (f", {c[NOT_A_FILE]} not a file" if c[NOT_A_FILE] else "")
+            ),
+            (
+                f"  rows: {self.rows_read} read = {self.rows_loaded} loaded + "
+                f"{self.rows_quarantined} quarantined"
+            ),
         ]
         for f in self.by_status(REJECTED):
             lines.append(f"  REJECTED {f.path}: {f.reason}")
         for f in self.superseding:
-            lines.append(f"  SUPERSEDED {f.path}: changed in place; its earlier load (sha256 "
-                         f"{f.supersedes[:12]}…, {f.rows_withdrawn} rows) no longer counts, "
-                         f"the new bytes are {f.status}")
-        for status, label in ((WAITING, "WAITING"), (VANISHED, "VANISHED"),
-                              (NOT_A_FILE, "NOT A FILE")):
+            lines.append(
+                f"  SUPERSEDED {f.path}: changed in place; its earlier load (sha256 "
+                f"{f.supersedes[:12]}…, {f.rows_withdrawn} rows) no longer counts, "
+                f"the new bytes are {f.status}"
+            )
+        for status, label in (
+            (WAITING, "WAITING"),
+            (VANISHED, "VANISHED"),
+            (NOT_A_FILE, "NOT A FILE"),
+        ):
             for f in self.by_status(status):
                 lines.append(f"  {label} {f.path}: {f.reason}")
         return "\n".join(lines)
@@ -145,13 +160,21 @@ class IngestResult:
             "rows_loaded": self.rows_loaded,
             "rows_quarantined": self.rows_quarantined,
             "rejected": [{"path": f.path, "reason": f.reason} for f in self.by_status(REJECTED)],
-            "superseded": [{"path": f.path, "previous_sha256": f.supersedes,
-                            "rows_withdrawn": f.rows_withdrawn, "sha256": f.sha256,
-                            "status": f.status} for f in self.superseding],
+            "superseded": [
+                {
+                    "path": f.path,
+                    "previous_sha256": f.supersedes,
+                    "rows_withdrawn": f.rows_withdrawn,
+                    "sha256": f.sha256,
+                    "status": f.status,
+                }
+                for f in self.superseding
+            ],
             "waiting": [{"path": f.path, "reason": f.reason} for f in self.by_status(WAITING)],
             "vanished": [{"path": f.path, "reason": f.reason} for f in self.by_status(VANISHED)],
-            "not_a_file": [{"path": f.path, "reason": f.reason}
-                           for f in self.by_status(NOT_A_FILE)],
+            "not_a_file": [
+                {"path": f.path, "reason": f.reason} for f in self.by_status(NOT_A_FILE)
+            ],
         }
 
 
@@ -207,8 +230,9 @@ def _classify(landing: Path, path: Path) -> _Candidate:
             suffix = _suffix(name)
             if suffix is None:
                 err = f"unknown file type {name!r} (expected {', '.join(FILE_SUFFIXES)})"
-    return _Candidate(path, rel, export, date, suffix, err,
-                      temporary=landing_files.temporary_name(rel))
+    return _Candidate(
+        path, rel, export, date, suffix, err, temporary=landing_files.temporary_name(rel)
+    )
 
 
 def _valid_date(s: str) -> bool:
@@ -357,8 +381,9 @@ class _Run:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 tmp = final.with_name(f".{sha}.parquet.tmp-{self.run_id}")
                 bad_lines, bad_reasons = self._validate_and_write(parsed, export, cand, sha, tmp)
-                quarantine = self._quarantine_table(parsed, export, cand, sha,
-                                                    bad_lines, bad_reasons)
+                quarantine = self._quarantine_table(
+                    parsed, export, cand, sha, bad_lines, bad_reasons
+                )
                 out.rows_read = parsed.rows_read
                 out.rows_quarantined = quarantine.num_rows
                 out.rows_loaded = out.rows_read - out.rows_quarantined
@@ -374,8 +399,10 @@ class _Run:
             os.replace(tmp, final)
             _fsync_dir(final.parent)
         if out.supersedes and out.status == LOADED:
-            out.reason = (f"changed in place: replaces the earlier load of this path (sha256 "
-                          f"{out.supersedes[:12]}…), now superseded")
+            out.reason = (
+                f"changed in place: replaces the earlier load of this path (sha256 "
+                f"{out.supersedes[:12]}…), now superseded"
+            )
         _fault("before_commit", n)
         self._commit(con, out, cand, len(data), quarantine, state)
         _fault("after_commit", n)
@@ -396,8 +423,14 @@ class _Run:
         """A landing entry that is not a regular file: a manifest row saying why (sha256 ''),
         once per path (the next runs see it as already seen)."""
         layout_ok = cand.layout_error is None
-        out = FileOutcome(cand.rel, "", NOT_A_FILE, cand.export if layout_ok else None,
-                          cand.delivery_date if layout_ok else None, reason=reason)
+        out = FileOutcome(
+            cand.rel,
+            "",
+            NOT_A_FILE,
+            cand.export if layout_ok else None,
+            cand.delivery_date if layout_ok else None,
+            reason=reason,
+        )
         self._commit(con, out, cand, None, None)
         return out
 
@@ -410,14 +443,17 @@ class _Run:
         finally:
             con.unregister("src")
         cols = ", ".join(f'"{c.name}"' for c in export.stored_columns)
-        lineage = (f"CAST({lit(cand.delivery_date)} AS DATE) AS _delivery_date, "
-                   f"{lit(cand.rel)} AS _file_name, {lit(sha)} AS _file_sha256, _line_no")
+        lineage = (
+            f"CAST({lit(cand.delivery_date)} AS DATE) AS _delivery_date, "
+            f"{lit(cand.rel)} AS _file_name, {lit(sha)} AS _file_sha256, _line_no"
+        )
         con.execute(
             f"COPY (SELECT {cols}, {lineage} FROM v WHERE _reason = '') "
             f"TO {lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
         )
-        bad = con.execute("SELECT _line_no, _reason FROM v WHERE _reason <> '' "
-                          "ORDER BY _line_no").fetchnumpy()
+        bad = con.execute(
+            "SELECT _line_no, _reason FROM v WHERE _reason <> '' ORDER BY _line_no"
+        ).fetchnumpy()
         con.execute("DROP TABLE v")
         return bad["_line_no"], list(bad["_reason"])
 
@@ -430,19 +466,22 @@ class _Run:
         rows += [(int(ln), raw, str(r)) for ln, raw, r in zip(bad_lines, raws, bad_reasons)]
         rows.sort(key=lambda r: r[0])
         now = _now_shanghai()
-        return pa.table({
-            "export": pa.array([cand.export] * len(rows), pa.string()),
-            "file_path": pa.array([cand.rel] * len(rows), pa.string()),
-            "sha256": pa.array([sha] * len(rows), pa.string()),
-            "line_no": pa.array([r[0] for r in rows], pa.int64()),
-            "raw_row": pa.array([r[1] for r in rows], pa.string()),
-            "reason": pa.array([r[2] for r in rows], pa.string()),
-            "ingest_run_id": pa.array([self.run_id] * len(rows), pa.string()),
-            "quarantined_at": pa.array([now] * len(rows), pa.timestamp("us")),
-        })
+        return pa.table(
+            {
+                "export": pa.array([cand.export] * len(rows), pa.string()),
+                "file_path": pa.array([cand.rel] * len(rows), pa.string()),
+                "sha256": pa.array([sha] * len(rows), pa.string()),
+                "line_no": pa.array([r[0] for r in rows], pa.int64()),
+                "raw_row": pa.array([r[1] for r in rows], pa.string()),
+                "reason": pa.array([r[2] for r in rows], pa.string()),
+                "ingest_run_id": pa.array([self.run_id] * len(rows), pa.string()),
+                "quarantined_at": pa.array([now] * len(rows), pa.timestamp("us")),
+            }
+        )
 
-    def _commit(self, con, out: FileOutcome, cand: _Candidate, size: int | None, quarantine,
-                state=None):
+    def _commit(
+        self, con, out: FileOutcome, cand: _Candidate, size: int | None, quarantine, state=None
+    ):
         name = cand.path.name
         con.execute("BEGIN")
         try:
@@ -451,9 +490,23 @@ class _Run:
             con.execute(
                 "INSERT INTO raw.manifest VALUES (?, ?, CAST(? AS DATE), ?, ?, ?, ?, ?, ?, ?, "
                 "?, ?, CAST(? AS VARCHAR[]), ?, ?)",
-                [out.path, out.export, out.delivery_date, name, out.sha256, size, out.encoding,
-                 out.rows_read, out.rows_loaded, out.rows_quarantined, out.status, out.reason,
-                 out.extra_columns or None, self.run_id, _now_shanghai()],
+                [
+                    out.path,
+                    out.export,
+                    out.delivery_date,
+                    name,
+                    out.sha256,
+                    size,
+                    out.encoding,
+                    out.rows_read,
+                    out.rows_loaded,
+                    out.rows_quarantined,
+                    out.status,
+                    out.reason,
+                    out.extra_columns or None,
+                    self.run_id,
+                    _now_shanghai(),
+                ],
             )
             if quarantine is not None and quarantine.num_rows:
                 con.register("q_rows", quarantine)
@@ -474,18 +527,25 @@ class _Run:
         longer count: they are marked superseded too, so they are read again (now or in
         the next run) like any delivery."""
         old = out.supersedes
-        why = (f"superseded: {cand.rel} changed in place (new sha256 {out.sha256[:12]}…, "
-               f"ingest run {self.run_id})")
+        why = (
+            f"superseded: {cand.rel} changed in place (new sha256 {out.sha256[:12]}…, "
+            f"ingest run {self.run_id})"
+        )
         row = con.execute(
             "UPDATE raw.manifest SET status = 'superseded', reason = ? "
             "WHERE file_path = ? AND sha256 = ? AND status = 'loaded' RETURNING rows_loaded",
-            [why, cand.rel, old]).fetchall()
+            [why, cand.rel, old],
+        ).fetchall()
         out.rows_withdrawn = sum(r[0] or 0 for r in row)
         dups = con.execute(
             "UPDATE raw.manifest SET status = 'superseded', reason = ? "
             "WHERE sha256 = ? AND status = 'duplicate' RETURNING file_path",
-            [f"superseded: was a duplicate of {cand.rel}, whose earlier load no longer counts "
-             "(read again)", old]).fetchall()
+            [
+                f"superseded: was a duplicate of {cand.rel}, whose earlier load no longer counts "
+                "(read again)",
+                old,
+            ],
+        ).fetchall()
         if state is not None:
             state["withdrawn_duplicates"] = tuple(r[0] for r in dups)
 
@@ -505,19 +565,24 @@ class _Run:
         self.touched.clear()
 
 
-def _take(run: _Run, con, cand: _Candidate, quiet: float, state: dict,
-          result: IngestResult) -> FileOutcome | None:
+def _take(
+    run: _Run, con, cand: _Candidate, quiet: float, state: dict, result: IngestResult
+) -> FileOutcome | None:
     """One landing entry: not read (temporary name, not a file, not quiet yet, vanished),
     already seen (appended as skipped, returns None), or processed."""
     seen = state["seen"]
     if cand.temporary:
-        return FileOutcome(cand.rel, "", WAITING, cand.export, cand.delivery_date,
-                           reason=f"temporary name {cand.temporary!r}: still being written, "
-                                  "not an export yet")
+        return FileOutcome(
+            cand.rel,
+            "",
+            WAITING,
+            cand.export,
+            cand.delivery_date,
+            reason=f"temporary name {cand.temporary!r}: still being written, not an export yet",
+        )
     if cand.not_a_file:
         if (cand.rel, "") in seen:
-            result.files.append(FileOutcome(cand.rel, "", SKIPPED, cand.export,
-                                            cand.delivery_date))
+            result.files.append(FileOutcome(cand.rel, "", SKIPPED, cand.export, cand.delivery_date))
             return None
         seen.add((cand.rel, ""))
         return run.record_not_a_file(con, cand, cand.not_a_file)
@@ -529,15 +594,13 @@ def _take(run: _Run, con, cand: _Candidate, quiet: float, state: dict,
         return FileOutcome(cand.rel, "", VANISHED, cand.export, cand.delivery_date, reason=str(e))
     except landing_files.NotAFile as e:
         if (cand.rel, "") in seen:
-            result.files.append(FileOutcome(cand.rel, "", SKIPPED, cand.export,
-                                            cand.delivery_date))
+            result.files.append(FileOutcome(cand.rel, "", SKIPPED, cand.export, cand.delivery_date))
             return None
         seen.add((cand.rel, ""))
         return run.record_not_a_file(con, cand, str(e))
     sha = hashlib.sha256(data).hexdigest()
     if (cand.rel, sha) in seen:
-        result.files.append(FileOutcome(cand.rel, sha, SKIPPED, cand.export,
-                                        cand.delivery_date))
+        result.files.append(FileOutcome(cand.rel, sha, SKIPPED, cand.export, cand.delivery_date))
         return None
     out = run.process(con, cand, data, sha, state)
     seen.add((cand.rel, sha))
@@ -562,7 +625,9 @@ def ingest(
     from supernova import lock
 
     with lock.held(Path(warehouse).resolve(), "ingest", log=progress or print):
-        return _ingest_under_lease(landing, warehouse, progress=progress, quiet_seconds=quiet_seconds)
+        return _ingest_under_lease(
+            landing, warehouse, progress=progress, quiet_seconds=quiet_seconds
+        )
 
 
 def _ingest_under_lease(landing, warehouse, *, progress=None, quiet_seconds=None) -> IngestResult:
@@ -583,12 +648,14 @@ def _ingest_under_lease(landing, warehouse, *, progress=None, quiet_seconds=None
             say(f"removed {len(removed)} uncommitted file(s) left by an interrupted run")
         quiet = landing_files.quiet_seconds(quiet_seconds)
         # a superseded row is not "seen": if its bytes come back they are read again
-        seen = set(con.execute("SELECT file_path, sha256 FROM raw.manifest "
-                               "WHERE status <> 'superseded'").fetchall())
+        seen = set(
+            con.execute(
+                "SELECT file_path, sha256 FROM raw.manifest WHERE status <> 'superseded'"
+            ).fetchall()
+        )
         state = {"loaded_sha": {}, "loaded_path": {}, "seen": seen}
         for p, s in con.execute(
-            "SELECT file_path, sha256 FROM raw.manifest WHERE status = 'loaded' "
-            "ORDER BY loaded_at"
+            "SELECT file_path, sha256 FROM raw.manifest WHERE status = 'loaded' ORDER BY loaded_at"
         ).fetchall():
             state["loaded_sha"].setdefault(s, p)
             state["loaded_path"][p] = s
@@ -601,15 +668,19 @@ def _ingest_under_lease(landing, warehouse, *, progress=None, quiet_seconds=None
             result.files.append(out)
             msg = f"[{out.status}] {out.path}"
             if out.status == LOADED:
-                msg += (f": {out.rows_loaded} rows loaded, {out.rows_quarantined} quarantined"
-                        f" ({out.seconds:.2f}s)")
+                msg += (
+                    f": {out.rows_loaded} rows loaded, {out.rows_quarantined} quarantined"
+                    f" ({out.seconds:.2f}s)"
+                )
                 if out.extra_columns:
                     msg += f"; extra columns ignored: {', '.join(out.extra_columns)}"
             else:
                 msg += f": {out.reason}"
             if out.supersedes:
-                msg += (f" (changed in place: the earlier load, sha256 {out.supersedes[:12]}…, "
-                        f"{out.rows_withdrawn} rows, is superseded)")
+                msg += (
+                    f" (changed in place: the earlier load, sha256 {out.supersedes[:12]}…, "
+                    f"{out.rows_withdrawn} rows, is superseded)"
+                )
             say(msg)
         run.refresh_touched_views(con)
     finally:

@@ -117,20 +117,28 @@ def read_when_quiet(path: Path, quiet: float, now: float | None = None) -> bytes
         before = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         if os.path.lexists(path):
-            raise NotAFile("a dangling symbolic link (its target does not exist): not read") from None
-        raise Vanished("vanished before it was read (deleted or renamed): skipped in this run") from None
+            raise NotAFile(
+                "a dangling symbolic link (its target does not exist): not read"
+            ) from None
+        raise Vanished(
+            "vanished before it was read (deleted or renamed): skipped in this run"
+        ) from None
     if stat.S_ISDIR(before.st_mode):
         raise Vanished("became a directory before it was read: skipped in this run")
     if not stat.S_ISREG(before.st_mode):
         raise NotAFile(f"{_kind(before.st_mode)}, not a regular file: not read")
     age = (time.time() if now is None else now) - before.st_mtime
     if age < quiet:
-        raise Waiting(f"modified {max(age, 0):.0f} s ago: read once unchanged for {quiet:g} s "
-                      "(it may still be being written)")
+        raise Waiting(
+            f"modified {max(age, 0):.0f} s ago: read once unchanged for {quiet:g} s "
+            "(it may still be being written)"
+        )
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except (FileNotFoundError, NotADirectoryError):
-        raise Vanished("vanished before it was read (deleted or renamed): skipped in this run") from None
+        raise Vanished(
+            "vanished before it was read (deleted or renamed): skipped in this run"
+        ) from None
     except IsADirectoryError:
         raise Vanished("became a directory before it was read: skipped in this run") from None
     try:

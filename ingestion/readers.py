@@ -78,7 +78,7 @@ def decode(data: bytes) -> tuple[bytes, str]:
         raise FileRejected("binary content (NUL bytes): not a CSV/JSONL text file")
     encoding = "utf-8"
     if data.startswith(_BOM):
-        data, encoding = data[len(_BOM):], "utf-8-sig"
+        data, encoding = data[len(_BOM) :], "utf-8-sig"
     try:
         data.decode("utf-8")
         return data, encoding
@@ -118,7 +118,8 @@ def check_misrouted(names, export: Export) -> None:
         raise FileRejected(
             f"misrouted: its columns look like export '{other.name}' ({score} of its "
             f"{len(other.column_names)} columns) rather than '{export.name}' ({own} of "
-            f"{len(export.column_names)}); deliver it under {other.name}/")
+            f"{len(export.column_names)}); deliver it under {other.name}/"
+        )
 
 
 def check_header(names: list[str], export: Export) -> tuple[list[str], list[str]]:
@@ -209,7 +210,7 @@ def _csv_fast(data: bytes, export: Export) -> Parsed:
     if nonblank.size == 0:
         raise FileRejected("empty file: no header row")
     h = nonblank[0]
-    header_line = data[starts[h]:ends[h]].decode("utf-8").rstrip("\r")
+    header_line = data[starts[h] : ends[h]].decode("utf-8").rstrip("\r")
     try:
         names = next(csv.reader([header_line]))
     except csv.Error:  # e.g. CR-only line ends: the exact path reports it (or reads it)
@@ -241,7 +242,8 @@ def _csv_fast(data: bytes, export: Export) -> Parsed:
             pa.BufferReader(pa.py_buffer(data)[body_start:]),
             read_options=pacsv.ReadOptions(column_names=field_names, use_threads=True),
             parse_options=pacsv.ParseOptions(
-                newlines_in_values=False, invalid_row_handler=on_invalid,
+                newlines_in_values=False,
+                invalid_row_handler=on_invalid,
                 ignore_empty_lines=True,
             ),
             convert_options=pacsv.ConvertOptions(
@@ -289,7 +291,8 @@ def _csv_exact(data: bytes, export: Export) -> Parsed:
                 present, extra = check_header(row, export)
                 stripped = [nm.strip().lstrip("\ufeff").strip() for nm in row]
                 keep = [
-                    (i, nm) for i, nm in enumerate(stripped)
+                    (i, nm)
+                    for i, nm in enumerate(stripped)
                     if nm in present and not export.column(nm).pii
                 ]
                 pii_positions = {
@@ -299,8 +302,13 @@ def _csv_exact(data: bytes, export: Export) -> Parsed:
                 continue
             if len(row) != len(header):
                 vals = _redact_unattributed(row, export, pii_positions)
-                bad.append(BadRow(start, {"fields": vals},
-                                  f"wrong number of fields: expected {len(header)}, got {len(row)}"))
+                bad.append(
+                    BadRow(
+                        start,
+                        {"fields": vals},
+                        f"wrong number of fields: expected {len(header)}, got {len(row)}",
+                    )
+                )
                 continue
             for i, nm in keep:
                 cols[nm].append(row[i])
@@ -346,9 +354,7 @@ def read_jsonl(data: bytes, export: Export) -> Parsed:
         check_misrouted(keys_seen, export)
         missing = [c for c in export.required if c not in keys_seen]
         if missing:
-            raise FileRejected(
-                f"required column(s) missing in every record: {', '.join(missing)}"
-            )
+            raise FileRejected(f"required column(s) missing in every record: {', '.join(missing)}")
     present = [k for k in keys_seen if k in known]
     extra = [k for k in keys_seen if k not in known]
     cols: dict[str, list[str]] = {c: [] for c in stored}

@@ -51,16 +51,14 @@ def ident(s: str) -> str:
 
 def _show(v: str) -> str:
     """SQL expression quoting a (trimmed) value for a reason, shortened."""
-    return (
-        f"'''' || CASE WHEN length({v}) > 40 THEN left({v}, 40) || '…' ELSE {v} END || ''''"
-    )
+    return f"'''' || CASE WHEN length({v}) > 40 THEN left({v}, 40) || '…' ELSE {v} END || ''''"
 
 
 def _bound(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def _column_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
+def _column_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:  # noqa: C901 - to split (issue 18)
     """(typed expression, [(condition, reason expression)]) for one column.
     `v` is the trimmed value (NULL when empty)."""
     name = c.name
@@ -70,8 +68,12 @@ def _column_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
         typed = v
     elif c.type == ENUM:
         allowed = ", ".join(lit(x) for x in c.enum)
-        checks.append((f"{v} NOT IN ({allowed})",
-                       f"{lit(name + ': ')} || {_show(v)} || {lit(' is not one of ' + ', '.join(c.enum))}"))
+        checks.append(
+            (
+                f"{v} NOT IN ({allowed})",
+                f"{lit(name + ': ')} || {_show(v)} || {lit(' is not one of ' + ', '.join(c.enum))}",
+            )
+        )
         typed = v
     elif c.type == INT:
         ok = f"regexp_full_match({v}, {lit(INT_PATTERN)}) AND try_cast({v} AS INTEGER) IS NOT NULL"
@@ -83,53 +85,100 @@ def _column_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
         if c.max is not None:
             rng.append(f"{typed} > {_bound(c.max)}")
         if rng:
-            desc = (f"{_bound(c.min)}..{_bound(c.max)}" if c.min is not None and c.max is not None
-                    else f"≥ {_bound(c.min)}" if c.min is not None else f"≤ {_bound(c.max)}")
-            checks.append((f"({' OR '.join(rng)})",
-                           f"{lit(name + ': ')} || {_show(v)} || {lit(' is out of range ' + desc)}"))
+            desc = (
+                f"{_bound(c.min)}..{_bound(c.max)}"
+                if c.min is not None and c.max is not None
+                else f"≥ {_bound(c.min)}"
+                if c.min is not None
+                else f"≤ {_bound(c.max)}"
+            )
+            checks.append(
+                (
+                    f"({' OR '.join(rng)})",
+                    f"{lit(name + ': ')} || {_show(v)} || {lit(' is out of range ' + desc)}",
+                )
+            )
     elif c.type == MONEY:
         ok = f"regexp_full_match({v}, {lit(MONEY_PATTERN)})"
-        checks.append((f"NOT ({ok})",
-                       (f"{lit(name + ': ')} || {_show(v)} || ' is not a CNY amount (digits with at "
-                       f"most 2 decimals, no separators or currency signs)'")))
+        checks.append(
+            (
+                f"NOT ({ok})",
+                (
+                    f"{lit(name + ': ')} || {_show(v)} || ' is not a CNY amount (digits with at "
+                    f"most 2 decimals, no separators or currency signs)'"
+                ),
+            )
+        )
         typed = f"CASE WHEN {ok} THEN CAST({v} AS DECIMAL(18,2)) END"
-        checks.append((f"{typed} < 0",
-                       f"{lit(name + ': ')} || {_show(v)} || ' is negative (money is never negative)'"))
+        checks.append(
+            (
+                f"{typed} < 0",
+                f"{lit(name + ': ')} || {_show(v)} || ' is negative (money is never negative)'",
+            )
+        )
     elif c.type == RATE:
-        ok = (f"regexp_full_match({v}, {lit(NUMBER_PATTERN)}) "
-              f"AND try_cast({v} AS DECIMAL(38,10)) IS NOT NULL")
-        checks.append((f"NOT ({ok})", f"{lit(name + ': ')} || {_show(v)} || ' is not a decimal number'"))
+        ok = (
+            f"regexp_full_match({v}, {lit(NUMBER_PATTERN)}) "
+            f"AND try_cast({v} AS DECIMAL(38,10)) IS NOT NULL"
+        )
+        checks.append(
+            (f"NOT ({ok})", f"{lit(name + ': ')} || {_show(v)} || ' is not a decimal number'")
+        )
         num = f"CASE WHEN {ok} THEN CAST({v} AS DECIMAL(38,10)) END"
         decimals = f"length(regexp_extract({v}, '\\.([0-9]*)$', 1))"
-        checks.append((f"({ok}) AND {decimals} > {RATE_MAX_DECIMALS}",
-                       (f"{lit(name + ': ')} || {_show(v)} || "
-                       f"{lit(f' has more than {RATE_MAX_DECIMALS} decimals')}")))
+        checks.append(
+            (
+                f"({ok}) AND {decimals} > {RATE_MAX_DECIMALS}",
+                (
+                    f"{lit(name + ': ')} || {_show(v)} || "
+                    f"{lit(f' has more than {RATE_MAX_DECIMALS} decimals')}"
+                ),
+            )
+        )
         if c.min is not None or c.max is not None:
             rng = []
             if c.min is not None:
                 rng.append(f"{num} < {_bound(c.min)}")
             if c.max is not None:
                 rng.append(f"{num} > {_bound(c.max)}")
-            checks.append((f"({' OR '.join(rng)})",
-                           (f"{lit(name + ': ')} || {_show(v)} || "
-                           f"{lit(f' is out of range {_bound(c.min)}..{_bound(c.max)}')}")))
-        typed = (f"CASE WHEN ({ok}) AND {decimals} <= {RATE_MAX_DECIMALS} "
-                 f"AND abs({num}) < 1000 THEN CAST({num} AS DECIMAL(9,6)) END")
+            checks.append(
+                (
+                    f"({' OR '.join(rng)})",
+                    (
+                        f"{lit(name + ': ')} || {_show(v)} || "
+                        f"{lit(f' is out of range {_bound(c.min)}..{_bound(c.max)}')}"
+                    ),
+                )
+            )
+        typed = (
+            f"CASE WHEN ({ok}) AND {decimals} <= {RATE_MAX_DECIMALS} "
+            f"AND abs({num}) < 1000 THEN CAST({num} AS DECIMAL(9,6)) END"
+        )
     elif c.type == BOOL:
-        checks.append((f"lower({v}) NOT IN ('true', 'false', '1', '0')",
-                       f"{lit(name + ': ')} || {_show(v)} || ' is not a boolean (true/false/1/0)'"))
-        typed = f"CASE lower({v}) WHEN 'true' THEN true WHEN '1' THEN true " \
-                f"WHEN 'false' THEN false WHEN '0' THEN false END"
+        checks.append(
+            (
+                f"lower({v}) NOT IN ('true', 'false', '1', '0')",
+                f"{lit(name + ': ')} || {_show(v)} || ' is not a boolean (true/false/1/0)'",
+            )
+        )
+        typed = (
+            f"CASE lower({v}) WHEN 'true' THEN true WHEN '1' THEN true "
+            f"WHEN 'false' THEN false WHEN '0' THEN false END"
+        )
     elif c.type == DATE:
         ok = f"regexp_full_match({v}, {lit(DATE_PATTERN)}) AND try_cast({v} AS DATE) IS NOT NULL"
-        checks.append((f"NOT ({ok})",
-                       f"{lit(name + ': ')} || {_show(v)} || ' is not a date (YYYY-MM-DD)'"))
+        checks.append(
+            (f"NOT ({ok})", f"{lit(name + ': ')} || {_show(v)} || ' is not a date (YYYY-MM-DD)'")
+        )
         typed = f"CASE WHEN {ok} THEN CAST({v} AS DATE) END"
     elif c.type == TIMESTAMP:
-        ok = (f"regexp_full_match({v}, {lit(TS_PATTERN)}) "
-              f"AND try_cast({v} AS TIMESTAMPTZ) IS NOT NULL")
-        checks.append((f"NOT ({ok})",
-                       f"{lit(name + ': ')} || {_show(v)} || ' is not an ISO 8601 timestamp'"))
+        ok = (
+            f"regexp_full_match({v}, {lit(TS_PATTERN)}) "
+            f"AND try_cast({v} AS TIMESTAMPTZ) IS NOT NULL"
+        )
+        checks.append(
+            (f"NOT ({ok})", f"{lit(name + ': ')} || {_show(v)} || ' is not an ISO 8601 timestamp'")
+        )
         typed = f"CASE WHEN {ok} THEN CAST(CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP) END"
     else:  # pragma: no cover - contract types are closed
         raise ValueError(f"unknown type {c.type}")
@@ -141,20 +190,32 @@ def _column_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
     return typed, checks
 
 
-def _export_rules(export: Export, t: dict[str, str], typed: dict[str, str]) -> list[tuple[str, str]]:
+def _export_rules(
+    export: Export, t: dict[str, str], typed: dict[str, str]
+) -> list[tuple[str, str]]:
     """Cross-column rules from the contract's prose."""
     rules: list[tuple[str, str]] = []
     if export.name == "commission_rules":
         for scope in ("sku", "merchant", "category"):
             key = {"sku": "sku_id", "merchant": "merchant_id", "category": "category"}[scope]
-            rules.append((f"{t['scope']} = {lit(scope)} AND {t[key]} IS NULL",
-                          lit(f"{key}: missing, required when scope is '{scope}'")))
-        rules.append((
-            (f"{typed['valid_to']} IS NOT NULL AND {typed['valid_from']} IS NOT NULL "
-            f"AND {typed['valid_to']} <= {typed['valid_from']}"),
-            (f"'valid_to: ' || {_show(t['valid_to'])} || ' is not after valid_from ' || "
-            f"{_show(t['valid_from'])}"),
-        ))
+            rules.append(
+                (
+                    f"{t['scope']} = {lit(scope)} AND {t[key]} IS NULL",
+                    lit(f"{key}: missing, required when scope is '{scope}'"),
+                )
+            )
+        rules.append(
+            (
+                (
+                    f"{typed['valid_to']} IS NOT NULL AND {typed['valid_from']} IS NOT NULL "
+                    f"AND {typed['valid_to']} <= {typed['valid_from']}"
+                ),
+                (
+                    f"'valid_to: ' || {_show(t['valid_to'])} || ' is not after valid_from ' || "
+                    f"{_show(t['valid_from'])}"
+                ),
+            )
+        )
     return rules
 
 
@@ -164,7 +225,9 @@ def validation_sql(export: Export, present: set[str]) -> str:
     t: dict[str, str] = {}
     for c in export.stored_columns:
         if c.name in present:
-            inner.append(f"nullif(trim({ident(c.name)}, {lit(TRIM_CHARS)}), '') AS {ident('t_' + c.name)}")
+            inner.append(
+                f"nullif(trim({ident(c.name)}, {lit(TRIM_CHARS)}), '') AS {ident('t_' + c.name)}"
+            )
         else:
             inner.append(f"CAST(NULL AS VARCHAR) AS {ident('t_' + c.name)}")
         t[c.name] = ident("t_" + c.name)
@@ -174,11 +237,17 @@ def validation_sql(export: Export, present: set[str]) -> str:
         expr, checks = _column_checks(c, t[c.name])
         typed[c.name] = expr
         reasons += [f"CASE WHEN {cond} THEN {reason} END" for cond, reason in checks]
-    reasons += [f"CASE WHEN {cond} THEN {reason} END"
-                for cond, reason in _export_rules(export, t, typed)]
+    reasons += [
+        f"CASE WHEN {cond} THEN {reason} END" for cond, reason in _export_rules(export, t, typed)
+    ]
     outer = [f"{typed[c.name]} AS {ident(c.name)}" for c in export.stored_columns]
     return (
-        "SELECT " + ",\n  ".join(outer)
-        + ",\n  _line_no,\n  concat_ws('; ', " + ", ".join(reasons) + ") AS _reason\n"
-        + "FROM (SELECT _line_no, " + ", ".join(inner) + " FROM src)"
+        "SELECT "
+        + ",\n  ".join(outer)
+        + ",\n  _line_no,\n  concat_ws('; ', "
+        + ", ".join(reasons)
+        + ") AS _reason\n"
+        + "FROM (SELECT _line_no, "
+        + ", ".join(inner)
+        + " FROM src)"
     )

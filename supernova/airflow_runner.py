@@ -46,7 +46,9 @@ def run_dag(dag_id: str, conf: dict):
     bag = DagBag(dag_folder=str(settings.DAGS_DIR))
     if dag_id not in bag.dags:
         errors = "; ".join(f"{k}: {v}" for k, v in bag.import_errors.items())
-        raise RuntimeError(f"DAG {dag_id} not found in {settings.DAGS_DIR}. Import errors: {errors or 'none'}")
+        raise RuntimeError(
+            f"DAG {dag_id} not found in {settings.DAGS_DIR}. Import errors: {errors or 'none'}"
+        )
     # the whole run lives in this process: its warehouse lease is bound to it (a killed
     # `supernova settle` leaves a lease the next run clears at once), see supernova/lock.py
     from supernova.dag_support import IN_PROCESS_ENV

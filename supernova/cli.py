@@ -15,10 +15,12 @@ DEMO_DAYS = 68  # September and October, plus October's 7-day return window
 DEMO_MONTHS = ["2026-09", "2026-10"]
 
 # One table of exit codes for every command (README.md, docs/marts.md say the same).
-EXIT_OK = 0        # done
-EXIT_FAILED = 1    # the run failed or was refused (a check failed, a closed month, a rejected file): see its message
-EXIT_USAGE = 2     # a usage error: bad arguments, a missing landing folder, a warehouse path that is a file
-EXIT_BUSY = 3      # the warehouse is busy: another run holds it, or a process kept the DuckDB file open too long
+EXIT_OK = 0  # done
+EXIT_FAILED = 1  # the run failed or was refused (a check failed, a closed month, a rejected file): see its message
+EXIT_USAGE = (
+    2  # a usage error: bad arguments, a missing landing folder, a warehouse path that is a file
+)
+EXIT_BUSY = 3  # the warehouse is busy: another run holds it, or a process kept the DuckDB file open too long
 EXIT_CODES_TEXT = """exit codes (every command):
   0  done
   1  the run failed or was refused (see its message; nothing half-published)
@@ -63,21 +65,40 @@ def month_arg(value: str) -> str:
     return value.strip()
 
 
-def add_command(sub, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+def add_command(
+    sub, name: str, help: str, description: str | None = None
+) -> argparse.ArgumentParser:
     """A subcommand with the shared formatter, epilog and --verbose."""
-    p = sub.add_parser(name, help=help, description=description or help, epilog=EPILOG,
-                       formatter_class=HelpFormatter)
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="show everything (Airflow, dbt, every file) instead of one line per stage")
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show everything (Airflow, dbt, every file) instead of one line per stage",
+    )
     return p
 
 
 def _add_paths(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--landing", type=Path, default=None,
-                   help="landing directory of export files (default: $SUPERNOVA_LANDING, else "
-                        "$SUPERNOVA_HOME/landing)")
-    p.add_argument("--warehouse", type=Path, default=None,
-                   help="warehouse directory (default: $SUPERNOVA_WAREHOUSE, else $SUPERNOVA_HOME/warehouse)")
+    p.add_argument(
+        "--landing",
+        type=Path,
+        default=None,
+        help="landing directory of export files (default: $SUPERNOVA_LANDING, else "
+        "$SUPERNOVA_HOME/landing)",
+    )
+    p.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="warehouse directory (default: $SUPERNOVA_WAREHOUSE, else $SUPERNOVA_HOME/warehouse)",
+    )
 
 
 def check_landing(landing: Path) -> Path:
@@ -91,8 +112,10 @@ def check_landing(landing: Path) -> Path:
 def check_warehouse(warehouse: Path) -> Path:
     warehouse = Path(warehouse).expanduser()
     if warehouse.exists() and not warehouse.is_dir():
-        raise UsageError(f"the warehouse path {warehouse} is a file, not a directory "
-                         "(--warehouse or SUPERNOVA_WAREHOUSE)")
+        raise UsageError(
+            f"the warehouse path {warehouse} is a file, not a directory "
+            "(--warehouse or SUPERNOVA_WAREHOUSE)"
+        )
     return warehouse.resolve()
 
 
@@ -112,10 +135,15 @@ def check_busy(warehouse: Path) -> None:
         stale = "its process is gone" if holder.pid == -1 or not holder.alive else None
         owner = f"run {holder.run_id} (pid {holder.pid} on {holder.host})"
     if stale is None:
-        raise lock.WarehouseBusy(f"warehouse {warehouse} is busy: {owner}. Wait for it to finish "
-                                 f"(exit code {EXIT_BUSY}).")
-    print(f"[supernova] clearing stale warehouse lock of run {holder.run_id}: {stale}; this run takes "
-          "the warehouse over and records that attempt", flush=True)
+        raise lock.WarehouseBusy(
+            f"warehouse {warehouse} is busy: {owner}. Wait for it to finish "
+            f"(exit code {EXIT_BUSY})."
+        )
+    print(
+        f"[supernova] clearing stale warehouse lock of run {holder.run_id}: {stale}; this run takes "
+        "the warehouse over and records that attempt",
+        flush=True,
+    )
 
 
 def _version() -> str:
@@ -130,8 +158,15 @@ def _version() -> str:
 def cmd_generate(args) -> int:
     from supernova.generator import generate
 
-    summary = generate(out=args.out, start=args.start, days=args.days, scale=args.scale,
-                       seed=args.seed, fmt=args.format, mess=args.mess)
+    summary = generate(
+        out=args.out,
+        start=args.start,
+        days=args.days,
+        scale=args.scale,
+        seed=args.seed,
+        fmt=args.format,
+        mess=args.mess,
+    )
     print(summary)
     return 0
 
@@ -156,8 +191,15 @@ def cmd_ingest(args) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def settle_month(month: str, landing: Path, warehouse: Path, *, preview=False, reopen_reason="",
-                 accept_suspense_reason="") -> int:
+def settle_month(
+    month: str,
+    landing: Path,
+    warehouse: Path,
+    *,
+    preview=False,
+    reopen_reason="",
+    accept_suspense_reason="",
+) -> int:
     """Run the monthly_settlement DAG in process; print one line per stage and a summary
     (everything else goes to <warehouse>/logs/, or to the terminal with --verbose);
     returns an exit code (EXIT_*)."""
@@ -168,16 +210,26 @@ def settle_month(month: str, landing: Path, warehouse: Path, *, preview=False, r
     landing, warehouse = Path(landing).resolve(), Path(warehouse).resolve()
     attempt_id = s.new_attempt_id(month)
     conf = {
-        "month": month, "preview": preview, "reopen_reason": reopen_reason,
+        "month": month,
+        "preview": preview,
+        "reopen_reason": reopen_reason,
         "accept_suspense_reason": accept_suspense_reason,
-        "landing": str(landing), "warehouse": str(warehouse), "attempt_id": attempt_id,
+        "landing": str(landing),
+        "warehouse": str(warehouse),
+        "attempt_id": attempt_id,
     }
     details = log_file(warehouse, f"settle-{month}")
     t0 = time.monotonic()
-    print(f"[supernova] settling {month} through the monthly_settlement DAG (warehouse {warehouse})"
-          + ("" if VERBOSE else f"; details in {details}"), flush=True)
+    print(
+        f"[supernova] settling {month} through the monthly_settlement DAG (warehouse {warehouse})"
+        + ("" if VERBOSE else f"; details in {details}"),
+        flush=True,
+    )
     try:
-        with details_to(details, verbose=VERBOSE) as say, follow_settlement(warehouse, attempt_id, say):
+        with (
+            details_to(details, verbose=VERBOSE) as say,
+            follow_settlement(warehouse, attempt_id, say),
+        ):
             dagrun = run_dag("monthly_settlement", conf)
         state = str(getattr(dagrun, "state", "failed"))
     except Exception as exc:  # the DAG could not even start: say so plainly
@@ -214,8 +266,11 @@ def cmd_settle(args) -> int:
     args.warehouse = check_warehouse(args.warehouse or settings.default_warehouse())
     check_busy(args.warehouse)
     return settle_month(
-        args.month, args.landing or settings.default_landing(), args.warehouse or settings.default_warehouse(),
-        preview=args.preview, reopen_reason=args.reason if args.reopen else "",
+        args.month,
+        args.landing or settings.default_landing(),
+        args.warehouse or settings.default_warehouse(),
+        preview=args.preview,
+        reopen_reason=args.reason if args.reopen else "",
         accept_suspense_reason=args.reason if args.accept_suspense else "",
     )
 
@@ -230,8 +285,8 @@ def demo_hints(warehouse: Path, landing: Path) -> list[str]:
     return [
         f"{supernova_command()} statements --month {DEMO_MONTHS[-1]} --warehouse {w}",
         f"{supernova_command()} marts --landing {display_path(landing)} --warehouse {w}",
-        f"{supernova_command('duckdb')} -readonly {w}/bi/supernova_bi.duckdb -c \"select settlement_month, status, "
-        f"count(*) as promoters, sum(net_paid) as net_paid from settlement.payouts group by all order by all\"",
+        f'{supernova_command("duckdb")} -readonly {w}/bi/supernova_bi.duckdb -c "select settlement_month, status, '
+        f'count(*) as promoters, sum(net_paid) as net_paid from settlement.payouts group by all order by all"',
     ]
 
 
@@ -250,10 +305,16 @@ def cmd_demo(args) -> int:
     # that is not an export file
     marker = landing.parent / f".{landing.name}.generated"
     if not marker.exists():
-        print(f"[supernova] generating demo exports ({DEMO_START}, {DEMO_DAYS} days, scale demo) into "
-              f"{landing} ...", flush=True)
+        print(
+            f"[supernova] generating demo exports ({DEMO_START}, {DEMO_DAYS} days, scale demo) into "
+            f"{landing} ...",
+            flush=True,
+        )
         summary = generate(out=landing, start=DEMO_START, days=DEMO_DAYS, scale="demo", seed=2026)
-        print(f"[supernova] {str(summary).splitlines()[0] if str(summary) else 'generated'}", flush=True)
+        print(
+            f"[supernova] {str(summary).splitlines()[0] if str(summary) else 'generated'}",
+            flush=True,
+        )
         marker.write_text("ok\n")
     else:
         print(f"[supernova] demo exports already in {landing}")
@@ -271,7 +332,9 @@ def cmd_demo(args) -> int:
     if rc != EXIT_OK:
         return rc
     print(f"\n[supernova] demo done: settlement, marts and statements in {warehouse}")
-    print(f"  BI catalog  {warehouse}/bi/supernova_bi.duckdb (docs/bi.md); Parquet in {warehouse}/parquet/")
+    print(
+        f"  BI catalog  {warehouse}/bi/supernova_bi.duckdb (docs/bi.md); Parquet in {warehouse}/parquet/"
+    )
     print(f"  reports     {warehouse}/reports/;  logs {warehouse}/logs/")
     print("try:")
     for hint in demo_hints(warehouse, landing):
@@ -280,45 +343,79 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="supernova", description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)
+    parser = Parser(
+        prog="supernova", description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
 
     g = add_command(sub, "generate", "write realistic sample export files")
     g.add_argument("--out", type=Path, required=True, help="landing directory to write")
     g.add_argument("--start", required=True, help="first delivery date, YYYY-MM-DD")
     g.add_argument("--days", type=int, required=True, help="number of delivery days")
-    g.add_argument("--scale", choices=["tiny", "demo", "pilot", "today", "target"], default="tiny",
-                   help="volume")
+    g.add_argument(
+        "--scale",
+        choices=["tiny", "demo", "pilot", "today", "target"],
+        default="tiny",
+        help="volume",
+    )
     g.add_argument("--seed", type=int, default=1, help="random seed")
     g.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format")
     mess = g.add_mutually_exclusive_group()
-    mess.add_argument("--mess", dest="mess", action="store_true", default=None,
-                      help="sprinkle documented bad rows and a GBK file (default above tiny)")
+    mess.add_argument(
+        "--mess",
+        dest="mess",
+        action="store_true",
+        default=None,
+        help="sprinkle documented bad rows and a GBK file (default above tiny)",
+    )
     mess.add_argument("--no-mess", dest="mess", action="store_false", help="clean files only")
     g.set_defaults(func=cmd_generate)
 
     i = add_command(sub, "ingest", "load new export files into the warehouse")
     _add_paths(i)
-    i.add_argument("--stage", action="store_true",
-                   help="then merge the new files into the staging layer (as the ingest_exports DAG does)")
+    i.add_argument(
+        "--stage",
+        action="store_true",
+        help="then merge the new files into the staging layer (as the ingest_exports DAG does)",
+    )
     i.set_defaults(func=cmd_ingest)
 
     s = add_command(sub, "settle", "settle a month through the monthly_settlement DAG (in process)")
     s.add_argument("--month", required=True, type=month_arg, help="YYYY-MM")
     _add_paths(s)
     s.add_argument("--preview", action="store_true", help="compute and report; publish nothing")
-    s.add_argument("--reopen", action="store_true", help="republish the latest closed month (needs --reason)")
-    s.add_argument("--accept-suspense", action="store_true",
-                   help="accept suspense above the limit for this run (needs --reason)")
+    s.add_argument(
+        "--reopen", action="store_true", help="republish the latest closed month (needs --reason)"
+    )
+    s.add_argument(
+        "--accept-suspense",
+        action="store_true",
+        help="accept suspense above the limit for this run (needs --reason)",
+    )
     s.add_argument("--reason", default="", help="why (recorded with --reopen / --accept-suspense)")
     s.set_defaults(func=cmd_settle)
 
-    d = add_command(sub, "demo", "generate demo data, settle Sept and Oct 2026, refresh the marts, write "
-                                 "statements (the README's main command)")
-    d.add_argument("--landing", type=Path, default=None, help="landing directory (default: $SUPERNOVA_HOME/demo/landing)")
-    d.add_argument("--warehouse", type=Path, default=None,
-                   help="warehouse directory (default: $SUPERNOVA_HOME/demo/warehouse)")
+    d = add_command(
+        sub,
+        "demo",
+        "generate demo data, settle Sept and Oct 2026, refresh the marts, write "
+        "statements (the README's main command)",
+    )
+    d.add_argument(
+        "--landing",
+        type=Path,
+        default=None,
+        help="landing directory (default: $SUPERNOVA_HOME/demo/landing)",
+    )
+    d.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="warehouse directory (default: $SUPERNOVA_HOME/demo/warehouse)",
+    )
     d.set_defaults(func=cmd_demo)
 
     from supernova.marts import add_marts_parser

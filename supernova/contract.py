@@ -75,14 +75,30 @@ class Export:
 
 
 PLATFORMS = ("fenxiang", "jingxiaoge", "jingxiaofu", "yundian")
-ROLES = ("mom", "micro_merchant", "courier", "installer", "cleaner", "shopping_guide", "student", "other")
+ROLES = (
+    "mom",
+    "micro_merchant",
+    "courier",
+    "installer",
+    "cleaner",
+    "shopping_guide",
+    "student",
+    "other",
+)
 GENDERS = ("F", "M", "U")
 PROMOTER_STATUSES = ("active", "suspended", "terminated")
 ORDER_EVENTS = ("paid", "completed", "cancelled", "refunded")
 RULE_SCOPES = ("sku", "merchant", "category")
 CATEGORIES = (
-    "fresh_food", "food", "home", "underwear", "apparel", "beauty", "mother_baby",
-    "appliances", "electronics",
+    "fresh_food",
+    "food",
+    "home",
+    "underwear",
+    "apparel",
+    "beauty",
+    "mother_baby",
+    "appliances",
+    "electronics",
 )
 
 EXPORTS: dict[str, Export] = {

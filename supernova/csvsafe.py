@@ -44,7 +44,9 @@ def cell(value, money: bool = False) -> str:
     return safe_text(str(value))
 
 
-def rows_to_csv(header: Sequence[str], rows: Iterable[Sequence], money_columns: Iterable[str] = ()) -> str:
+def rows_to_csv(
+    header: Sequence[str], rows: Iterable[Sequence], money_columns: Iterable[str] = ()
+) -> str:
     money = set(money_columns)
     flags = [h in money for h in header]
     buf = io.StringIO()
@@ -55,7 +57,9 @@ def rows_to_csv(header: Sequence[str], rows: Iterable[Sequence], money_columns: 
     return buf.getvalue()
 
 
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence], money_columns: Iterable[str] = ()) -> Path:
+def write_csv(
+    path: Path, header: Sequence[str], rows: Iterable[Sequence], money_columns: Iterable[str] = ()
+) -> Path:
     """Write UTF-8 with a BOM (so Excel detects UTF-8 and shows 中文 correctly)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

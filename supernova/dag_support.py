@@ -57,8 +57,12 @@ def default_args(retries: int = 0) -> dict:
     writers that may meet a settlement's lease taken between their wait and their step
     (lock.WarehouseBusy is retried; every other failure is raised as AirflowFailException,
     which is never retried)."""
-    return {"retries": retries, "retry_delay": timedelta(minutes=5), "pool": POOL,
-            "on_failure_callback": announce_failure}
+    return {
+        "retries": retries,
+        "retry_delay": timedelta(minutes=5),
+        "pool": POOL,
+        "on_failure_callback": announce_failure,
+    }
 
 
 def retry_only_when_busy(fn, *args, **kwargs):
@@ -138,9 +142,15 @@ def wait_for_warehouse_task():
     warehouse lease; logs which run it waits for and since when."""
     from airflow.sdk import task
 
-    @task.sensor(task_id="wait_for_warehouse", mode="reschedule", poke_interval=WAIT_POKE_SECONDS,
-                 timeout=WAIT_TIMEOUT_SECONDS, pool="default_pool", retries=0,
-                 on_failure_callback=announce_failure)
+    @task.sensor(
+        task_id="wait_for_warehouse",
+        mode="reschedule",
+        poke_interval=WAIT_POKE_SECONDS,
+        timeout=WAIT_TIMEOUT_SECONDS,
+        pool="default_pool",
+        retries=0,
+        on_failure_callback=announce_failure,
+    )
     def wait_for_warehouse(params=None) -> bool:
         return warehouse_free(resolve_warehouse(params))
 
@@ -148,7 +158,9 @@ def wait_for_warehouse_task():
 
 
 def resolve_warehouse(params) -> Path:
-    return Path((params or {}).get("warehouse") or settings.default_warehouse()).expanduser().resolve()
+    return (
+        Path((params or {}).get("warehouse") or settings.default_warehouse()).expanduser().resolve()
+    )
 
 
 # ---------------------------------------------------------------- failures
@@ -163,26 +175,39 @@ def failure_text(context) -> dict:
     task_id = getattr(ti, "task_id", "?")
     error = str(exc) if exc is not None else str(context.get("reason") or "failed")
     params = context.get("params") or {}
-    what = f" for {params['month']}" if dag_id == "monthly_settlement" and params.get("month") else ""
-    text = (f"FAILED: {dag_id}{what}, run {run_id}, task {task_id} "
-            f"(try {getattr(ti, 'try_number', '?')}) on {socket.gethostname()}: {error[:2000]}")
+    what = (
+        f" for {params['month']}" if dag_id == "monthly_settlement" and params.get("month") else ""
+    )
+    text = (
+        f"FAILED: {dag_id}{what}, run {run_id}, task {task_id} "
+        f"(try {getattr(ti, 'try_number', '?')}) on {socket.gethostname()}: {error[:2000]}"
+    )
     return {"text": text, "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "error": error}
 
 
 def write_alert_note(warehouse: Path, alert: dict) -> Path:
     alerts = Path(warehouse) / "alerts"
     alerts.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^0-9A-Za-z_.-]+", "_", f"{alert['dag_id']}-{alert['run_id']}-{alert['task_id']}")
+    safe = re.sub(
+        r"[^0-9A-Za-z_.-]+", "_", f"{alert['dag_id']}-{alert['run_id']}-{alert['task_id']}"
+    )
     note = alerts / f"{datetime.now():%Y%m%dT%H%M%S}-{safe}.md"
-    note.write_text(f"# {alert['dag_id']} failed\n\n- run: `{alert['run_id']}`\n- task: `{alert['task_id']}`\n"
-                    f"- at: {datetime.now().astimezone().isoformat(timespec='seconds')}\n\n"
-                    f"```\n{alert['error']}\n```\n", encoding="utf-8")
+    note.write_text(
+        f"# {alert['dag_id']} failed\n\n- run: `{alert['run_id']}`\n- task: `{alert['task_id']}`\n"
+        f"- at: {datetime.now().astimezone().isoformat(timespec='seconds')}\n\n"
+        f"```\n{alert['error']}\n```\n",
+        encoding="utf-8",
+    )
     return note
 
 
 def post_webhook(url: str, payload: dict, timeout: float = 10.0) -> int:
-    req = urllib.request.Request(url, data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (operator's URL)
         return resp.status
 
@@ -195,8 +220,12 @@ def send_email(to: str, payload: dict) -> None:
     msg["Subject"] = payload["text"][:150]
     msg["From"] = os.environ.get(ALERT_FROM_ENV) or f"supernova@{socket.gethostname()}"
     msg["To"] = to
-    msg.set_content(payload["text"] + (f"\n\nnote: {payload['note']}" if payload.get("note") else ""))
-    with smtplib.SMTP(os.environ[SMTP_HOST_ENV], int(os.environ.get(SMTP_PORT_ENV) or 25), timeout=15) as smtp:
+    msg.set_content(
+        payload["text"] + (f"\n\nnote: {payload['note']}" if payload.get("note") else "")
+    )
+    with smtplib.SMTP(
+        os.environ[SMTP_HOST_ENV], int(os.environ.get(SMTP_PORT_ENV) or 25), timeout=15
+    ) as smtp:
         smtp.send_message(msg)
 
 

@@ -11,13 +11,13 @@ import os
 import signal
 
 FAULT_POINTS = (
-    "after_ingest",          # ingest committed, before planning
-    "during_build",          # inside the dbt build, after the first model finished
-    "after_build",           # dbt done, before the gate
-    "during_validate",       # gate computed, before its result is recorded
-    "publish_before_commit", # inside the publish transaction, rows inserted, not committed
+    "after_ingest",  # ingest committed, before planning
+    "during_build",  # inside the dbt build, after the first model finished
+    "after_build",  # dbt done, before the gate
+    "during_validate",  # gate computed, before its result is recorded
+    "publish_before_commit",  # inside the publish transaction, rows inserted, not committed
     "publish_after_commit",  # DuckDB committed, Parquet not yet written
-    "publish_mid_parquet",   # one Parquet partition swapped in, the others not
+    "publish_mid_parquet",  # one Parquet partition swapped in, the others not
 )
 
 ENV = "SUPERNOVA_SETTLE_FAULT"

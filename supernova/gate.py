@@ -51,8 +51,8 @@ def _import_gx():
 # includes, so a duplicate always falls into one chunk and per-chunk results add up to
 # the whole table's. Chunk size: SUPERNOVA_GATE_CHUNK_ROWS (default 1,000,000 rows).
 CHUNK_BY = {
-    "payout_lines": "order_id",   # unique (settlement_month, order_id, line_no, beneficiary_id, level, kind)
-    "payouts": "promoter_id",     # unique promoter_id
+    "payout_lines": "order_id",  # unique (settlement_month, order_id, line_no, beneficiary_id, level, kind)
+    "payouts": "promoter_id",  # unique promoter_id
 }
 
 
@@ -63,7 +63,9 @@ def chunk_rows() -> int:
     except ValueError:
         n = 0
     if n < 1:
-        raise ValueError(f"SUPERNOVA_GATE_CHUNK_ROWS must be a positive number of rows, not {value!r}")
+        raise ValueError(
+            f"SUPERNOVA_GATE_CHUNK_ROWS must be a positive number of rows, not {value!r}"
+        )
     return n
 
 
@@ -76,9 +78,14 @@ def table_chunks(con, table: str, chunk_by: str | None):
     try:
         total = cur.execute(f"select count(*) from settlement_build.{table}").fetchone()[0]
         parts = max(1, -(-total // chunk_rows())) if chunk_by else 1
-        queries = ([f"select * from settlement_build.{table}"] if parts == 1 else
-                   [f"select * from settlement_build.{table} where hash({chunk_by}) % {parts} = {i}"
-                    for i in range(parts)])
+        queries = (
+            [f"select * from settlement_build.{table}"]
+            if parts == 1
+            else [
+                f"select * from settlement_build.{table} where hash({chunk_by}) % {parts} = {i}"
+                for i in range(parts)
+            ]
+        )
         yield from _prefetched(lambda q: cur.execute(q).df(), queries)
     finally:
         cur.close()
@@ -174,7 +181,7 @@ def validate_frames(frames: dict, month: str) -> list[dict]:
             gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch_def, suite=suite)
         )
         per_expectation: list[list[dict]] = []
-        for df in ([data] if isinstance(data, pd.DataFrame) else data):
+        for df in [data] if isinstance(data, pd.DataFrame) else data:
             res = vd.run(batch_parameters={"dataframe": df})
             for i, r in enumerate(res.results):
                 if i == len(per_expectation):
@@ -196,9 +203,13 @@ def run_gate(warehouse: Path, month: str) -> dict:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-invariants")
         try:
             checks_future = pool.submit(
-                lambda: checks_cur.execute("select * from settlement_build.settlement_checks").df())
-            frames = {suite: table_chunks(con, table, CHUNK_BY.get(table))
-                      for suite, table in SUITES.items() if table != "settlement_checks"}
+                lambda: checks_cur.execute("select * from settlement_build.settlement_checks").df()
+            )
+            frames = {
+                suite: table_chunks(con, table, CHUNK_BY.get(table))
+                for suite, table in SUITES.items()
+                if table != "settlement_checks"
+            }
             frames["settlement_checks"] = _when_ready(checks_future)
             order = list(SUITES)
             results = sorted(validate_frames(frames, month), key=lambda r: order.index(r["suite"]))
@@ -214,84 +225,85 @@ def run_gate(warehouse: Path, month: str) -> dict:
         if not r["success"]:
             r["what_to_do"] = expectation_what_to_do(r["suite"])
     ok = all(r["success"] for r in results) and not failed
-    return {"ok": ok, "results": results, "failed_checks": failed,
-            "what_to_do": None if ok else NOTHING_PUBLISHED,
-            "checks_passed": int(sum(r["success"] for r in results)),
-            "checks_failed": int(sum(not r["success"] for r in results)),
-            "invariants": [{"check": r.check_name, "violations": int(r.violations)} for r in checks.itertuples()]}
+    return {
+        "ok": ok,
+        "results": results,
+        "failed_checks": failed,
+        "what_to_do": None if ok else NOTHING_PUBLISHED,
+        "checks_passed": int(sum(r["success"] for r in results)),
+        "checks_failed": int(sum(not r["success"] for r in results)),
+        "invariants": [
+            {"check": r.check_name, "violations": int(r.violations)} for r in checks.itertuples()
+        ],
+    }
 
 
 # What finance does next when an invariant fails (settlement-rules §8: "the report says which
 # check failed with example rows"; issue #19: and the way out). Kept as data in the gate
 # result (`what_to_do` on each failed check), so the run state, the report and the CLI
 # summary show the same text without logic of their own.
-_DEFECT = ("This is a defect in the settlement code or configuration, not in your data: send this "
-           "report to the data team, and run the month again once they have fixed it.")
-_OR_DEFECT = ("if they are right, it is a defect in the settlement code: send this report to the data "
-              "team, and run the month again once they have fixed it.")
+_DEFECT = (
+    "This is a defect in the settlement code or configuration, not in your data: send this "
+    "report to the data team, and run the month again once they have fixed it."
+)
+_OR_DEFECT = (
+    "if they are right, it is a defect in the settlement code: send this report to the data "
+    "team, and run the month again once they have fixed it."
+)
 
 WHAT_TO_DO = {
-    "line_split_sums_to_commission":
-        "The listed lines' fee and shares do not add up to their commission. " + _DEFECT,
-    "line_rate_in_range":
-        "The listed lines got a rate outside 0..max_commission_rate: correct the commission rule in the "
-        "commission_rules export (merchant settings) or max_commission_rate in the configuration, then run "
-        "the month again.",
-    "line_base_in_range":
-        "The listed lines have a base below 0 or above their paid amount: check their refunds and paid_amount "
-        "in the exports and have upstream re-deliver corrected rows; " + _OR_DEFECT,
-    "ledger_reconciles_to_entitlement":
-        "What has been posted for the listed lines (order#line) does not equal what they are entitled to as "
-        "of the cutoff. Check those lines' events and terms (a completion withdrawn or moved past the cutoff "
-        "is a clawback and no longer fails here); send the lines and this report to the data team, and run "
-        "the month again once fixed.",
-    "ledger_references_settled_line":
-        "Postings name order lines that are not settled (listed). " + _DEFECT,
-    "ledger_levels_at_most_2":
-        "A posting has a level other than 1 or 2 (never more than 2 levels may be paid). " + _DEFECT,
-    "ledger_kind_signs":
-        "A posting has an unknown kind or the wrong sign. " + _DEFECT,
-    "ledger_key_unique":
-        "A ledger key (month, order, line, beneficiary, level, kind) appears twice. " + _DEFECT,
-    "tier_bonus_matches_rule":
-        "The listed promoters' tier or tier bonus differs from the tier rule. Check the tiers in the "
-        "configuration; " + _OR_DEFECT,
-    "payout_identity":
-        "The listed payouts do not satisfy carried in + postings = net paid + tax + carried out + forfeited. "
-        + _DEFECT,
-    "payout_matches_ledger":
-        "The listed promoters' payouts do not carry exactly their postings. " + _DEFECT,
-    "carried_in_chain":
-        "The listed promoters' carried-in balance differs from last month's published carried-out. Was the "
-        "previous month changed outside the pipeline? Restore it (or reopen it with a reason), then run this "
-        "month again.",
-    "payout_amount_rules":
-        "The listed payouts break the status or tax rules (net paid >= 0, tax >= 0, paid only when due). "
-        "Check the payout threshold and tax brackets in the configuration; " + _OR_DEFECT,
-    "payout_one_row_per_promoter":
-        "A promoter has more than one payout row. " + _DEFECT,
-    "beneficiary_known":
-        "The listed beneficiaries are not promoters known as of the cutoff: have upstream deliver the missing "
-        "promoters rows, then run the month again.",
-    "manifest_rows_balance":
-        "Ingestion lost rows of the listed landing files (rows read <> loaded + quarantined): send the file "
-        "names to the data team; have upstream re-deliver them if asked; then run the month again.",
-    "suspense_within_limit":
-        "Too much base is in suspense (lines whose SKU, link, promoter or inviter is unknown; see the "
-        "suspense section). Either have upstream deliver the missing reference data (skus, links, promoters) "
-        "and run the month again, or, if the month must be paid now, run it again with accept_suspense and a "
-        "reason (`supernova settle --month YYYY-MM --accept-suspense --reason TEXT`; recorded): the suspended lines "
-        "then settle in a later month once their data arrives.",
-    "month_totals_reconcile":
-        "The month's postings, payouts and change in entitlement do not add up (example: the ledger total). "
-        "See ledger_reconciles_to_entitlement for the lines concerned; send this report to the data team, and "
-        "run the month again once fixed.",
+    "line_split_sums_to_commission": "The listed lines' fee and shares do not add up to their commission. "
+    + _DEFECT,
+    "line_rate_in_range": "The listed lines got a rate outside 0..max_commission_rate: correct the commission rule in the "
+    "commission_rules export (merchant settings) or max_commission_rate in the configuration, then run "
+    "the month again.",
+    "line_base_in_range": "The listed lines have a base below 0 or above their paid amount: check their refunds and paid_amount "
+    "in the exports and have upstream re-deliver corrected rows; " + _OR_DEFECT,
+    "ledger_reconciles_to_entitlement": "What has been posted for the listed lines (order#line) does not equal what they are entitled to as "
+    "of the cutoff. Check those lines' events and terms (a completion withdrawn or moved past the cutoff "
+    "is a clawback and no longer fails here); send the lines and this report to the data team, and run "
+    "the month again once fixed.",
+    "ledger_references_settled_line": "Postings name order lines that are not settled (listed). "
+    + _DEFECT,
+    "ledger_levels_at_most_2": "A posting has a level other than 1 or 2 (never more than 2 levels may be paid). "
+    + _DEFECT,
+    "ledger_kind_signs": "A posting has an unknown kind or the wrong sign. " + _DEFECT,
+    "ledger_key_unique": "A ledger key (month, order, line, beneficiary, level, kind) appears twice. "
+    + _DEFECT,
+    "tier_bonus_matches_rule": "The listed promoters' tier or tier bonus differs from the tier rule. Check the tiers in the "
+    "configuration; " + _OR_DEFECT,
+    "payout_identity": "The listed payouts do not satisfy carried in + postings = net paid + tax + carried out + forfeited. "
+    + _DEFECT,
+    "payout_matches_ledger": "The listed promoters' payouts do not carry exactly their postings. "
+    + _DEFECT,
+    "carried_in_chain": "The listed promoters' carried-in balance differs from last month's published carried-out. Was the "
+    "previous month changed outside the pipeline? Restore it (or reopen it with a reason), then run this "
+    "month again.",
+    "payout_amount_rules": "The listed payouts break the status or tax rules (net paid >= 0, tax >= 0, paid only when due). "
+    "Check the payout threshold and tax brackets in the configuration; " + _OR_DEFECT,
+    "payout_one_row_per_promoter": "A promoter has more than one payout row. " + _DEFECT,
+    "beneficiary_known": "The listed beneficiaries are not promoters known as of the cutoff: have upstream deliver the missing "
+    "promoters rows, then run the month again.",
+    "manifest_rows_balance": "Ingestion lost rows of the listed landing files (rows read <> loaded + quarantined): send the file "
+    "names to the data team; have upstream re-deliver them if asked; then run the month again.",
+    "suspense_within_limit": "Too much base is in suspense (lines whose SKU, link, promoter or inviter is unknown; see the "
+    "suspense section). Either have upstream deliver the missing reference data (skus, links, promoters) "
+    "and run the month again, or, if the month must be paid now, run it again with accept_suspense and a "
+    "reason (`supernova settle --month YYYY-MM --accept-suspense --reason TEXT`; recorded): the suspended lines "
+    "then settle in a later month once their data arrives.",
+    "month_totals_reconcile": "The month's postings, payouts and change in entitlement do not add up (example: the ledger total). "
+    "See ledger_reconciles_to_entitlement for the lines concerned; send this report to the data team, and "
+    "run the month again once fixed.",
 }
 
-_UNKNOWN_CHECK = "Send this report to the data team, and run the month again once they have fixed the cause."
+_UNKNOWN_CHECK = (
+    "Send this report to the data team, and run the month again once they have fixed the cause."
+)
 
-NOTHING_PUBLISHED = ("Nothing was published for this month; months settle in order, so later months wait "
-                     "until it publishes.")
+NOTHING_PUBLISHED = (
+    "Nothing was published for this month; months settle in order, so later months wait "
+    "until it publishes."
+)
 
 
 def what_to_do(check: str) -> str:
@@ -309,10 +321,15 @@ def expectation_what_to_do(suite: str) -> str:
 def failed_checks(checks) -> list[dict]:
     """The failed invariants of a settlement_checks frame, each with its way out."""
     return [
-        {"check": row.check_name, "description": row.description,
-         "violations": int(row.violations), "examples": row.examples,
-         "what_to_do": what_to_do(row.check_name)}
-        for row in checks.itertuples() if int(row.violations) != 0
+        {
+            "check": row.check_name,
+            "description": row.description,
+            "violations": int(row.violations),
+            "examples": row.examples,
+            "what_to_do": what_to_do(row.check_name),
+        }
+        for row in checks.itertuples()
+        if int(row.violations) != 0
     ]
 
 
@@ -320,15 +337,23 @@ def describe_failures(gate: dict) -> str:
     """Which checks failed, example rows, and what to do next about each."""
     lines = []
     for c in gate["failed_checks"]:
-        lines.append(f"  - invariant {c['check']}: {c['violations']} violation(s) ({c['description']}); "
-                     f"e.g. {c['examples']}")
+        lines.append(
+            f"  - invariant {c['check']}: {c['violations']} violation(s) ({c['description']}); "
+            f"e.g. {c['examples']}"
+        )
         lines.append(f"    what to do: {c.get('what_to_do') or what_to_do(c['check'])}")
     for r in gate["results"]:
-        if not r["success"] and not (r["suite"] == "settlement_checks" and r["column"] == "violations"):
-            lines.append(f"  - {r['suite']}: {r['expectation']} on {r['column']}: "
-                         f"{r['unexpected_count']} unexpected; e.g. {r['examples'] or r['observed']}"
-                         + (f" (error: {r['error']})" if r.get("error") else ""))
-            lines.append(f"    what to do: {r.get('what_to_do') or expectation_what_to_do(r['suite'])}")
+        if not r["success"] and not (
+            r["suite"] == "settlement_checks" and r["column"] == "violations"
+        ):
+            lines.append(
+                f"  - {r['suite']}: {r['expectation']} on {r['column']}: "
+                f"{r['unexpected_count']} unexpected; e.g. {r['examples'] or r['observed']}"
+                + (f" (error: {r['error']})" if r.get("error") else "")
+            )
+            lines.append(
+                f"    what to do: {r.get('what_to_do') or expectation_what_to_do(r['suite'])}"
+            )
     if lines:
         lines.append(f"  {NOTHING_PUBLISHED}")
     return "\n".join(lines)

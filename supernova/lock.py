@@ -86,19 +86,28 @@ class Lease:
         return self.purpose.startswith(SETTLEMENT)
 
     def describe(self) -> str:
-        since = datetime.fromtimestamp(self.acquired_at).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        since = (
+            datetime.fromtimestamp(self.acquired_at).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        )
         beat = max(0.0, time.time() - self.heartbeat_at)
-        where = (f"DAG run {self.dag_id}/{self.dag_run_id}" if self.dag_run_id
-                 else f"pid {self.pid} on {self.host}")
-        return (f"{self.purpose} (owner {self.run_id}, {where}) since {since}, "
-                f"last heartbeat {beat:.0f} s ago")
+        where = (
+            f"DAG run {self.dag_id}/{self.dag_run_id}"
+            if self.dag_run_id
+            else f"pid {self.pid} on {self.host}"
+        )
+        return (
+            f"{self.purpose} (owner {self.run_id}, {where}) since {since}, "
+            f"last heartbeat {beat:.0f} s ago"
+        )
 
     def stale_reason(self, now: float | None = None) -> str | None:
         """Why this lease no longer protects anything, or None while its owner lives."""
         now = time.time() if now is None else now
         if now - self.heartbeat_at > self.ttl_seconds:
-            return (f"no heartbeat for {now - self.heartbeat_at:.0f} s "
-                    f"(time to live {self.ttl_seconds:.0f} s)")
+            return (
+                f"no heartbeat for {now - self.heartbeat_at:.0f} s "
+                f"(time to live {self.ttl_seconds:.0f} s)"
+            )
         if self.process_bound and self.host == socket.gethostname() and not _pid_alive(self.pid):
             return f"pid {self.pid} on {self.host} is gone"
         if self.dag_run_id and self.dag_id:
@@ -129,7 +138,11 @@ def _airflow_run_state(dag_id: str, dag_run_id: str) -> str | None:
     if comms is None:
         return None
     try:
-        return str(runner.RuntimeTaskInstance.get_dagrun_state(dag_id, dag_run_id)).lower().split(".")[-1]
+        return (
+            str(runner.RuntimeTaskInstance.get_dagrun_state(dag_id, dag_run_id))
+            .lower()
+            .split(".")[-1]
+        )
     except Exception:
         return None
 
@@ -220,14 +233,23 @@ def _note_cleared(warehouse: Path, message: str, by: str) -> None:
         logs = Path(warehouse) / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / "lease.log", "a", encoding="utf-8") as f:
-            f.write(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {message} (by {by})\n")
+            f.write(
+                f"{datetime.now().astimezone().isoformat(timespec='seconds')} {message} (by {by})\n"
+            )
     except OSError:
         pass  # the note is a courtesy; clearing the lease does not depend on it
 
 
-def acquire(warehouse: Path, run_id: str, log=print, *, purpose: str = SETTLEMENT,
-            process_bound: bool = True, dag_id: str | None = None,
-            dag_run_id: str | None = None) -> Lease | None:
+def acquire(
+    warehouse: Path,
+    run_id: str,
+    log=print,
+    *,
+    purpose: str = SETTLEMENT,
+    process_bound: bool = True,
+    dag_id: str | None = None,
+    dag_run_id: str | None = None,
+) -> Lease | None:
     """Take the warehouse for owner `run_id` (re-entrant for the same owner: renews it).
     Raises WarehouseBusy when another live owner holds it. Returns the stale lease that was
     cleared on the way, if any, so the caller can account for its owner."""
@@ -244,13 +266,28 @@ def acquire(warehouse: Path, run_id: str, log=print, *, purpose: str = SETTLEMEN
                     f"a lease whose owner died is cleared after its time to live "
                     f"({holder.ttl_seconds:.0f} s without heartbeat)."
                 )
-            message = f"clearing stale warehouse lock of run {holder.run_id} ({holder.purpose}): {reason}"
+            message = (
+                f"clearing stale warehouse lock of run {holder.run_id} ({holder.purpose}): {reason}"
+            )
             log(message)
             _note_cleared(warehouse, message, run_id)
             cleared = holder
         acquired_at = holder.acquired_at if holder is not None and holder.run_id == run_id else now
-        _write(warehouse, Lease(run_id, purpose, socket.gethostname(), os.getpid(), acquired_at, now,
-                                ttl_seconds(), process_bound, dag_id, dag_run_id))
+        _write(
+            warehouse,
+            Lease(
+                run_id,
+                purpose,
+                socket.gethostname(),
+                os.getpid(),
+                acquired_at,
+                now,
+                ttl_seconds(),
+                process_bound,
+                dag_id,
+                dag_run_id,
+            ),
+        )
     with _HELD_GUARD:
         _HELD[_key(warehouse)] = run_id
     return cleared

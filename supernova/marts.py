@@ -123,7 +123,9 @@ def _write_table(con, warehouse: Path, table: str) -> int:
     tmp.mkdir(parents=True)
     cur = con.cursor()  # a fresh cursor: no unfinished result of an earlier execute() in the way
     try:
-        arrow = cur.sql(f"select * from marts.{table} order by {MART_TABLES[table]}").to_arrow_table()
+        arrow = cur.sql(
+            f"select * from marts.{table} order by {MART_TABLES[table]}"
+        ).to_arrow_table()
     finally:
         cur.close()
     # nothing but Parquet in a table folder: polars and read_parquet('<table>/*') read it whole
@@ -139,13 +141,19 @@ def parquet_step(warehouse: Path, log=print) -> dict:
     """Parquet copies of every mart; returns {table: rows}."""
     base = Path(warehouse) / "parquet" / "marts"
     if base.exists():  # leftovers of a swap that was killed half-way
-        for leftover in list(base.glob(".tmp-*")) + list(base.glob(".old-*")) + list(base.glob("*/_SUCCESS")):
-            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+        for leftover in (
+            list(base.glob(".tmp-*")) + list(base.glob(".old-*")) + list(base.glob("*/_SUCCESS"))
+        ):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(
+                missing_ok=True
+            )
     rows = {}
     with lock.held(warehouse, "marts-parquet", log), connect(warehouse) as con:
         missing = [t for t in MART_TABLES if not table_exists(con, "marts", t)]
         if missing:
-            raise MartsFailed(f"marts missing in the warehouse (build them first): {', '.join(missing)}")
+            raise MartsFailed(
+                f"marts missing in the warehouse (build them first): {', '.join(missing)}"
+            )
         for table in MART_TABLES:
             rows[table] = _write_table(con, warehouse, table)
     from supernova import serving
@@ -155,8 +163,13 @@ def parquet_step(warehouse: Path, log=print) -> dict:
     return {"parquet_dir": str(base), "catalog_file": str(catalog), "rows": rows}
 
 
-def refresh(landing: Path | str | None = None, warehouse: Path | str | None = None,
-            full_refresh: bool = False, ingest: bool = True, log=print) -> dict:
+def refresh(
+    landing: Path | str | None = None,
+    warehouse: Path | str | None = None,
+    full_refresh: bool = False,
+    ingest: bool = True,
+    log=print,
+) -> dict:
     """All steps in this process (what the DAG does, without Airflow)."""
     landing, warehouse = resolve({"landing": landing, "warehouse": warehouse})
     out = {"landing": str(landing), "warehouse": str(warehouse)}
@@ -170,7 +183,9 @@ def refresh(landing: Path | str | None = None, warehouse: Path | str | None = No
 def summary(warehouse: Path | str) -> str:
     """Tables, rows and where they are: what `supernova marts` prints."""
     warehouse = Path(warehouse)
-    lines = [f"marts in {warehouse / 'parquet' / 'marts'}/ (BI: {warehouse / 'bi' / 'supernova_bi.duckdb'}):"]
+    lines = [
+        f"marts in {warehouse / 'parquet' / 'marts'}/ (BI: {warehouse / 'bi' / 'supernova_bi.duckdb'}):"
+    ]
     with connect(warehouse, read_only=True) as con:
         for table in MART_TABLES:
             if table_exists(con, "marts", table):
@@ -184,8 +199,13 @@ def summary(warehouse: Path | str) -> str:
 # ---------------------------------------------------------------- CLI
 
 
-def run_marts(landing: Path, warehouse: Path, full_refresh: bool = False, verbose: bool = False,
-              table: bool = True) -> int:
+def run_marts(
+    landing: Path,
+    warehouse: Path,
+    full_refresh: bool = False,
+    verbose: bool = False,
+    table: bool = True,
+) -> int:
     """Run the analytics_marts DAG in process: one line at the start, the result (and with
     `table`, the table of marts) at the end; Airflow's and dbt's output in <warehouse>/logs/
     (or on the terminal with verbose). Returns an exit code (supernova.cli.EXIT_*)."""
@@ -194,10 +214,17 @@ def run_marts(landing: Path, warehouse: Path, full_refresh: bool = False, verbos
     from supernova.summary import details_to, log_file
 
     details = log_file(warehouse, "marts")
-    conf = {"landing": str(landing), "warehouse": str(warehouse), "full_refresh": bool(full_refresh)}
+    conf = {
+        "landing": str(landing),
+        "warehouse": str(warehouse),
+        "full_refresh": bool(full_refresh),
+    }
     t0 = time.monotonic()
-    print(f"[supernova] refreshing the marts through the analytics_marts DAG (warehouse {warehouse})"
-          + ("" if verbose else f"; details in {details}"), flush=True)
+    print(
+        f"[supernova] refreshing the marts through the analytics_marts DAG (warehouse {warehouse})"
+        + ("" if verbose else f"; details in {details}"),
+        flush=True,
+    )
     try:
         with details_to(details, verbose=verbose):
             dagrun = run_dag("analytics_marts", conf)
@@ -206,14 +233,21 @@ def run_marts(landing: Path, warehouse: Path, full_refresh: bool = False, verbos
         print(f"[supernova] ERROR: the marts refresh could not start: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if not state.endswith("success"):
-        print(f"[supernova] marts refresh FAILED (DAG run state {state}); see {details} "
-              f"and {warehouse / 'dbt' / 'logs' / 'dbt.log'}", file=sys.stderr)
+        print(
+            f"[supernova] marts refresh FAILED (DAG run state {state}); see {details} "
+            f"and {warehouse / 'dbt' / 'logs' / 'dbt.log'}",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     if table:
-        print(f"[supernova] marts refresh OK in {time.monotonic() - t0:.0f} s; {summary(warehouse)}")
+        print(
+            f"[supernova] marts refresh OK in {time.monotonic() - t0:.0f} s; {summary(warehouse)}"
+        )
     else:
-        print(f"[supernova] marts refresh OK in {time.monotonic() - t0:.0f} s: {len(MART_TABLES)} marts in "
-              f"{warehouse / 'parquet' / 'marts'}/ (`supernova marts` lists them)")
+        print(
+            f"[supernova] marts refresh OK in {time.monotonic() - t0:.0f} s: {len(MART_TABLES)} marts in "
+            f"{warehouse / 'parquet' / 'marts'}/ (`supernova marts` lists them)"
+        )
     return EXIT_OK
 
 
@@ -224,16 +258,26 @@ def cmd_marts(args) -> int:
     landing = check_landing(args.landing or settings.default_landing())
     warehouse = check_warehouse(args.warehouse or settings.default_warehouse())
     check_busy(warehouse)
-    return run_marts(landing, warehouse, full_refresh=bool(getattr(args, "full_refresh", False)),
-                     verbose=bool(getattr(args, "verbose", False)))
+    return run_marts(
+        landing,
+        warehouse,
+        full_refresh=bool(getattr(args, "full_refresh", False)),
+        verbose=bool(getattr(args, "verbose", False)),
+    )
 
 
 def add_marts_parser(subparsers) -> argparse.ArgumentParser:
     from supernova.cli import _add_paths, add_command
 
-    p = add_command(subparsers, "marts", "refresh the analytics marts through the analytics_marts DAG (in process)")
+    p = add_command(
+        subparsers,
+        "marts",
+        "refresh the analytics marts through the analytics_marts DAG (in process)",
+    )
     _add_paths(p)
-    p.add_argument("--full-refresh", action="store_true", help="rebuild the incremental marts from scratch")
+    p.add_argument(
+        "--full-refresh", action="store_true", help="rebuild the incremental marts from scratch"
+    )
     p.set_defaults(func=cmd_marts)
     return p
 
@@ -261,6 +305,8 @@ def parquet_views_sql(warehouse: Path | str) -> str:
     (what a BI tool without the warehouse file runs once)."""
     base = Path(warehouse) / "parquet" / "marts"
     stmts = ["create schema if not exists marts"]
-    stmts += [f"create or replace view marts.{t} as select * from read_parquet('{base / t}/*.parquet')"
-              for t in MART_TABLES]
+    stmts += [
+        f"create or replace view marts.{t} as select * from read_parquet('{base / t}/*.parquet')"
+        for t in MART_TABLES
+    ]
     return ";\n".join(stmts) + ";"

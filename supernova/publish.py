@@ -25,8 +25,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from supernova.faults import fault_point
 from supernova import serving, settings
+from supernova.faults import fault_point
 from supernova.warehouse import connect, table_exists
 
 # published table -> (month column, sort key); the month column names its Parquet partition
@@ -39,33 +39,81 @@ PUBLISHED_TABLES = {
 }
 
 RUN_COLUMNS = {
-    "run_id": "varchar", "attempt_id": "varchar", "settlement_month": "varchar", "status": "varchar",
-    "started_at": "timestamp", "finished_at": "timestamp", "triggered_by": "varchar",
-    "reopen_reason": "varchar", "reopened_by_run_id": "varchar", "accept_suspense_reason": "varchar",
-    "input_fingerprint": "varchar", "code_fingerprint": "varchar", "input_files": "bigint",
-    "lines_settled": "bigint", "base_amount": "decimal(18,2)", "line_commission": "decimal(18,2)",
-    "platform_fee": "decimal(18,2)", "level1_amount": "decimal(18,2)", "level2_amount": "decimal(18,2)",
-    "operator_retained": "decimal(18,2)", "clawback_amount": "decimal(18,2)",
-    "adjustment_amount": "decimal(18,2)", "tier_bonus_amount": "decimal(18,2)",
-    "postings_amount": "decimal(18,2)", "payout_rows": "bigint", "gross_due": "decimal(18,2)",
-    "net_paid": "decimal(18,2)", "tax_withheld": "decimal(18,2)", "carried_out": "decimal(18,2)",
-    "forfeited_amount": "decimal(18,2)", "suspense_lines": "bigint", "suspense_base": "decimal(18,2)",
-    "suspense_ratio": "decimal(18,8)", "checks_passed": "bigint", "checks_failed": "bigint",
-    "checks": "varchar", "message": "varchar",
+    "run_id": "varchar",
+    "attempt_id": "varchar",
+    "settlement_month": "varchar",
+    "status": "varchar",
+    "started_at": "timestamp",
+    "finished_at": "timestamp",
+    "triggered_by": "varchar",
+    "reopen_reason": "varchar",
+    "reopened_by_run_id": "varchar",
+    "accept_suspense_reason": "varchar",
+    "input_fingerprint": "varchar",
+    "code_fingerprint": "varchar",
+    "input_files": "bigint",
+    "lines_settled": "bigint",
+    "base_amount": "decimal(18,2)",
+    "line_commission": "decimal(18,2)",
+    "platform_fee": "decimal(18,2)",
+    "level1_amount": "decimal(18,2)",
+    "level2_amount": "decimal(18,2)",
+    "operator_retained": "decimal(18,2)",
+    "clawback_amount": "decimal(18,2)",
+    "adjustment_amount": "decimal(18,2)",
+    "tier_bonus_amount": "decimal(18,2)",
+    "postings_amount": "decimal(18,2)",
+    "payout_rows": "bigint",
+    "gross_due": "decimal(18,2)",
+    "net_paid": "decimal(18,2)",
+    "tax_withheld": "decimal(18,2)",
+    "carried_out": "decimal(18,2)",
+    "forfeited_amount": "decimal(18,2)",
+    "suspense_lines": "bigint",
+    "suspense_base": "decimal(18,2)",
+    "suspense_ratio": "decimal(18,8)",
+    "checks_passed": "bigint",
+    "checks_failed": "bigint",
+    "checks": "varchar",
+    "message": "varchar",
     # the order-line funnel (outputs.md; settlement_run_totals): lines_delivered = lines_settled
     # + lines_settled_earlier + suspense_lines + lines_organic + lines_pending_completion
     # + lines_cancelled_unsettled + lines_completed_before_first_month; orphan events beside it
-    "lines_delivered": "bigint", "lines_organic": "bigint", "lines_settled_earlier": "bigint",
-    "lines_pending_completion": "bigint", "lines_cancelled_unsettled": "bigint",
-    "lines_completed_before_first_month": "bigint", "orphan_events": "bigint",
+    "lines_delivered": "bigint",
+    "lines_organic": "bigint",
+    "lines_settled_earlier": "bigint",
+    "lines_pending_completion": "bigint",
+    "lines_cancelled_unsettled": "bigint",
+    "lines_completed_before_first_month": "bigint",
+    "orphan_events": "bigint",
 }
 TOTAL_COLUMNS = [
-    "lines_settled", "base_amount", "line_commission", "platform_fee", "level1_amount",
-    "level2_amount", "operator_retained", "clawback_amount", "adjustment_amount",
-    "tier_bonus_amount", "postings_amount", "payout_rows", "gross_due", "net_paid",
-    "tax_withheld", "carried_out", "forfeited_amount", "suspense_lines", "suspense_base",
-    "suspense_ratio", "lines_delivered", "lines_organic", "lines_settled_earlier",
-    "lines_pending_completion", "lines_cancelled_unsettled", "lines_completed_before_first_month",
+    "lines_settled",
+    "base_amount",
+    "line_commission",
+    "platform_fee",
+    "level1_amount",
+    "level2_amount",
+    "operator_retained",
+    "clawback_amount",
+    "adjustment_amount",
+    "tier_bonus_amount",
+    "postings_amount",
+    "payout_rows",
+    "gross_due",
+    "net_paid",
+    "tax_withheld",
+    "carried_out",
+    "forfeited_amount",
+    "suspense_lines",
+    "suspense_base",
+    "suspense_ratio",
+    "lines_delivered",
+    "lines_organic",
+    "lines_settled_earlier",
+    "lines_pending_completion",
+    "lines_cancelled_unsettled",
+    "lines_completed_before_first_month",
     "orphan_events",
 ]
 
@@ -80,12 +128,18 @@ def ensure_settlement_schema(con) -> None:
     con.execute("create schema if not exists settlement")
     cols = ", ".join(f"{k} {v}" for k, v in RUN_COLUMNS.items())
     con.execute(f"create table if not exists settlement.settlement_runs ({cols})")
-    have = {r[0] for r in con.execute(
-        "select column_name from information_schema.columns "
-        "where table_schema = 'settlement' and table_name = 'settlement_runs'").fetchall()}
+    have = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'settlement' and table_name = 'settlement_runs'"
+        ).fetchall()
+    }
     for name, typ in RUN_COLUMNS.items():
         if name not in have:
-            con.execute(f"alter table settlement.settlement_runs add column if not exists {name} {typ}")
+            con.execute(
+                f"alter table settlement.settlement_runs add column if not exists {name} {typ}"
+            )
 
 
 def record_run(con, row: dict) -> None:
@@ -99,45 +153,72 @@ def record_run(con, row: dict) -> None:
 
 
 def build_totals(con) -> dict:
-    cur = con.execute(f"select {', '.join(TOTAL_COLUMNS)} from settlement_build.settlement_run_totals")
+    cur = con.execute(
+        f"select {', '.join(TOTAL_COLUMNS)} from settlement_build.settlement_run_totals"
+    )
     return dict(zip(TOTAL_COLUMNS, cur.fetchone()))
 
 
 def publish_month(warehouse: Path, month: str, run_id: str, run_row: dict, reopen: bool) -> dict:
     """Move the month's candidate tables into `settlement` in one transaction."""
     with connect(warehouse) as con:
-        built = {r[0] for r in con.execute("select distinct run_id from settlement_build.payout_lines "
-                                           "union select distinct run_id from settlement_build.payouts").fetchall()}
+        built = {
+            r[0]
+            for r in con.execute(
+                "select distinct run_id from settlement_build.payout_lines "
+                "union select distinct run_id from settlement_build.payouts"
+            ).fetchall()
+        }
         if built - {run_id}:
-            raise PublishError(f"settlement_build holds rows of run(s) {sorted(built - {run_id})}, not {run_id}: "
-                               "refusing to publish a mix of runs")
+            raise PublishError(
+                f"settlement_build holds rows of run(s) {sorted(built - {run_id})}, not {run_id}: "
+                "refusing to publish a mix of runs"
+            )
         con.execute("begin transaction")
         try:
             ensure_settlement_schema(con)
             for table in PUBLISHED_TABLES:
-                con.execute(f"create table if not exists settlement.{table} as "
-                            f"select * from settlement_build.{table} where 1 = 0")
+                con.execute(
+                    f"create table if not exists settlement.{table} as "
+                    f"select * from settlement_build.{table} where 1 = 0"
+                )
             already = con.execute(
                 "select run_id from settlement.settlement_runs where settlement_month = ? and status = 'published'",
                 [month],
             ).fetchall()
             if already and not reopen:
-                raise PublishError(f"{month} was published meanwhile by run {already[0][0]}; nothing published")
+                raise PublishError(
+                    f"{month} was published meanwhile by run {already[0][0]}; nothing published"
+                )
             if reopen:
                 for table in ("payouts", "payout_lines"):
-                    con.execute(f"create table if not exists settlement.reopened_{table} as "
-                                f"select *, cast(null as varchar) as reopened_by_run_id from settlement.{table} where 1 = 0")
-                    con.execute(f"insert into settlement.reopened_{table} select *, ? from settlement.{table} "
-                                f"where settlement_month = ?", [run_id, month])
+                    con.execute(
+                        f"create table if not exists settlement.reopened_{table} as "
+                        f"select *, cast(null as varchar) as reopened_by_run_id from settlement.{table} where 1 = 0"
+                    )
+                    con.execute(
+                        f"insert into settlement.reopened_{table} select *, ? from settlement.{table} "
+                        f"where settlement_month = ?",
+                        [run_id, month],
+                    )
                 for table, (col, _) in PUBLISHED_TABLES.items():
                     con.execute(f"delete from settlement.{table} where {col} = ?", [month])
-                con.execute("update settlement.settlement_runs set status = 'reopened', reopened_by_run_id = ? "
-                            "where settlement_month = ? and status = 'published'", [run_id, month])
+                con.execute(
+                    "update settlement.settlement_runs set status = 'reopened', reopened_by_run_id = ? "
+                    "where settlement_month = ? and status = 'published'",
+                    [run_id, month],
+                )
             counts = {}
             for table in PUBLISHED_TABLES:
-                con.execute(f"insert into settlement.{table} by name select * from settlement_build.{table}")
-                counts[table] = con.execute(f"select count(*) from settlement_build.{table}").fetchone()[0]
-            record_run(con, {**run_row, **build_totals(con), "run_id": run_id, "status": "published"})
+                con.execute(
+                    f"insert into settlement.{table} by name select * from settlement_build.{table}"
+                )
+                counts[table] = con.execute(
+                    f"select count(*) from settlement_build.{table}"
+                ).fetchone()[0]
+            record_run(
+                con, {**run_row, **build_totals(con), "run_id": run_id, "status": "published"}
+            )
             fault_point("publish_before_commit")
             con.execute("commit")
         except BaseException as exc:
@@ -148,7 +229,9 @@ def publish_month(warehouse: Path, month: str, run_id: str, run_row: dict, reope
                 # full disk, rolls back by itself): the first exception is the cause
                 pass
             if isinstance(exc, duckdb.Error):
-                raise PublishError(f"publishing {month} failed, nothing was published: {exc}") from exc
+                raise PublishError(
+                    f"publishing {month} failed, nothing was published: {exc}"
+                ) from exc
             raise
     fault_point("publish_after_commit")
     sync_parquet(warehouse)
@@ -185,7 +268,9 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
         f"to '{out}' (format parquet, compression zstd)"
     )
     marker = _marker(warehouse, table, month)
-    marker.unlink(missing_ok=True)  # the partition is changing: not committed until the marker is back
+    marker.unlink(
+        missing_ok=True
+    )  # the partition is changing: not committed until the marker is back
     if target.exists():
         os.rename(target, old)
     os.rename(tmp, target)
@@ -198,7 +283,10 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
 
 def _partition_run_id(warehouse: Path, table: str, month: str) -> str | None:
     marker = _marker(warehouse, table, month)
-    if not marker.exists() or not (partition_dir(warehouse, table, month) / "part-0.parquet").exists():
+    if (
+        not marker.exists()
+        or not (partition_dir(warehouse, table, month) / "part-0.parquet").exists()
+    ):
         return None
     return marker.read_text().strip()
 
@@ -206,9 +294,16 @@ def _partition_run_id(warehouse: Path, table: str, month: str) -> str | None:
 def _clean_leftovers(base: Path) -> None:
     """Leftovers of a partition swap killed half-way, and what earlier layouts left in
     table folders: `_SUCCESS` files and line_terms partitions named settlement_month=."""
-    for leftover in (list(base.glob(".tmp-*")) + list(base.glob("*/.tmp-*")) + list(base.glob("*/.old-*"))
-                     + list(base.glob("_commits/*/.tmp-*")) + list(base.glob("*/*/_SUCCESS"))):
-        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+    for leftover in (
+        list(base.glob(".tmp-*"))
+        + list(base.glob("*/.tmp-*"))
+        + list(base.glob("*/.old-*"))
+        + list(base.glob("_commits/*/.tmp-*"))
+        + list(base.glob("*/*/_SUCCESS"))
+    ):
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(
+            missing_ok=True
+        )
     for table, (col, _) in PUBLISHED_TABLES.items():
         if col != "settlement_month":
             for stale in (base / table).glob("settlement_month=*"):
@@ -226,8 +321,10 @@ def sync_parquet(warehouse: Path) -> list[str]:
     with connect(warehouse) as con:
         if not table_exists(con, "settlement", "settlement_runs"):
             return written
-        months = con.execute("select settlement_month, run_id from settlement.settlement_runs "
-                             "where status = 'published' order by settlement_month").fetchall()
+        months = con.execute(
+            "select settlement_month, run_id from settlement.settlement_runs "
+            "where status = 'published' order by settlement_month"
+        ).fetchall()
         for month, run_id in months:
             for table in PUBLISHED_TABLES:
                 if _partition_run_id(warehouse, table, month) != run_id:
@@ -236,7 +333,9 @@ def sync_parquet(warehouse: Path) -> list[str]:
                     fault_point("publish_mid_parquet")
         runs_dir = Path(warehouse) / "parquet" / "settlement" / "settlement_runs"
         runs_dir.mkdir(parents=True, exist_ok=True)
-        arrow = con.sql("select * from settlement.settlement_runs order by started_at, attempt_id").to_arrow_table()
+        arrow = con.sql(
+            "select * from settlement.settlement_runs order by started_at, attempt_id"
+        ).to_arrow_table()
         tmp = runs_dir.parent / f".tmp-settlement_runs.parquet-{os.getpid()}"
         pq.write_table(arrow, tmp, compression="zstd")
         os.replace(tmp, runs_dir / "settlement_runs.parquet")

@@ -48,17 +48,25 @@ def views_sql(warehouse: Path | str) -> list[str]:
         folder = base / "settlement" / table
         if _has_parquet(folder, f"{month_col}=*/*.parquet"):
             # the month is the Hive partition: read back as text, first, as in the DuckDB table
-            src = (f"read_parquet({_lit(folder / '*' / '*.parquet')}, hive_partitioning = true, "
-                   f"hive_types = {{'{month_col}': varchar}})")
-            stmts.append(f"create view settlement.{table} as select {month_col}, * exclude ({month_col}) from {src}")
+            src = (
+                f"read_parquet({_lit(folder / '*' / '*.parquet')}, hive_partitioning = true, "
+                f"hive_types = {{'{month_col}': varchar}})"
+            )
+            stmts.append(
+                f"create view settlement.{table} as select {month_col}, * exclude ({month_col}) from {src}"
+            )
     runs = base / "settlement" / "settlement_runs"
     if _has_parquet(runs, "*.parquet"):
-        stmts.append(f"create view settlement.settlement_runs as "
-                     f"select * from read_parquet({_lit(runs / '*.parquet')})")
+        stmts.append(
+            f"create view settlement.settlement_runs as "
+            f"select * from read_parquet({_lit(runs / '*.parquet')})"
+        )
     for table in MART_TABLES:
         folder = base / "marts" / table
         if _has_parquet(folder, "*.parquet"):
-            stmts.append(f"create view marts.{table} as select * from read_parquet({_lit(folder / '*.parquet')})")
+            stmts.append(
+                f"create view marts.{table} as select * from read_parquet({_lit(folder / '*.parquet')})"
+            )
     return stmts
 
 

@@ -47,5 +47,7 @@ DUCKDB_MEMORY_LIMIT_DEFAULT = "6GB"
 def duckdb_memory_limit() -> str:
     value = os.environ.get("SUPERNOVA_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT_DEFAULT).strip()
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, flags=re.IGNORECASE):
-        raise ValueError(f"SUPERNOVA_DUCKDB_MEMORY_LIMIT must look like '6GB' or '512MB', not {value!r}")
+        raise ValueError(
+            f"SUPERNOVA_DUCKDB_MEMORY_LIMIT must look like '6GB' or '512MB', not {value!r}"
+        )
     return value

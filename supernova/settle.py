@@ -49,14 +49,21 @@ class GateFailed(RuntimeError):
 # The parameters of a settlement run (the monthly_settlement DAG's params, the REST API's
 # `conf`, `supernova settle`'s flags). A reopen is expressed by its reason, and so is
 # accepting suspense above the limit: a reopen without a reason cannot be asked for.
-REQUEST_KEYS = ("month", "preview", "reopen_reason", "accept_suspense_reason", "landing",
-                "warehouse", "attempt_id")
+REQUEST_KEYS = (
+    "month",
+    "preview",
+    "reopen_reason",
+    "accept_suspense_reason",
+    "landing",
+    "warehouse",
+    "attempt_id",
+)
 # set by the DAG's begin task from the Airflow run itself, never by whoever triggers it
 INTERNAL_KEYS = ("triggered_by", "scheduled")
 MONTH_WORDS = "month must be a calendar month written YYYY-MM, e.g. 2026-10"
 
 
-def request_problems(conf: dict, *, month_required: bool = True) -> list[str]:
+def request_problems(conf: dict, *, month_required: bool = True) -> list[str]:  # noqa: C901 - to split (issue 18)
     """Everything wrong with a run's parameters, in words (empty list: fine). Used by the
     first task and by the API server's trigger guard (supernova/trigger_guard.py), so a
     bad request is refused the same way wherever it comes in."""
@@ -64,12 +71,15 @@ def request_problems(conf: dict, *, month_required: bool = True) -> list[str]:
 
     problems = []
     if not isinstance(conf, dict):
-        return ["the run's parameters must be a JSON object such as {\"month\": \"2026-10\"}"]
+        return ['the run\'s parameters must be a JSON object such as {"month": "2026-10"}']
     for key in conf:
         if key not in REQUEST_KEYS and key not in INTERNAL_KEYS:
             near = difflib.get_close_matches(str(key).lower(), REQUEST_KEYS, n=1)
-            problems.append(f"unknown parameter {key!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
-                            + f": the parameters are {', '.join(REQUEST_KEYS)}")
+            problems.append(
+                f"unknown parameter {key!r}"
+                + (f" (did you mean {near[0]!r}?)" if near else "")
+                + f": the parameters are {', '.join(REQUEST_KEYS)}"
+            )
     month = conf.get("month")
     if month is None or month == "":
         if month_required:
@@ -78,8 +88,10 @@ def request_problems(conf: dict, *, month_required: bool = True) -> list[str]:
         problems.append(f"{MONTH_WORDS}, not {month!r}")
     if not isinstance(conf.get("preview", False), bool):
         problems.append(f"preview must be true or false, not {conf['preview']!r}")
-    for key, what in (("reopen_reason", "why the closed month is reopened"),
-                      ("accept_suspense_reason", "why suspense above the limit is accepted")):
+    for key, what in (
+        ("reopen_reason", "why the closed month is reopened"),
+        ("accept_suspense_reason", "why suspense above the limit is accepted"),
+    ):
         value = conf.get(key, "")
         if value is None:
             continue
@@ -90,12 +102,24 @@ def request_problems(conf: dict, *, month_required: bool = True) -> list[str]:
     for key in ("landing", "warehouse", "attempt_id"):
         if conf.get(key) is not None and not isinstance(conf.get(key), str):
             problems.append(f"{key} must be text, not {conf[key]!r}")
-    if conf.get("preview") is True and isinstance(conf.get("reopen_reason"), str) and conf["reopen_reason"].strip():
-        problems.append("preview and reopen_reason exclude each other: a preview publishes nothing, "
-                        "so it cannot reopen a month; leave reopen_reason empty or turn preview off")
+    if (
+        conf.get("preview") is True
+        and isinstance(conf.get("reopen_reason"), str)
+        and conf["reopen_reason"].strip()
+    ):
+        problems.append(
+            "preview and reopen_reason exclude each other: a preview publishes nothing, "
+            "so it cannot reopen a month; leave reopen_reason empty or turn preview off"
+        )
     attempt = conf.get("attempt_id")
-    if isinstance(attempt, str) and attempt.strip() and not re.match(r"^[0-9A-Za-z_.-]+$", attempt.strip()):
-        problems.append(f"attempt_id may only hold letters, digits, '.', '_' and '-', not {attempt!r}")
+    if (
+        isinstance(attempt, str)
+        and attempt.strip()
+        and not re.match(r"^[0-9A-Za-z_.-]+$", attempt.strip())
+    ):
+        problems.append(
+            f"attempt_id may only hold letters, digits, '.', '_' and '-', not {attempt!r}"
+        )
     return problems
 
 
@@ -174,8 +198,10 @@ def settlement_config() -> dict:
         raise ValueError(f"settlement config: cutoff_day must be a whole number 1..28, got {day!r}")
     first = cfg.get("first_month")
     if not isinstance(first, str) or not MONTH_RE.match(first):
-        raise ValueError("settlement config: first_month (the programme's first month) must be a "
-                         f"calendar month written YYYY-MM in quotes, e.g. \"2026-09\", got {first!r}")
+        raise ValueError(
+            "settlement config: first_month (the programme's first month) must be a "
+            f'calendar month written YYYY-MM in quotes, e.g. "2026-09", got {first!r}'
+        )
     return cfg
 
 
@@ -206,8 +232,14 @@ def new_attempt_id(month: str) -> str:
     return f"{month}-{datetime.now(SHANGHAI):%Y%m%dT%H%M%S}-{os.getpid()}"
 
 
-def begin(params: dict, log=print, *, process_bound: bool = True, dag_id: str | None = None,
-          dag_run_id: str | None = None) -> dict:
+def begin(
+    params: dict,
+    log=print,
+    *,
+    process_bound: bool = True,
+    dag_id: str | None = None,
+    dag_run_id: str | None = None,
+) -> dict:
     """Validate the request and take the warehouse lease for this attempt (held until
     `finish_step`). `process_bound`: the whole run lives in this process (`supernova
     settle`, direct calls); under a scheduler the lease is bound to the DAG run instead.
@@ -215,17 +247,30 @@ def begin(params: dict, log=print, *, process_bound: bool = True, dag_id: str | 
     req = RunRequest.from_params(params)
     attempt_id = str(params.get("attempt_id") or "").strip() or new_attempt_id(req.month)
     warehouse = Path(req.warehouse)
-    stale = lock.acquire(warehouse, attempt_id, log=log, purpose=f"{lock.SETTLEMENT} {req.month}",
-                         process_bound=process_bound, dag_id=dag_id, dag_run_id=dag_run_id)
+    stale = lock.acquire(
+        warehouse,
+        attempt_id,
+        log=log,
+        purpose=f"{lock.SETTLEMENT} {req.month}",
+        process_bound=process_bound,
+        dag_id=dag_id,
+        dag_run_id=dag_run_id,
+    )
     # every attempt is accounted for: one whose lease was cleared here, or earlier by
     # another writer, and that never finished, is recorded as interrupted
     recover_interrupted(warehouse, attempt_id, log, cleared=stale.run_id if stale else None)
     state = RunState(Path(req.warehouse), attempt_id)
-    state.update(request=asdict(req), attempt_id=attempt_id,
-                 started_at=datetime.now(SHANGHAI).isoformat(), host=socket.gethostname())
-    log(f"settlement {req.month}: attempt {attempt_id}"
+    state.update(
+        request=asdict(req),
+        attempt_id=attempt_id,
+        started_at=datetime.now(SHANGHAI).isoformat(),
+        host=socket.gethostname(),
+    )
+    log(
+        f"settlement {req.month}: attempt {attempt_id}"
         + (" (PREVIEW: publishes nothing)" if req.preview else "")
-        + (f" (REOPEN: {req.reason})" if req.reopen else ""))
+        + (f" (REOPEN: {req.reason})" if req.reopen else "")
+    )
     return {"attempt_id": attempt_id, **asdict(req)}
 
 
@@ -239,15 +284,19 @@ def ingest_step(ctx: dict, log=print) -> dict:
     fault_point("after_ingest")
     log(result.summary())
     if not result.ok:
-        log("WARNING: some landing files were rejected (see above and raw.manifest); the "
-            "settlement continues without them and the report lists them.")
+        log(
+            "WARNING: some landing files were rejected (see above and raw.manifest); the "
+            "settlement continues without them and the report lists them."
+        )
     waiting = result.as_dict().get("waiting") or []
     if waiting:
         # a run sees what was delivered by the time it runs (§4): a file still being written
         # is not delivered yet; say so, since a rerun after it completes would settle it
-        log(f"WARNING: {len(waiting)} landing file(s) still being written (or younger than the "
+        log(
+            f"WARNING: {len(waiting)} landing file(s) still being written (or younger than the "
             "quiet period) are not part of this run: the month settles what was delivered "
-            "when it ran; their lines settle in a later month's run, or by a reopen.")
+            "when it ran; their lines settle in a later month's run, or by a reopen."
+        )
     return summary
 
 
@@ -256,9 +305,12 @@ def _code_fingerprint() -> str:
     root = settings.DBT_PROJECT_DIR
     # what the settlement depends on: its models and their upstream, macros and tests;
     # not the analytics marts (a mart change must not reopen a closed month)
-    candidates = [p for d in ("models", "macros", "tests") for p in (root / d).rglob("*") if p.is_file()]
+    candidates = [
+        p for d in ("models", "macros", "tests") for p in (root / d).rglob("*") if p.is_file()
+    ]
     files = [root / "dbt_project.yml"] + sorted(
-        p for p in candidates
+        p
+        for p in candidates
         if "marts" not in p.relative_to(root).parts and not p.name.startswith("marts_")
     )
     for p in files:
@@ -278,7 +330,7 @@ def published_runs(con) -> list[dict]:
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
-def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
+def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:  # noqa: C901 - to split (issue 18)
     """Decide what this run does: settle, report 'unchanged', or refuse with the reason."""
     from ingestion import ensure_raw_schema
 
@@ -335,8 +387,10 @@ def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
             # this attempt reports on the run that published the month (after a reopen,
             # the reopened run, not the one it superseded)
             unchanged_run_id = current["run_id"]
-            message = (f"{month} is closed (published by run {current['run_id']}) and the inputs are "
-                       "unchanged: nothing to do, nothing changed.")
+            message = (
+                f"{month} is closed (published by run {current['run_id']}) and the inputs are "
+                "unchanged: nothing to do, nothing changed."
+            )
         else:
             raise RunRefused(
                 f"{month} is closed (published by run {current['run_id']}) and its inputs have changed "
@@ -353,7 +407,12 @@ def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
                 "(vars.supernova.first_month in dbt_project/dbt_project.yml): lines completed "
                 "before it are out of scope."
             )
-        if not published and ctx.get("scheduled") and month != programme_first and not ctx["preview"]:
+        if (
+            not published
+            and ctx.get("scheduled")
+            and month != programme_first
+            and not ctx["preview"]
+        ):
             raise RunRefused(
                 f"a scheduled run does not start the programme: nothing is published in this "
                 f"warehouse yet, and the programme's first month is {programme_first}, not {month}. "
@@ -397,8 +456,11 @@ def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
         "reopen_count": reopen_count,
     }
     RunState(warehouse, ctx["attempt_id"]).update(plan=plan)
-    log(message or f"plan: settle {month} as run {run_id} (first month {first_month}, "
-                    f"{len(files)} input files, cutoff {cutoff:%Y-%m-%d %H:%M})")
+    log(
+        message
+        or f"plan: settle {month} as run {run_id} (first month {first_month}, "
+        f"{len(files)} input files, cutoff {cutoff:%Y-%m-%d %H:%M})"
+    )
     return plan
 
 
@@ -411,10 +473,14 @@ def dbt_invoke(warehouse: Path, args: list[str], vars_: dict | None = None):
     os.environ["SUPERNOVA_DUCKDB_PATH"] = str(settings.duckdb_path(warehouse))
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     full = args + [
-        "--project-dir", str(settings.DBT_PROJECT_DIR),
-        "--profiles-dir", str(settings.DBT_PROJECT_DIR),
-        "--target-path", str(warehouse / "dbt" / "target"),
-        "--log-path", str(warehouse / "dbt" / "logs"),
+        "--project-dir",
+        str(settings.DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(settings.DBT_PROJECT_DIR),
+        "--target-path",
+        str(warehouse / "dbt" / "target"),
+        "--log-path",
+        str(warehouse / "dbt" / "logs"),
     ]
     if vars_ is not None:
         full += ["--vars", json.dumps(vars_)]
@@ -489,14 +555,28 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     # when the ingest path already merged and tested every loaded file, it is left out
     staging_args = staging.invocation_args(warehouse, log)
     with heartbeat("dbt build", log):
-        res = dbt_invoke(warehouse, ["build", "--select", "+path:models/settlement",
-                                     "rpt_promoter_earnings_reconciliation",
-                                     "--exclude-resource-type", "unit_test", *staging_args], vars_)
+        res = dbt_invoke(
+            warehouse,
+            [
+                "build",
+                "--select",
+                "+path:models/settlement",
+                "rpt_promoter_earnings_reconciliation",
+                "--exclude-resource-type",
+                "unit_test",
+                *staging_args,
+            ],
+            vars_,
+        )
     elapsed = round(time.time() - t0, 1)
     if not res.success:
         failures = _failures(res, warehouse)
-        RunState(warehouse, ctx["attempt_id"]).update(build={"ok": False, "seconds": elapsed, "failures": failures})
-        lines = [f"dbt build failed for {ctx['month']} ({len(failures)} problem(s)); nothing was published:"]
+        RunState(warehouse, ctx["attempt_id"]).update(
+            build={"ok": False, "seconds": elapsed, "failures": failures}
+        )
+        lines = [
+            f"dbt build failed for {ctx['month']} ({len(failures)} problem(s)); nothing was published:"
+        ]
         for f in failures:
             lines.append(f"  - {f['node']}: {f['message'][:500]}")
             for ex in f.get("examples", [])[:5]:
@@ -505,7 +585,9 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     staging.record_built(warehouse)
     n = len(getattr(res.result, "results", []) or [])
     fault_point("after_build")
-    RunState(warehouse, ctx["attempt_id"]).update(build={"ok": True, "seconds": elapsed, "nodes": n})
+    RunState(warehouse, ctx["attempt_id"]).update(
+        build={"ok": True, "seconds": elapsed, "nodes": n}
+    )
     log(f"dbt build: {n} models and tests passed in {elapsed} s")
     return {"ok": True, "seconds": elapsed}
 
@@ -527,10 +609,13 @@ def gate_step(ctx: dict, plan: dict, log=print) -> dict:
     RunState(warehouse, ctx["attempt_id"]).update(gate=gate)
     if not gate["ok"]:
         raise GateFailed(
-            f"quality gate FAILED for {ctx['month']}: nothing was published.\n" + describe_failures(gate)
+            f"quality gate FAILED for {ctx['month']}: nothing was published.\n"
+            + describe_failures(gate)
         )
-    log(f"quality gate passed: {gate['checks_passed']} expectations, "
-        f"{len(gate['invariants'])} invariants with 0 violations")
+    log(
+        f"quality gate passed: {gate['checks_passed']} expectations, "
+        f"{len(gate['invariants'])} invariants with 0 violations"
+    )
     return {"ok": True}
 
 
@@ -544,14 +629,21 @@ def _run_row(ctx: dict, plan: dict, state: dict, status: str, message: str = "")
         "finished_at": datetime.now(SHANGHAI).replace(tzinfo=None),
         "triggered_by": ctx.get("triggered_by"),
         "reopen_reason": ctx["reason"] if ctx.get("reopen") else None,
-        "accept_suspense_reason": ctx["accept_suspense_reason"] if ctx.get("accept_suspense") else None,
+        "accept_suspense_reason": ctx["accept_suspense_reason"]
+        if ctx.get("accept_suspense")
+        else None,
         "input_fingerprint": plan.get("input_fingerprint"),
         "code_fingerprint": plan.get("code_fingerprint"),
         "input_files": plan.get("input_files"),
         "checks_passed": gate.get("checks_passed"),
         "checks_failed": gate.get("checks_failed"),
-        "checks": json.dumps({"invariants": gate.get("invariants"), "failed": gate.get("failed_checks")},
-                             default=str, ensure_ascii=False) if gate else None,
+        "checks": json.dumps(
+            {"invariants": gate.get("invariants"), "failed": gate.get("failed_checks")},
+            default=str,
+            ensure_ascii=False,
+        )
+        if gate
+        else None,
         "message": message or None,
     }
 
@@ -565,12 +657,15 @@ def publish_step(ctx: dict, plan: dict, log=print) -> dict:
     if plan["action"] != "settle" or ctx["preview"]:
         log("preview: nothing published" if ctx["preview"] else plan["message"])
         return {"published": False}
-    row = _run_row(ctx, plan, state.load(), "published",
-                   f"reopened: {ctx['reason']}" if ctx["reopen"] else "")
+    row = _run_row(
+        ctx, plan, state.load(), "published", f"reopened: {ctx['reason']}" if ctx["reopen"] else ""
+    )
     counts = publish_month(warehouse, ctx["month"], plan["run_id"], row, reopen=ctx["reopen"])
     state.update(publish={"published": True, "run_id": plan["run_id"], "rows": counts})
-    log(f"published {ctx['month']} as run {plan['run_id']}: "
-        + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    log(
+        f"published {ctx['month']} as run {plan['run_id']}: "
+        + ", ".join(f"{t} {n}" for t, n in counts.items())
+    )
     return {"published": True, "rows": counts}
 
 
@@ -590,7 +685,8 @@ def finish_step(ctx: dict | None, log=print) -> dict:
         if plan.get("action") == "unchanged":
             status = "unchanged"
         elif data.get("publish", {}).get("published") or (
-                not ctx["preview"] and _is_published(warehouse, plan.get("run_id"))):
+            not ctx["preview"] and _is_published(warehouse, plan.get("run_id"))
+        ):
             status = "published"
         elif ctx["preview"] and data.get("gate") is not None and "error" not in data:
             status = "preview"
@@ -623,14 +719,19 @@ def _is_published(warehouse: Path, run_id: str | None) -> bool:
         return False
     try:
         with connect(warehouse) as con:
-            return table_exists(con, "settlement", "settlement_runs") and bool(con.execute(
-                "select count(*) from settlement.settlement_runs where run_id = ? and status = 'published'",
-                [run_id]).fetchone()[0])
+            return table_exists(con, "settlement", "settlement_runs") and bool(
+                con.execute(
+                    "select count(*) from settlement.settlement_runs where run_id = ? and status = 'published'",
+                    [run_id],
+                ).fetchone()[0]
+            )
     except Exception:
         return False
 
 
-def recover_interrupted(warehouse: Path, by_attempt: str, log=print, cleared: str | None = None) -> list[str]:
+def recover_interrupted(
+    warehouse: Path, by_attempt: str, log=print, cleared: str | None = None
+) -> list[str]:
     """Called by `begin` once it holds the lease: every earlier attempt that started and
     never finished can no longer be running (the lease admits one owner), so it is
     recorded as interrupted. `cleared` is the owner of a stale lease `begin` just cleared
@@ -666,8 +767,10 @@ def record_interrupted(warehouse: Path, stale_attempt: str, by_attempt: str, log
     if _is_published(warehouse, plan.get("run_id")) and not req.get("preview"):
         state_obj.update(status="published", finished_at=datetime.now(SHANGHAI).isoformat())
         return
-    message = (f"interrupted: the process died during this attempt (found by attempt {by_attempt}); "
-               "nothing of it was published")
+    message = (
+        f"interrupted: the process died during this attempt (found by attempt {by_attempt}); "
+        "nothing of it was published"
+    )
     row = _run_row(ctx, plan, data, "failed", message)
     row["run_id"] = plan.get("run_id") or f"{req['month']}-unplanned"
     with connect(warehouse) as con:

@@ -26,8 +26,17 @@ from pathlib import Path
 from supernova import settings
 from supernova.warehouse import connect, table_exists
 
-STAGING_MODELS = ("buyers", "clicks", "commission_rules", "groups", "links", "order_events",
-                  "orders", "promoters", "skus")
+STAGING_MODELS = (
+    "buyers",
+    "clicks",
+    "commission_rules",
+    "groups",
+    "links",
+    "order_events",
+    "orders",
+    "promoters",
+    "skus",
+)
 STAGING_SELECT = ["--select", "path:models/staging", "--exclude-resource-type", "unit_test"]
 
 
@@ -104,7 +113,8 @@ def _staged_files_digest(con) -> str | None:
         return None
     digest = con.execute(
         "select count(*) || ':' || coalesce(md5(string_agg(model || ':' || sha256, ',' order by model, sha256)), '')"
-        " from staging.staged_files").fetchone()[0]
+        " from staging.staged_files"
+    ).fetchone()[0]
     if table_exists(con, "staging", "withdrawn_files"):
         withdrawn = con.execute(
             "select count(*), md5(string_agg(k, ',' order by k)) from (select model || ':' ||"
@@ -126,15 +136,21 @@ def _unstaged_files(con) -> int:
         "  and not exists (select 1 from staging.staged_files as f"
         "                  where f.model = 'stg_exports__' || m.export and f.sha256 = m.sha256)"
     ).fetchone()[0]
-    handled = ("  and not exists (select 1 from staging.withdrawn_files as w"
-               "                  where w.model = 'stg_exports__' || m.export"
-               "                    and w.file_path = m.file_path and w.sha256 = m.sha256"
-               "                    and w.ingest_run_id = m.ingest_run_id)"
-               if table_exists(con, "staging", "withdrawn_files") else "")
-    return unstaged + con.execute(
-        "select count(*) from raw.manifest as m"
-        f" where m.status = 'superseded' and m.export in ({exports}){handled}"
-    ).fetchone()[0]
+    handled = (
+        "  and not exists (select 1 from staging.withdrawn_files as w"
+        "                  where w.model = 'stg_exports__' || m.export"
+        "                    and w.file_path = m.file_path and w.sha256 = m.sha256"
+        "                    and w.ingest_run_id = m.ingest_run_id)"
+        if table_exists(con, "staging", "withdrawn_files")
+        else ""
+    )
+    return (
+        unstaged
+        + con.execute(
+            "select count(*) from raw.manifest as m"
+            f" where m.status = 'superseded' and m.export in ({exports}){handled}"
+        ).fetchone()[0]
+    )
 
 
 def _recorded(con) -> tuple[str, str | None] | None:
@@ -142,9 +158,13 @@ def _recorded(con) -> tuple[str, str | None] | None:
     record; verified_files is None in a record written before it was kept."""
     if not table_exists(con, "staging", "staging_code"):
         return None
-    cols = {r[0] for r in con.execute(
-        "select column_name from information_schema.columns"
-        " where table_schema = 'staging' and table_name = 'staging_code'").fetchall()}
+    cols = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns"
+            " where table_schema = 'staging' and table_name = 'staging_code'"
+        ).fetchall()
+    }
     verified = "verified_files" if "verified_files" in cols else "cast(null as varchar)"
     return con.execute(f"select fingerprint, {verified} from staging.staging_code").fetchone()
 
@@ -177,10 +197,14 @@ def record_built(warehouse: Path) -> None:
         con.execute("begin transaction")
         con.execute("create schema if not exists staging")
         # replaced, not altered: older warehouses have the table without verified_files
-        con.execute("create or replace table staging.staging_code"
-                    " (fingerprint varchar, verified_files varchar, recorded_at timestamp)")
-        con.execute("insert into staging.staging_code values (?, ?, current_timestamp)",
-                    [code_fingerprint(), digest])
+        con.execute(
+            "create or replace table staging.staging_code"
+            " (fingerprint varchar, verified_files varchar, recorded_at timestamp)"
+        )
+        con.execute(
+            "insert into staging.staging_code values (?, ?, current_timestamp)",
+            [code_fingerprint(), digest],
+        )
         con.execute("commit")
 
 
@@ -204,13 +228,17 @@ def _stage(warehouse: Path, log) -> dict:
     res = dbt_invoke(warehouse, ["build", *STAGING_SELECT, *extra])
     seconds = round(time.perf_counter() - t0, 1)
     if not res.success:
-        problems = [f"{r.node.name}: {str(r.status).lower()}: {(r.message or '').strip()[:400]}"
-                    for r in (getattr(res.result, "results", None) or [])
-                    if str(r.status).lower() in ("error", "fail", "runtime error")]
+        problems = [
+            f"{r.node.name}: {str(r.status).lower()}: {(r.message or '').strip()[:400]}"
+            for r in (getattr(res.result, "results", None) or [])
+            if str(r.status).lower() in ("error", "fail", "runtime error")
+        ]
         if res.exception is not None:
             problems.append(f"dbt: {res.exception}")
-        raise StagingFailed("staging build failed (see <warehouse>/dbt/logs/dbt.log):\n  "
-                            + "\n  ".join(problems or ["unknown dbt error"]))
+        raise StagingFailed(
+            "staging build failed (see <warehouse>/dbt/logs/dbt.log):\n  "
+            + "\n  ".join(problems or ["unknown dbt error"])
+        )
     record_built(warehouse)
     log(f"staging: built in {seconds} s ({'full refresh' if extra else 'incremental'})")
     return {"seconds": seconds, "full_refresh": bool(extra)}

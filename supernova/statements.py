@@ -30,22 +30,81 @@ from supernova.warehouse import WarehouseLocked, connect, table_exists
 
 MONTH_RE = settings.MONTH_RE
 
-PAYOUT_COLUMNS = ["settlement_month", "promoter_id", "platform", "tier", "status", "carried_in", "level1_amount",
-                  "level2_amount", "tier_bonus", "clawback_amount", "adjustment_amount", "gross_due", "tax_withheld",
-                  "net_paid", "carried_out", "forfeited_amount", "run_id"]
-LEDGER_COLUMNS = ["settlement_month", "beneficiary_id", "kind", "level", "order_id", "line_no", "group_id",
-                  "line_first_settlement_month", "base_amount", "rate", "line_commission", "amount", "run_id"]
-MONEY = {"carried_in", "level1_amount", "level2_amount", "tier_bonus", "clawback_amount", "adjustment_amount",
-         "gross_due", "tax_withheld", "net_paid", "carried_out", "forfeited_amount", "base_amount",
-         "line_commission", "amount"}
-SUMMARY_ORDER = ["carried_in", "level1_amount", "level2_amount", "tier_bonus", "clawback_amount",
-                 "adjustment_amount", "gross_due", "tax_withheld", "net_paid", "carried_out", "forfeited_amount"]
+PAYOUT_COLUMNS = [
+    "settlement_month",
+    "promoter_id",
+    "platform",
+    "tier",
+    "status",
+    "carried_in",
+    "level1_amount",
+    "level2_amount",
+    "tier_bonus",
+    "clawback_amount",
+    "adjustment_amount",
+    "gross_due",
+    "tax_withheld",
+    "net_paid",
+    "carried_out",
+    "forfeited_amount",
+    "run_id",
+]
+LEDGER_COLUMNS = [
+    "settlement_month",
+    "beneficiary_id",
+    "kind",
+    "level",
+    "order_id",
+    "line_no",
+    "group_id",
+    "line_first_settlement_month",
+    "base_amount",
+    "rate",
+    "line_commission",
+    "amount",
+    "run_id",
+]
+MONEY = {
+    "carried_in",
+    "level1_amount",
+    "level2_amount",
+    "tier_bonus",
+    "clawback_amount",
+    "adjustment_amount",
+    "gross_due",
+    "tax_withheld",
+    "net_paid",
+    "carried_out",
+    "forfeited_amount",
+    "base_amount",
+    "line_commission",
+    "amount",
+}
+SUMMARY_ORDER = [
+    "carried_in",
+    "level1_amount",
+    "level2_amount",
+    "tier_bonus",
+    "clawback_amount",
+    "adjustment_amount",
+    "gross_due",
+    "tax_withheld",
+    "net_paid",
+    "carried_out",
+    "forfeited_amount",
+]
 LABELS = {
-    "carried_in": "carried in from last month", "level1_amount": "level-1 commission (own sales)",
-    "level2_amount": "level-2 commission (invitees' sales)", "tier_bonus": "tier bonus",
-    "clawback_amount": "clawbacks (late refunds/cancels)", "adjustment_amount": "adjustments",
-    "gross_due": "gross due", "tax_withheld": "tax withheld (个人所得税)", "net_paid": "net paid",
-    "carried_out": "carried to next month", "forfeited_amount": "forfeited",
+    "carried_in": "carried in from last month",
+    "level1_amount": "level-1 commission (own sales)",
+    "level2_amount": "level-2 commission (invitees' sales)",
+    "tier_bonus": "tier bonus",
+    "clawback_amount": "clawbacks (late refunds/cancels)",
+    "adjustment_amount": "adjustments",
+    "gross_due": "gross due",
+    "tax_withheld": "tax withheld (个人所得税)",
+    "net_paid": "net paid",
+    "carried_out": "carried to next month",
+    "forfeited_amount": "forfeited",
 }
 STATUS_TEXT = {
     "paid": "paid this month",
@@ -68,29 +127,52 @@ def _fetch(con, sql: str, params=None) -> tuple[list[str], list[tuple]]:
 def _read(warehouse: Path, month: str) -> tuple[list[tuple], list[tuple]]:
     """(payout rows, ledger rows) in PAYOUT_COLUMNS / LEDGER_COLUMNS order."""
     pcols = ", ".join(PAYOUT_COLUMNS)
-    lcols = ", ".join(f"l.{c}" if c not in ("line_first_settlement_month",) else
-                      "t.first_settlement_month as line_first_settlement_month" for c in LEDGER_COLUMNS)
-    order_l = ("l.beneficiary_id, case l.kind when 'accrual' then 1 when 'clawback' then 2 when 'adjustment' then 3 "
-               "else 4 end, l.order_id, l.line_no, l.level")
+    lcols = ", ".join(
+        f"l.{c}"
+        if c not in ("line_first_settlement_month",)
+        else "t.first_settlement_month as line_first_settlement_month"
+        for c in LEDGER_COLUMNS
+    )
+    order_l = (
+        "l.beneficiary_id, case l.kind when 'accrual' then 1 when 'clawback' then 2 when 'adjustment' then 3 "
+        "else 4 end, l.order_id, l.line_no, l.level"
+    )
 
     def query(con, payouts, lines, terms):
-        _, p = _fetch(con, f"select {pcols} from {payouts} where settlement_month = ? order by promoter_id", [month])
-        _, lrows = _fetch(con, f"select {lcols} from {lines} l left join {terms} t using (order_id, line_no) "
-                               f"where l.settlement_month = ? order by {order_l}", [month])
+        _, p = _fetch(
+            con,
+            f"select {pcols} from {payouts} where settlement_month = ? order by promoter_id",
+            [month],
+        )
+        _, lrows = _fetch(
+            con,
+            f"select {lcols} from {lines} l left join {terms} t using (order_id, line_no) "
+            f"where l.settlement_month = ? order by {order_l}",
+            [month],
+        )
         return p, lrows
 
     try:
         # no wait for a holder of the working file: the Parquet copies answer the same
         with connect(warehouse, read_only=True, wait=0, log=lambda _msg: None) as con:
             if not table_exists(con, "settlement", "payouts"):
-                raise StatementsError(f"nothing is published in {warehouse}: settle a month first "
-                                      "(`supernova settle --month YYYY-MM`).")
-            published = con.execute("select count(*) from settlement.settlement_runs where settlement_month = ? "
-                                     "and status = 'published'", [month]).fetchone()[0]
+                raise StatementsError(
+                    f"nothing is published in {warehouse}: settle a month first "
+                    "(`supernova settle --month YYYY-MM`)."
+                )
+            published = con.execute(
+                "select count(*) from settlement.settlement_runs where settlement_month = ? "
+                "and status = 'published'",
+                [month],
+            ).fetchone()[0]
             if not published:
-                raise StatementsError(f"{month} is not published: statements are made from published months only "
-                                      f"(`supernova settle --month {month}`; a preview publishes nothing).")
-            return query(con, "settlement.payouts", "settlement.payout_lines", "settlement.line_terms")
+                raise StatementsError(
+                    f"{month} is not published: statements are made from published months only "
+                    f"(`supernova settle --month {month}`; a preview publishes nothing)."
+                )
+            return query(
+                con, "settlement.payouts", "settlement.payout_lines", "settlement.line_terms"
+            )
     except WarehouseLocked:
         import duckdb
 
@@ -99,8 +181,10 @@ def _read(warehouse: Path, month: str) -> tuple[list[tuple], list[tuple]]:
             raise
         con = duckdb.connect()
         try:
+
             def src(t):
                 return f"read_parquet('{base}/{t}/*/*.parquet', hive_partitioning = true)"
+
             # Hive partitions give the month columns back as text, under their DuckDB names
             # (line_terms is partitioned by first_settlement_month)
             con.execute(f"create view p as select * from {src('payouts')}")
@@ -134,7 +218,11 @@ def _statement_rows(payout: dict, lines: list[tuple]) -> list[list]:
     rows += [[LABELS[k], payout[k]] for k in SUMMARY_ORDER]
     rows += [[], ["ledger lines"], LEDGER_COLUMNS[2:-1]]
     rows += [list(r[2:-1]) for r in lines]
-    rows.append(["total of ledger lines"] + [""] * (len(LEDGER_COLUMNS) - 4) + [sum((r[11] for r in lines), Decimal("0.00"))])
+    rows.append(
+        ["total of ledger lines"]
+        + [""] * (len(LEDGER_COLUMNS) - 4)
+        + [sum((r[11] for r in lines), Decimal("0.00"))]
+    )
     return rows
 
 
@@ -154,14 +242,23 @@ def _write_statement_csv(path: Path, payout: dict, lines: list[tuple]) -> Path:
     return path
 
 
-def _write_xlsx(path: Path, month: str, payouts: list[tuple], lines: list[tuple]) -> Path:
+def _write_xlsx(path: Path, month: str, payouts: list[tuple], lines: list[tuple]) -> Path:  # noqa: C901 - to split (issue 18)
     try:
         import xlsxwriter
     except ImportError as exc:  # pragma: no cover - the dependency is in pyproject
-        raise StatementsError("the XLSX workbook needs the package xlsxwriter (uv add xlsxwriter)") from exc
+        raise StatementsError(
+            "the XLSX workbook needs the package xlsxwriter (uv add xlsxwriter)"
+        ) from exc
 
-    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
-                                         "strings_to_numbers": False, "constant_memory": False})
+    wb = xlsxwriter.Workbook(
+        str(path),
+        {
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+            "constant_memory": False,
+        },
+    )
     money = wb.add_format({"num_format": "#,##0.00"})
     money_b = wb.add_format({"num_format": "#,##0.00", "bold": True})
     rate = wb.add_format({"num_format": "0.0000%"})
@@ -203,8 +300,12 @@ def _write_xlsx(path: Path, month: str, payouts: list[tuple], lines: list[tuple]
     idx = {c: i for i, c in enumerate(PAYOUT_COLUMNS)}
     for r, k in enumerate(SUMMARY_ORDER, start=4):
         ws.write_string(r, 0, LABELS[k])
-        ws.write_number(r, 1, float(sum((p[idx[k]] for p in payouts), Decimal("0.00"))),
-                        money_b if k in ("gross_due", "net_paid") else money)
+        ws.write_number(
+            r,
+            1,
+            float(sum((p[idx[k]] for p in payouts), Decimal("0.00"))),
+            money_b if k in ("gross_due", "net_paid") else money,
+        )
     r = 4 + len(SUMMARY_ORDER) + 1
     ws.write_string(r, 0, "payout rows", bold)
     ws.write_number(r, 1, len(payouts))
@@ -217,12 +318,22 @@ def _write_xlsx(path: Path, month: str, payouts: list[tuple], lines: list[tuple]
     for k, s in enumerate(statuses, start=r + 4):
         ws.write_string(k, 0, s)
         ws.write_number(k, 1, sum(1 for p in payouts if p[idx["status"]] == s))
-        ws.write_number(k, 2, float(sum((p[idx["net_paid"]] for p in payouts if p[idx["status"]] == s),
-                                        Decimal("0.00"))), money)
+        ws.write_number(
+            k,
+            2,
+            float(
+                sum((p[idx["net_paid"]] for p in payouts if p[idx["status"]] == s), Decimal("0.00"))
+            ),
+            money,
+        )
 
     sheet("Payouts", PAYOUT_COLUMNS, payouts, {"promoter_id": 16, "run_id": 24})
-    sheet("Ledger", LEDGER_COLUMNS, lines, {"beneficiary_id": 16, "order_id": 16, "run_id": 24,
-                                            "line_first_settlement_month": 12})
+    sheet(
+        "Ledger",
+        LEDGER_COLUMNS,
+        lines,
+        {"beneficiary_id": 16, "order_id": 16, "run_id": 24, "line_first_settlement_month": 12},
+    )
 
     # Statements: per promoter, the payout figures then its ledger lines (filter on column A)
     ws = wb.add_worksheet("Statements")
@@ -242,7 +353,9 @@ def _write_xlsx(path: Path, month: str, payouts: list[tuple], lines: list[tuple]
         for k in SUMMARY_ORDER:
             ws.write_string(r, 0, pid)
             ws.write_string(r, 1, LABELS[k])
-            ws.write_number(r, len(header) - 1, float(p[idx[k]]), money_b if k == "net_paid" else money)
+            ws.write_number(
+                r, len(header) - 1, float(p[idx[k]]), money_b if k == "net_paid" else money
+            )
             r += 1
         for ln in by_promoter.get(pid, []):
             ws.write_string(r, 0, pid)
@@ -256,17 +369,23 @@ def _write_xlsx(path: Path, month: str, payouts: list[tuple], lines: list[tuple]
     return path
 
 
-def write_statements(warehouse: Path, month: str, out_dir: Path | None = None, log=None) -> list[Path]:
+def write_statements(
+    warehouse: Path, month: str, out_dir: Path | None = None, log=None
+) -> list[Path]:
     """Write the month's statements; returns the files written (CSV files, then the XLSX)."""
     if not MONTH_RE.match(month or ""):
         raise StatementsError(f"month must be YYYY-MM (e.g. 2026-10), got {month!r}")
     warehouse = Path(warehouse)
     if not (warehouse / "supernova.duckdb").exists():
-        raise StatementsError(f"no warehouse at {warehouse} (expected {warehouse / 'supernova.duckdb'})")
+        raise StatementsError(
+            f"no warehouse at {warehouse} (expected {warehouse / 'supernova.duckdb'})"
+        )
     out = Path(out_dir) if out_dir else warehouse / "statements" / month
     payouts, lines = _read(warehouse, month)
     if log:
-        log(f"statements {month}: {len(payouts):,} payout rows, {len(lines):,} ledger lines → {out}")
+        log(
+            f"statements {month}: {len(payouts):,} payout rows, {len(lines):,} ledger lines → {out}"
+        )
     written = [
         write_csv(out / f"payouts_{month}.csv", PAYOUT_COLUMNS, payouts, MONEY),
         write_csv(out / f"ledger_{month}.csv", LEDGER_COLUMNS, lines, MONEY),
@@ -276,8 +395,13 @@ def write_statements(warehouse: Path, month: str, out_dir: Path | None = None, l
         by_promoter.setdefault(ln[1], []).append(ln)
     for i, p in enumerate(payouts, start=1):
         payout = dict(zip(PAYOUT_COLUMNS, p))
-        written.append(_write_statement_csv(out / "promoters" / f"{_slug(payout['promoter_id'])}.csv",
-                                            payout, by_promoter.get(payout["promoter_id"], [])))
+        written.append(
+            _write_statement_csv(
+                out / "promoters" / f"{_slug(payout['promoter_id'])}.csv",
+                payout,
+                by_promoter.get(payout["promoter_id"], []),
+            )
+        )
         if log and i % 1000 == 0:
             log(f"  {i:,}/{len(payouts):,} promoter statements")
     written.append(_write_xlsx(out / f"supernova_statements_{month}.xlsx", month, payouts, lines))
@@ -297,8 +421,10 @@ def run_statements(warehouse: Path, month: str, out: Path | None = None) -> int:
         print(f"[supernova] ERROR: {exc}", file=sys.stderr)
         return EXIT_FAILED
     xlsx = [f for f in files if f.suffix == ".xlsx"]
-    print(f"[supernova] statements {month}: {len(files) - len(xlsx) - 2:,} promoter statements, the payouts and "
-          f"ledger CSVs and {xlsx[0].name if xlsx else 'no workbook'} in {files[0].parent}")
+    print(
+        f"[supernova] statements {month}: {len(files) - len(xlsx) - 2:,} promoter statements, the payouts and "
+        f"ledger CSVs and {xlsx[0].name if xlsx else 'no workbook'} in {files[0].parent}"
+    )
     return EXIT_OK
 
 
@@ -313,10 +439,23 @@ def add_statements_parser(subparsers) -> argparse.ArgumentParser:
     """Register `supernova statements --month YYYY-MM [--warehouse DIR] [--out DIR]`."""
     from supernova.cli import add_command, month_arg
 
-    p = add_command(subparsers, "statements", "promoter statements (CSV + XLSX) of a published month for finance")
+    p = add_command(
+        subparsers,
+        "statements",
+        "promoter statements (CSV + XLSX) of a published month for finance",
+    )
     p.add_argument("--month", required=True, type=month_arg, help="YYYY-MM (a published month)")
-    p.add_argument("--warehouse", type=Path, default=None,
-                   help="warehouse directory (default: $SUPERNOVA_WAREHOUSE, else $SUPERNOVA_HOME/warehouse)")
-    p.add_argument("--out", type=Path, default=None, help="output directory (default: <warehouse>/statements/<month>)")
+    p.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="warehouse directory (default: $SUPERNOVA_WAREHOUSE, else $SUPERNOVA_HOME/warehouse)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default: <warehouse>/statements/<month>)",
+    )
     p.set_defaults(func=cmd_statements)
     return p

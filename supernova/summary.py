@@ -67,7 +67,7 @@ def _m(v) -> str:
     return "-" if v is None else f"{v:,.2f}"
 
 
-def format_summary(warehouse: Path, attempt_id: str, dag_state: str) -> str:
+def format_summary(warehouse: Path, attempt_id: str, dag_state: str) -> str:  # noqa: C901 - to split (issue 18)
     warehouse = Path(warehouse)
     state = RunState(warehouse, attempt_id).load()
     month = (state.get("request") or {}).get("month", "?")
@@ -77,12 +77,16 @@ def format_summary(warehouse: Path, attempt_id: str, dag_state: str) -> str:
     add = out.append
     add(f"=== settlement {month}: {status.upper()} (DAG run {dag_state.split('.')[-1]}) ===")
     if not state:
-        add("The run stopped before it started: the parameters were refused or another run holds the "
-            "warehouse (see the messages above). Nothing was published.")
+        add(
+            "The run stopped before it started: the parameters were refused or another run holds the "
+            "warehouse (see the messages above). Nothing was published."
+        )
         add("next        fix what the message above says, then run the same command again.")
         return "\n".join(out)
     if status == "failed":
-        err = (state.get("error") or "the run stopped without a message (see the task log above)").strip()
+        err = (
+            state.get("error") or "the run stopped without a message (see the task log above)"
+        ).strip()
         lines = err.splitlines()
         add(f"why         {lines[0]}")
         for extra in lines[1:8]:
@@ -102,34 +106,52 @@ def format_summary(warehouse: Path, attempt_id: str, dag_state: str) -> str:
 
             with connect(warehouse, read_only=True) as con:
                 if table_exists(con, "settlement", "settlement_runs"):
-                    cur = con.execute("select * from settlement.settlement_runs where attempt_id = ? "
-                                      "order by finished_at desc limit 1", [attempt_id])
+                    cur = con.execute(
+                        "select * from settlement.settlement_runs where attempt_id = ? "
+                        "order by finished_at desc limit 1",
+                        [attempt_id],
+                    )
                     row = cur.fetchone()
                     totals = dict(zip([d[0] for d in cur.description], row)) if row else None
         except Exception:  # noqa: BLE001 - a report section must not fail the report
             totals = None
     if totals and totals.get("lines_settled") is not None:
         add(f"run id      {totals['run_id']}")
-        add(f"lines       {totals['lines_settled']:,} settled, base {_m(totals['base_amount'])} CNY")
-        add(f"commission  {_m(totals['line_commission'])} = platform fee {_m(totals['platform_fee'])}"
+        add(
+            f"lines       {totals['lines_settled']:,} settled, base {_m(totals['base_amount'])} CNY"
+        )
+        add(
+            f"commission  {_m(totals['line_commission'])} = platform fee {_m(totals['platform_fee'])}"
             f" + level 1 {_m(totals['level1_amount'])} + level 2 {_m(totals['level2_amount'])}"
-            f" + operator {_m(totals['operator_retained'])}")
-        add(f"postings    {_m(totals['postings_amount'])} (tier bonus {_m(totals['tier_bonus_amount'])}, "
-            f"clawbacks {_m(totals['clawback_amount'])})")
-        add(f"payouts     {totals['payout_rows']:,} rows: net paid {_m(totals['net_paid'])}, tax "
+            f" + operator {_m(totals['operator_retained'])}"
+        )
+        add(
+            f"postings    {_m(totals['postings_amount'])} (tier bonus {_m(totals['tier_bonus_amount'])}, "
+            f"clawbacks {_m(totals['clawback_amount'])})"
+        )
+        add(
+            f"payouts     {totals['payout_rows']:,} rows: net paid {_m(totals['net_paid'])}, tax "
             f"{_m(totals['tax_withheld'])}, carried out {_m(totals['carried_out'])}, forfeited "
-            f"{_m(totals['forfeited_amount'])}")
-        add(f"suspense    {totals['suspense_lines']:,} lines, base {_m(totals['suspense_base'])} "
-            f"({float(totals['suspense_ratio'] or 0):.4%}; limit 0.5 %)")
+            f"{_m(totals['forfeited_amount'])}"
+        )
+        add(
+            f"suspense    {totals['suspense_lines']:,} lines, base {_m(totals['suspense_base'])} "
+            f"({float(totals['suspense_ratio'] or 0):.4%}; limit 0.5 %)"
+        )
     gate = state.get("gate")
     if gate:
         inv = gate.get("invariants", [])
         bad = [i["check"] for i in inv if i["violations"]]
-        add(f"checks      {gate.get('checks_passed')} expectations passed, {gate.get('checks_failed')} failed; "
-            f"{len(inv) - len(bad)}/{len(inv)} invariants hold" + (f" (FAILED: {', '.join(bad[:5])})" if bad else ""))
+        add(
+            f"checks      {gate.get('checks_passed')} expectations passed, {gate.get('checks_failed')} failed; "
+            f"{len(inv) - len(bad)}/{len(inv)} invariants hold"
+            + (f" (FAILED: {', '.join(bad[:5])})" if bad else "")
+        )
     if status in ("published", "unchanged"):
-        add(f"outputs     {warehouse / 'parquet' / 'settlement'}/<table>/; BI catalog "
-            f"{warehouse / 'bi' / 'supernova_bi.duckdb'}")
+        add(
+            f"outputs     {warehouse / 'parquet' / 'settlement'}/<table>/; BI catalog "
+            f"{warehouse / 'bi' / 'supernova_bi.duckdb'}"
+        )
     report = warehouse / "reports" / month / f"{attempt_id}.html"
     if report.exists():
         add(f"report      {report}   (open in a browser; .md next to it)")
@@ -137,8 +159,10 @@ def format_summary(warehouse: Path, attempt_id: str, dag_state: str) -> str:
         add(f"report      {report.with_suffix('.md')}")
     if status == "published":
         # a command that works as printed (the report's wording leaves out the warehouse)
-        add(f"next        nothing to do; statements: {supernova_command()} statements --month {month} "
-            f"--warehouse {display_path(warehouse)}")
+        add(
+            f"next        nothing to do; statements: {supernova_command()} statements --month {month} "
+            f"--warehouse {display_path(warehouse)}"
+        )
     else:
         add(f"next        {next_steps(state)}")
     return "\n".join(out)
@@ -224,7 +248,9 @@ def _stage_line(key: str, value: dict) -> str | None:
         lines = (value.get("summary") or "done").splitlines()
         # the headline, then every file a person must hear about (rejected, superseded,
         # waiting ...); the counts and per-file lines are in the log
-        return "\n".join([f"ingest     {lines[0]}", *(f"           {x.strip()}" for x in lines[3:])])
+        return "\n".join(
+            [f"ingest     {lines[0]}", *(f"           {x.strip()}" for x in lines[3:])]
+        )
     if key == "plan":
         msg = value.get("message")
         if msg:
@@ -235,8 +261,10 @@ def _stage_line(key: str, value: dict) -> str | None:
     if key == "build":
         return f"build      dbt build failed after {value.get('seconds')} s"
     if key == "gate":
-        return (f"checks     {value.get('checks_passed')} expectations passed, {value.get('checks_failed')} failed"
-                f" ({value.get('seconds')} s)")
+        return (
+            f"checks     {value.get('checks_passed')} expectations passed, {value.get('checks_failed')} failed"
+            f" ({value.get('seconds')} s)"
+        )
     if key == "publish" and value.get("published"):
         return f"publish    run {value.get('run_id')} published"
     return None

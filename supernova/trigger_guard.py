@@ -51,8 +51,11 @@ class SettlementTriggerGuard:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope.get("type") != "http" or scope.get("method") != "POST" \
-                or not SETTLEMENT_TRIGGER.search(scope.get("path", "")):
+        if (
+            scope.get("type") != "http"
+            or scope.get("method") != "POST"
+            or not SETTLEMENT_TRIGGER.search(scope.get("path", ""))
+        ):
             await self.app(scope, receive, send)
             return
         received, body, more = [], b"", True
@@ -67,9 +70,16 @@ class SettlementTriggerGuard:
         if problems:
             detail = "monthly_settlement refused: " + "; ".join(problems)
             payload = json.dumps({"detail": detail}, ensure_ascii=False).encode("utf-8")
-            await send({"type": "http.response.start", "status": 400,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(payload)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(payload)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": payload})
             return
 
@@ -84,5 +94,10 @@ class SettlementTriggerGuard:
 class SupernovaTriggerGuardPlugin(AirflowPlugin):
     name = "supernova_trigger_guard"
     fastapi_root_middlewares = [
-        {"middleware": SettlementTriggerGuard, "args": [], "kwargs": {}, "name": "supernova settlement trigger guard"},
+        {
+            "middleware": SettlementTriggerGuard,
+            "args": [],
+            "kwargs": {},
+            "name": "supernova settlement trigger guard",
+        },
     ]

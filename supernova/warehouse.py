@@ -88,8 +88,10 @@ def _open(path: Path, read_only: bool, wait: float | None, log) -> duckdb.DuckDB
             waited = time.monotonic() - t0
             if holder is None:
                 holder = lock_holder(exc)
-                log(f"the warehouse file {path} is held by {holder}: waiting up to {wait:.0f} s "
-                    f"for it to let go ({WAIT_ENV})")
+                log(
+                    f"the warehouse file {path} is held by {holder}: waiting up to {wait:.0f} s "
+                    f"for it to let go ({WAIT_ENV})"
+                )
             if waited >= wait:
                 raise WarehouseLocked(
                     f"the warehouse file {path} is still held by {lock_holder(exc)} after {waited:.0f} s: "
@@ -99,7 +101,9 @@ def _open(path: Path, read_only: bool, wait: float | None, log) -> duckdb.DuckDB
             time.sleep(_POLL_SECONDS)
             continue
         if holder is not None:
-            log(f"the warehouse file is free after {time.monotonic() - t0:.1f} s (was held by {holder}); going on")
+            log(
+                f"the warehouse file is free after {time.monotonic() - t0:.1f} s (was held by {holder}); going on"
+            )
         return con
 
 
@@ -134,7 +138,9 @@ def connect(warehouse: Path, read_only: bool = False, wait: float | None = None,
 
 
 def table_exists(con, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()[0])
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )

@@ -61,7 +61,12 @@ def tiny_landing(tmp_path_factory):
 
 # ---------------------------------------------------------------- settlement scenario
 
-DEFAULT_CONF = {"preview": False, "reopen_reason": "", "accept_suspense_reason": "", "attempt_id": ""}
+DEFAULT_CONF = {
+    "preview": False,
+    "reopen_reason": "",
+    "accept_suspense_reason": "",
+    "attempt_id": "",
+}
 
 
 def _run(dagbag, airflow_db, **conf):
@@ -90,7 +95,9 @@ def _rows(warehouse: Path, sql: str, params=None):
 
 
 def _latest_state(warehouse: Path, month: str) -> dict:
-    runs = sorted((warehouse / "runs").glob(f"{month}-*/state.json"), key=lambda p: p.stat().st_mtime)
+    runs = sorted(
+        (warehouse / "runs").glob(f"{month}-*/state.json"), key=lambda p: p.stat().st_mtime
+    )
     return s.RunState(warehouse, runs[-1].parent.name).load()
 
 
@@ -108,8 +115,10 @@ def settlement_scenario(tiny_landing, tmp_path_factory, dagbag, airflow_db):
     def build_then_corrupt(ctx, plan, log=print):
         result = real_build(ctx, plan, log)
         con = duckdb.connect(str(wh / "supernova.duckdb"))
-        con.execute("update settlement_build.payouts set net_paid = net_paid + 0.01 "
-                    "where promoter_id = (select min(promoter_id) from settlement_build.payouts where status = 'paid')")
+        con.execute(
+            "update settlement_build.payouts set net_paid = net_paid + 0.01 "
+            "where promoter_id = (select min(promoter_id) from settlement_build.payouts where status = 'paid')"
+        )
         con.close()
         return result
 
@@ -119,19 +128,26 @@ def settlement_scenario(tiny_landing, tmp_path_factory, dagbag, airflow_db):
     finally:
         s.build_step = real_build
     out["a_run"] = _latest_state(wh, "2026-09")
-    out["a_published"] = _rows(wh, "select count(*) from information_schema.tables where table_schema = 'settlement' and table_name = 'payouts'")[0][0]
+    out["a_published"] = _rows(
+        wh,
+        "select count(*) from information_schema.tables where table_schema = 'settlement' and table_name = 'payouts'",
+    )[0][0]
     out["a_parquet"] = (wh / "parquet" / "settlement" / "payouts").exists()
 
     # b. September through the CLI
     from supernova.cli import main
 
-    out["b_rc"] = main(["settle", "--month", "2026-09", "--landing", str(tiny_landing), "--warehouse", str(wh)])
+    out["b_rc"] = main(
+        ["settle", "--month", "2026-09", "--landing", str(tiny_landing), "--warehouse", str(wh)]
+    )
     out["b_run"] = _latest_state(wh, "2026-09")
 
     # c. October preview
     out["c_state"] = _run(dagbag, airflow_db, month="2026-10", preview=True, **common)
     out["c_run"] = _latest_state(wh, "2026-10")
-    out["c_months"] = _rows(wh, "select distinct settlement_month from settlement.payouts order by 1")
+    out["c_months"] = _rows(
+        wh, "select distinct settlement_month from settlement.payouts order by 1"
+    )
 
     # d. October
     out["d_state"] = _run(dagbag, airflow_db, month="2026-10", **common)
@@ -148,9 +164,17 @@ def settlement_scenario(tiny_landing, tmp_path_factory, dagbag, airflow_db):
     out["f_run"] = _latest_state(wh, "2026-11")
 
     # snapshot of October as first published, for the reopen comparison
-    out["oct_lines_before_reopen"] = _rows(wh, "select count(*), sum(amount) from settlement.payout_lines where settlement_month = '2026-10'")[0]
+    out["oct_lines_before_reopen"] = _rows(
+        wh,
+        "select count(*), sum(amount) from settlement.payout_lines where settlement_month = '2026-10'",
+    )[0]
 
     # g. October reopened
-    out["g_state"] = _run(dagbag, airflow_db, month="2026-10", reopen_reason="test: finance asked to recompute", **common)
+    out["g_state"] = _run(
+        dagbag,
+        airflow_db,
+        month="2026-10",
+        reopen_reason="test: finance asked to recompute",
+        **common,
+    )
     return out
-

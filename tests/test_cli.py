@@ -17,8 +17,13 @@ from supernova import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ["generate", "ingest", "settle", "demo", "marts", "statements"]
-ENV_VARS = ["SUPERNOVA_HOME", "SUPERNOVA_LANDING", "SUPERNOVA_WAREHOUSE", "SUPERNOVA_DUCKDB_MEMORY_LIMIT",
-            "SUPERNOVA_WAREHOUSE_WAIT_SECONDS"]
+ENV_VARS = [
+    "SUPERNOVA_HOME",
+    "SUPERNOVA_LANDING",
+    "SUPERNOVA_WAREHOUSE",
+    "SUPERNOVA_DUCKDB_MEMORY_LIMIT",
+    "SUPERNOVA_WAREHOUSE_WAIT_SECONDS",
+]
 
 
 # files generated a moment ago must load now, not after ingestion's quiet period
@@ -27,22 +32,31 @@ QUIET_PERIOD_OFF = {"SUPERNOVA_INGEST_QUIET_SECONDS": "0"}
 
 def run(*args, env=None, cwd=ROOT, timeout=120):
     # -X importtime would be noisy; instead the child reports whether Airflow was imported
-    code = ("import sys, runpy\n"
-            "sys.argv = ['supernova', *sys.argv[1:]]\n"
-            "try:\n"
-            "    from supernova.cli import main\n"
-            "    rc = main()\n"
-            "except SystemExit as e:\n"
-            "    rc = e.code if isinstance(e.code, int) else 1\n"
-            "print('AIRFLOW_IMPORTED' if 'airflow' in sys.modules else '', file=sys.stderr)\n"
-            "sys.exit(rc)\n")
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **QUIET_PERIOD_OFF, **(env or {})},
-                          timeout=timeout)
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['supernova', *sys.argv[1:]]\n"
+        "try:\n"
+        "    from supernova.cli import main\n"
+        "    rc = main()\n"
+        "except SystemExit as e:\n"
+        "    rc = e.code if isinstance(e.code, int) else 1\n"
+        "print('AIRFLOW_IMPORTED' if 'airflow' in sys.modules else '', file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **QUIET_PERIOD_OFF, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def _err_lines(proc) -> list[str]:
-    return [line for line in proc.stderr.splitlines() if line.strip() and line != "AIRFLOW_IMPORTED"]
+    return [
+        line for line in proc.stderr.splitlines() if line.strip() and line != "AIRFLOW_IMPORTED"
+    ]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
@@ -73,7 +87,10 @@ def test_a_bad_month_is_one_line_exit_2_without_airflow(command, month):
     assert proc.returncode == 2  # cli.EXIT_USAGE
     lines = _err_lines(proc)
     assert len(lines) == 1, proc.stderr
-    assert "must be a calendar month written YYYY-MM, e.g. 2026-10" in lines[0] and repr(month) in lines[0]
+    assert (
+        "must be a calendar month written YYYY-MM, e.g. 2026-10" in lines[0]
+        and repr(month) in lines[0]
+    )
     assert "Traceback" not in proc.stderr and "AIRFLOW_IMPORTED" not in proc.stderr
 
 
@@ -82,12 +99,16 @@ def test_a_missing_landing_folder_is_one_line(tmp_path, command):
     proc = run(*command, "--landing", tmp_path / "no-such-folder", "--warehouse", tmp_path / "wh")
     assert proc.returncode == 2  # cli.EXIT_USAGE
     lines = _err_lines(proc)
-    assert len(lines) == 1 and "landing folder" in lines[0] and "does not exist" in lines[0], proc.stderr
+    assert len(lines) == 1 and "landing folder" in lines[0] and "does not exist" in lines[0], (
+        proc.stderr
+    )
     assert "AIRFLOW_IMPORTED" not in proc.stderr
 
 
-@pytest.mark.parametrize("command", [["settle", "--month", "2026-10"], ["marts"], ["ingest"],
-                                     ["statements", "--month", "2026-10"]])
+@pytest.mark.parametrize(
+    "command",
+    [["settle", "--month", "2026-10"], ["marts"], ["ingest"], ["statements", "--month", "2026-10"]],
+)
 def test_a_warehouse_path_that_is_a_file_says_so(tmp_path, command):
     (tmp_path / "landing").mkdir()
     afile = tmp_path / "warehouse.txt"
@@ -106,10 +127,17 @@ def test_a_warehouse_held_by_another_run_is_exit_3_in_one_line(tmp_path):
     (tmp_path / "landing").mkdir()
     wh = tmp_path / "wh"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom supernova import lock\n"
-         f"with lock.held({str(wh)!r}, 'someone-else', log=print):\n"
-         "    print('holding', flush=True)\n    time.sleep(600)\n"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom supernova import lock\n"
+            f"with lock.held({str(wh)!r}, 'someone-else', log=print):\n"
+            "    print('holding', flush=True)\n    time.sleep(600)\n",
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         for command in (["settle", "--month", "2026-10"], ["marts"], ["ingest"]):
@@ -151,17 +179,33 @@ def test_one_exit_code_table_in_the_code_the_readme_and_the_marts_doc():
 
 def test_ingest_keeps_per_file_lines_in_a_log_and_verbose_shows_them(tmp_path):
     landing, wh = tmp_path / "landing", tmp_path / "wh"
-    gen = run("generate", "--out", landing, "--start", "2026-09-01", "--days", "1", "--scale", "tiny", timeout=300)
+    gen = run(
+        "generate",
+        "--out",
+        landing,
+        "--start",
+        "2026-09-01",
+        "--days",
+        "1",
+        "--scale",
+        "tiny",
+        timeout=300,
+    )
     assert gen.returncode == 0, gen.stderr
     quiet = run("ingest", "--landing", landing, "--warehouse", wh, timeout=300)
     assert quiet.returncode == 0, quiet.stderr
-    assert "[loaded]" not in quiet.stdout and "loaded" in quiet.stdout  # the summary, not one line per file
+    assert (
+        "[loaded]" not in quiet.stdout and "loaded" in quiet.stdout
+    )  # the summary, not one line per file
     logs = list((wh / "logs").glob("ingest-*.log"))
     assert len(logs) == 1 and logs[0].read_text().count("[loaded]") >= 9
     assert len(quiet.stdout.splitlines()) < 10
     (landing / "orders" / "2026-09-02").mkdir(parents=True)
     (landing / "orders" / "2026-09-02" / "extra.csv").write_text(
-        (landing / "orders" / "2026-09-01" / "part-0000.csv").read_text(encoding="utf-8").replace("2026-09-01", "2026-09-02"),
-        encoding="utf-8")
+        (landing / "orders" / "2026-09-01" / "part-0000.csv")
+        .read_text(encoding="utf-8")
+        .replace("2026-09-01", "2026-09-02"),
+        encoding="utf-8",
+    )
     verbose = run("ingest", "--landing", landing, "--warehouse", wh, "--verbose", timeout=300)
     assert "[loaded] orders/2026-09-02/extra.csv" in verbose.stdout, verbose.stdout + verbose.stderr

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import threading
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 import pytest
 import yaml
@@ -34,7 +34,14 @@ def test_dags_load_without_import_errors(dagbag):
     assert set(dagbag.dags) >= DAG_IDS
     dag = dagbag.dags["monthly_settlement"]
     assert [t.task_id for t in dag.topological_sort()] == [
-        "begin", "ingest", "plan", "build", "validate", "publish", "finish"]
+        "begin",
+        "ingest",
+        "plan",
+        "build",
+        "validate",
+        "publish",
+        "finish",
+    ]
     assert dag.max_active_runs == 1
     assert dag.params["month"] is not None and dag.get_task("finish").is_teardown
 
@@ -53,15 +60,19 @@ def test_every_warehouse_task_is_in_the_pool_and_other_writers_wait_for_the_leas
         dag = dagbag.dags[dag_id]
         for t in dag.tasks:
             if t.task_id not in NO_WAREHOUSE:
-                assert t.pool == dag_support.POOL, f"{dag_id}.{t.task_id} opens the warehouse outside the pool"
+                assert t.pool == dag_support.POOL, (
+                    f"{dag_id}.{t.task_id} opens the warehouse outside the pool"
+                )
         if dag_id == "monthly_settlement":
             continue  # it takes the lease itself, in begin
         wait = dag.get_task("wait_for_warehouse")
-        assert wait.mode == "reschedule" and wait.pool != dag_support.POOL, \
+        assert wait.mode == "reschedule" and wait.pool != dag_support.POOL, (
             "waiting must hold neither a worker slot nor the warehouse pool"
+        )
         writers = {t.task_id for t in dag.tasks} - NO_WAREHOUSE
-        assert writers <= wait.get_flat_relative_ids(upstream=False), \
+        assert writers <= wait.get_flat_relative_ids(upstream=False), (
             f"{dag_id}: every writer runs after the wait"
+        )
 
 
 def test_every_task_announces_its_failure(dagbag):
@@ -78,9 +89,15 @@ def test_dag_files_import_nothing_private():
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 private = [a.name for a in node.names if a.name.startswith("_")]
-                assert not private, f"{path.name} imports private names {private} from {node.module}"
-            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
-                assert False, f"{path.name}:{node.lineno} uses a private name .{node.attr}"
+                assert not private, (
+                    f"{path.name} imports private names {private} from {node.module}"
+                )
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                raise AssertionError(f"{path.name}:{node.lineno} uses a private name .{node.attr}")
 
 
 def test_catch_up_cannot_pile_up_runs(dagbag):
@@ -113,7 +130,9 @@ def _trigger_time_validation(dagbag, conf: dict):
     merge it into the serialized DAG's params and validate them."""
     from airflow.serialization.serialized_objects import DagSerialization
 
-    serialized = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dagbag.dags["monthly_settlement"]))
+    serialized = DagSerialization.deserialize_dag(
+        DagSerialization.serialize_dag(dagbag.dags["monthly_settlement"])
+    )
     return serialized.params.deep_merge(conf).validate()
 
 
@@ -123,19 +142,33 @@ def test_the_trigger_interface(dagbag):
     assert ok["reopen_reason"] == "late refunds"
     from airflow.exceptions import ParamValidationError
 
-    for bad in ({"preview": "yes"}, {"reopen_reason": True}, {"month": "2026-13"}, {"attempt_id": "a b"}):
+    for bad in (
+        {"preview": "yes"},
+        {"reopen_reason": True},
+        {"month": "2026-13"},
+        {"attempt_id": "a b"},
+    ):
         with pytest.raises(ParamValidationError):
             _trigger_time_validation(dagbag, bad)
 
 
-@pytest.mark.parametrize("conf, words", [
-    ({"Month": "2026-10"}, "unknown parameter 'Month' (did you mean 'month'?)"),
-    ({"month": "2026-10", "reopen": True}, "unknown parameter 'reopen'"),
-    ({"month": "2026-10", "preview": True, "reopen_reason": "why"}, "preview and reopen_reason exclude each other"),
-    ({"month": "2026-13"}, "month must be a calendar month written YYYY-MM, e.g. 2026-10, not '2026-13'"),
-    ({"month": "2026-10", "reopen_reason": "   "}, "reopen_reason is blank"),
-    ({"month": "2026-10", "accept_suspense_reason": 1}, "accept_suspense_reason must be text"),
-])
+@pytest.mark.parametrize(
+    "conf, words",
+    [
+        ({"Month": "2026-10"}, "unknown parameter 'Month' (did you mean 'month'?)"),
+        ({"month": "2026-10", "reopen": True}, "unknown parameter 'reopen'"),
+        (
+            {"month": "2026-10", "preview": True, "reopen_reason": "why"},
+            "preview and reopen_reason exclude each other",
+        ),
+        (
+            {"month": "2026-13"},
+            "month must be a calendar month written YYYY-MM, e.g. 2026-10, not '2026-13'",
+        ),
+        ({"month": "2026-10", "reopen_reason": "   "}, "reopen_reason is blank"),
+        ({"month": "2026-10", "accept_suspense_reason": 1}, "accept_suspense_reason must be text"),
+    ],
+)
 def test_bad_requests_are_refused_in_words(conf, words):
     problems = s.request_problems(conf)
     assert any(words in p for p in problems), problems
@@ -144,18 +177,31 @@ def test_bad_requests_are_refused_in_words(conf, words):
 
 
 def test_a_reopen_is_expressed_by_its_reason():
-    req = s.RunRequest.from_params({"month": "2026-10", "reopen_reason": " late refunds ",
-                                    "accept_suspense_reason": "", "preview": False})
+    req = s.RunRequest.from_params(
+        {
+            "month": "2026-10",
+            "reopen_reason": " late refunds ",
+            "accept_suspense_reason": "",
+            "preview": False,
+        }
+    )
     assert (req.reopen, req.reason, req.accept_suspense) == (True, "late refunds", False)
 
 
-def test_a_misspelt_key_fails_the_run_in_its_first_task_with_words(dagbag, airflow_db, tmp_path, tiny_landing):
+def test_a_misspelt_key_fails_the_run_in_its_first_task_with_words(
+    dagbag, airflow_db, tmp_path, tiny_landing
+):
     """Airflow's trigger accepts unknown conf keys (each param is validated on its own);
     without the API server's trigger guard, `begin` refuses them before anything runs,
     and the failure is announced with the words."""
     wh = tmp_path / "wh"
-    conf = {**DEFAULT_CONF, "landing": str(tiny_landing), "warehouse": str(wh), "month": "2026-09",
-            "Month": "2026-10"}
+    conf = {
+        **DEFAULT_CONF,
+        "landing": str(tiny_landing),
+        "warehouse": str(wh),
+        "month": "2026-09",
+        "Month": "2026-10",
+    }
     run = dagbag.dags["monthly_settlement"].test(run_conf=conf)
     assert str(run.state).endswith("failed")
     tis = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
@@ -172,17 +218,34 @@ def _dag_run(run_type: str, user: str | None):
     from airflow.sdk.api.datamodels._generated import DagRun
 
     now = datetime.now(UTC)
-    return DagRun(dag_id="monthly_settlement", run_id="r", logical_date=now, data_interval_start=now,
-                  data_interval_end=now, run_after=now, start_date=now, end_date=None, run_type=run_type,
-                  state="running", triggering_user_name=user, consumed_asset_events=[], partition_key=None)
+    return DagRun(
+        dag_id="monthly_settlement",
+        run_id="r",
+        logical_date=now,
+        data_interval_start=now,
+        data_interval_end=now,
+        run_after=now,
+        start_date=now,
+        end_date=None,
+        run_type=run_type,
+        state="running",
+        triggering_user_name=user,
+        consumed_asset_events=[],
+        partition_key=None,
+    )
 
 
 def test_triggering_user():
-    assert dag_support.triggering_user({"dag_run": _dag_run("manual", "finance.li")}) == "finance.li"
+    assert (
+        dag_support.triggering_user({"dag_run": _dag_run("manual", "finance.li")}) == "finance.li"
+    )
     assert dag_support.triggering_user({"dag_run": _dag_run("scheduled", None)}) == "scheduler"
     assert dag_support.is_scheduled({"dag_run": _dag_run("scheduled", None)})
     # dag.test(), i.e. `supernova settle`: the OS user
-    assert dag_support.triggering_user({"dag_run": _dag_run("manual", "dag_test")}) == getpass.getuser()
+    assert (
+        dag_support.triggering_user({"dag_run": _dag_run("manual", "dag_test")})
+        == getpass.getuser()
+    )
 
 
 # ---------------------------------------------------------------- ingest_exports: the Asset, failures
@@ -201,8 +264,12 @@ def _raw_asset_events() -> int:
     from sqlalchemy import func, select
 
     with create_session() as session:
-        return session.scalar(select(func.count()).select_from(AssetEvent).join(
-            AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.uri == dag_support.RAW_ASSET_URI))
+        return session.scalar(
+            select(func.count())
+            .select_from(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == dag_support.RAW_ASSET_URI)
+        )
 
 
 def test_the_raw_asset_is_updated_only_when_files_were_loaded(ingest_dag, tmp_path, monkeypatch):
@@ -212,7 +279,9 @@ def test_the_raw_asset_is_updated_only_when_files_were_loaded(ingest_dag, tmp_pa
     landing, wh = tmp_path / "landing", tmp_path / "wh"
     write(landing, "orders", "o.csv", csv_text([row("orders")]))
     before = _raw_asset_events()
-    assert str(ingest_dag.test(run_conf={"landing": str(landing), "warehouse": str(wh)}).state).endswith("success")
+    assert str(
+        ingest_dag.test(run_conf={"landing": str(landing), "warehouse": str(wh)}).state
+    ).endswith("success")
     assert _raw_asset_events() == before + 1
     run = ingest_dag.test(run_conf={"landing": str(landing), "warehouse": str(wh)})  # nothing new
     assert str(run.state).endswith("success")
@@ -240,7 +309,9 @@ def test_a_failure_is_noted_and_posted_to_the_webhook(ingest_dag, tmp_path, monk
     server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setenv(dag_support.WEBHOOK_ENV, f"http://127.0.0.1:{server.server_address[1]}/alert")
+        monkeypatch.setenv(
+            dag_support.WEBHOOK_ENV, f"http://127.0.0.1:{server.server_address[1]}/alert"
+        )
         monkeypatch.setenv("SUPERNOVA_INGEST_QUIET_SECONDS", "0")
         landing, wh = tmp_path / "landing", tmp_path / "wh"
         write(landing, "orders", "bad.csv", "order_id\nO3\n")  # rejected: columns missing
@@ -258,12 +329,22 @@ def test_a_failure_is_noted_and_posted_to_the_webhook(ingest_dag, tmp_path, monk
 def test_waiting_for_the_lease_says_for_whom(tmp_path):
     from supernova import lock
 
-    lock.acquire(tmp_path, "2026-10-attempt", purpose="settlement 2026-10", process_bound=False,
-                 dag_id="monthly_settlement", dag_run_id="manual__2026")
+    lock.acquire(
+        tmp_path,
+        "2026-10-attempt",
+        purpose="settlement 2026-10",
+        process_bound=False,
+        dag_id="monthly_settlement",
+        dag_run_id="manual__2026",
+    )
     try:
         said = []
         assert dag_support.warehouse_free(tmp_path, log=said.append) is False
-        assert "settlement 2026-10" in said[0] and "monthly_settlement/manual__2026" in said[0] and "since" in said[0]
+        assert (
+            "settlement 2026-10" in said[0]
+            and "monthly_settlement/manual__2026" in said[0]
+            and "since" in said[0]
+        )
     finally:
         lock.release(tmp_path, "2026-10-attempt")
     assert dag_support.warehouse_free(tmp_path, log=said.append) is True
@@ -275,9 +356,13 @@ def test_first_month_is_configuration():
 
 def test_a_bad_first_month_is_a_clear_error(tmp_path, monkeypatch):
     project = tmp_path / "dbt_project"
-    shutil.copytree(settings.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    shutil.copytree(
+        settings.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs")
+    )
     cfg_path = project / "dbt_project.yml"
-    cfg_path.write_text(cfg_path.read_text().replace('first_month: "2026-09"', "first_month: 2026-9"))
+    cfg_path.write_text(
+        cfg_path.read_text().replace('first_month: "2026-09"', "first_month: 2026-9")
+    )
     monkeypatch.setattr(settings, "DBT_PROJECT_DIR", project)
     with pytest.raises(ValueError, match="first_month .* must be a calendar month written YYYY-MM"):
         s.settlement_config()
@@ -306,20 +391,42 @@ def test_bad_triggers_are_refused_by_the_api_server_in_words(airflow_db):
     import subprocess
     import sys
 
-    cases = {"misspelt": {"Month": "2026-10"},
-             "preview_and_reopen": {"month": "2026-10", "preview": True, "reopen_reason": "late refunds"},
-             "bad_month": {"month": "2026-13"},
-             "good": {"month": "2026-10", "reopen_reason": "late refunds"}}
-    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
-    proc = subprocess.run([sys.executable, "-c", _API_CLIENT, json.dumps(cases)], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    cases = {
+        "misspelt": {"Month": "2026-10"},
+        "preview_and_reopen": {
+            "month": "2026-10",
+            "preview": True,
+            "reopen_reason": "late refunds",
+        },
+        "bad_month": {"month": "2026-13"},
+        "good": {"month": "2026-10", "reopen_reason": "late refunds"},
+    }
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", _API_CLIENT, json.dumps(cases)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     assert lines, proc.stdout[-3000:] + proc.stderr[-3000:]
-    got = json.loads(lines[-1][len("RESULT "):])
-    assert got["misspelt"][0] == 400 and "unknown parameter 'Month' (did you mean 'month'?)" in got["misspelt"][1]
-    assert got["preview_and_reopen"][0] == 400 and "exclude each other" in got["preview_and_reopen"][1]
+    got = json.loads(lines[-1][len("RESULT ") :])
+    assert (
+        got["misspelt"][0] == 400
+        and "unknown parameter 'Month' (did you mean 'month'?)" in got["misspelt"][1]
+    )
+    assert (
+        got["preview_and_reopen"][0] == 400 and "exclude each other" in got["preview_and_reopen"][1]
+    )
     assert got["bad_month"][0] == 400
     assert "month must be a calendar month written YYYY-MM, e.g. 2026-10" in got["bad_month"][1]
-    assert "does not match" not in got["bad_month"][1], "the error must not quote a regular expression"
+    assert "does not match" not in got["bad_month"][1], (
+        "the error must not quote a regular expression"
+    )
     assert got["good"][0] != 400 or "refused" not in got["good"][1], got["good"]

@@ -20,15 +20,21 @@ def empty_warehouse(tmp_path_factory):
 
     wh = tmp_path_factory.mktemp("empty-warehouse")
     ensure_raw_schema(wh)
-    res = dbt_invoke(wh, ["run", "--empty", "--select", "+path:models/settlement"],
-                     {"settlement_month": "2026-09"})
+    res = dbt_invoke(
+        wh,
+        ["run", "--empty", "--select", "+path:models/settlement"],
+        {"settlement_month": "2026-09"},
+    )
     assert res.success, res.exception
     return wh
 
 
 def test_every_settlement_unit_test_passes(empty_warehouse):
-    res = dbt_invoke(empty_warehouse, ["test", "--select", "test_type:unit,+path:models/settlement"],
-                     {"settlement_month": "2026-09"})
+    res = dbt_invoke(
+        empty_warehouse,
+        ["test", "--select", "test_type:unit,+path:models/settlement"],
+        {"settlement_month": "2026-09"},
+    )
     ran = [r for r in res.result.results if r.node.resource_type == "unit_test"]
     assert len(ran) >= 7, "the unit tests were not collected"
     failed = [(r.node.name, r.message) for r in ran if str(r.status) != "pass"]
@@ -49,7 +55,11 @@ def test_a_wrong_expectation_makes_a_unit_test_fail(empty_warehouse, tmp_path, m
     assert "tier_bonus: 14.01}" in text
     ut.write_text(text.replace("tier_bonus: 14.01}", "tier_bonus: 14.00}"))
     monkeypatch.setattr(s.settings, "DBT_PROJECT_DIR", proj)
-    res = dbt_invoke(empty_warehouse, ["test", "--select", "tiers_at_their_thresholds"], {"settlement_month": "2026-09"})
+    res = dbt_invoke(
+        empty_warehouse,
+        ["test", "--select", "tiers_at_their_thresholds"],
+        {"settlement_month": "2026-09"},
+    )
     assert not res.success
 
 
@@ -62,22 +72,46 @@ def _config_with(mutate) -> dict:
 
 BAD_CONFIGS = {
     "three levels": (lambda c: c.__setitem__("max_levels", 3), "never more than 2 levels"),
-    "a level-3 share": (lambda c: c["split_shares"]["fenxiang"].__setitem__("level3", "0.05"), "only level1 and level2"),
-    "shares over 100 %": (lambda c: c["split_shares"]["yundian"].__setitem__("level1", "1.01"), "outside 0..1"),
-    "shares summing over 100 %": (lambda c: c["split_shares"]["fenxiang"].__setitem__("level1", "0.95"), "> 100 % of the pool"),
-    "commission rate cap above 0.9": (lambda c: c.__setitem__("max_commission_rate", "0.95"), "outside 0..0.9"),
-    "platform missing": (lambda c: c["split_shares"].pop("jingxiaoge"), "no entry for platform 'jingxiaoge'"),
-    "float instead of decimal string": (lambda c: c.__setitem__("platform_fee_rate", "ten percent"), "non-negative decimal string"),
+    "a level-3 share": (
+        lambda c: c["split_shares"]["fenxiang"].__setitem__("level3", "0.05"),
+        "only level1 and level2",
+    ),
+    "shares over 100 %": (
+        lambda c: c["split_shares"]["yundian"].__setitem__("level1", "1.01"),
+        "outside 0..1",
+    ),
+    "shares summing over 100 %": (
+        lambda c: c["split_shares"]["fenxiang"].__setitem__("level1", "0.95"),
+        "> 100 % of the pool",
+    ),
+    "commission rate cap above 0.9": (
+        lambda c: c.__setitem__("max_commission_rate", "0.95"),
+        "outside 0..0.9",
+    ),
+    "platform missing": (
+        lambda c: c["split_shares"].pop("jingxiaoge"),
+        "no entry for platform 'jingxiaoge'",
+    ),
+    "float instead of decimal string": (
+        lambda c: c.__setitem__("platform_fee_rate", "ten percent"),
+        "non-negative decimal string",
+    ),
     "tiers out of order": (lambda c: c["tiers"].reverse(), "first tier must start at 0"),
-    "open bracket not last": (lambda c: c["tax"]["brackets"][0].__setitem__("upto", None), "only the last tax bracket"),
+    "open bracket not last": (
+        lambda c: c["tax"]["brackets"][0].__setitem__("upto", None),
+        "only the last tax bracket",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
 def test_bad_settlement_config_is_a_clear_error(empty_warehouse, case, capsys):
     mutate, expected = BAD_CONFIGS[case]
-    res = dbt_invoke(empty_warehouse, ["run-operation", "validate_settlement_config"],
-                     {"supernova": _config_with(mutate)})
+    res = dbt_invoke(
+        empty_warehouse,
+        ["run-operation", "validate_settlement_config"],
+        {"supernova": _config_with(mutate)},
+    )
     assert not res.success
     text = str(res.exception) + capsys.readouterr().out
     assert expected in text, text[-2000:]

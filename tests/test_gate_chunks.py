@@ -21,13 +21,26 @@ def _payout_lines(con, rows):
             settlement_month varchar, order_id varchar, line_no integer, beneficiary_id varchar,
             level integer, kind varchar, base_amount decimal(18,2), rate decimal(9,6),
             line_commission decimal(18,2), amount decimal(18,2), group_id varchar, run_id varchar)""")
-    con.executemany("insert into settlement_build.payout_lines values (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    con.executemany(
+        "insert into settlement_build.payout_lines values (?,?,?,?,?,?,?,?,?,?,?,?)", rows
+    )
 
 
 def _row(i, **over):
-    r = {"settlement_month": MONTH, "order_id": f"O{i:05d}", "line_no": 1, "beneficiary_id": f"P{i % 7}",
-         "level": 1, "kind": "accrual", "base_amount": "10.00", "rate": "0.1", "line_commission": "1.00",
-         "amount": "0.63", "group_id": "G1", "run_id": "r"}
+    r = {
+        "settlement_month": MONTH,
+        "order_id": f"O{i:05d}",
+        "line_no": 1,
+        "beneficiary_id": f"P{i % 7}",
+        "level": 1,
+        "kind": "accrual",
+        "base_amount": "10.00",
+        "rate": "0.1",
+        "line_commission": "1.00",
+        "amount": "0.63",
+        "group_id": "G1",
+        "run_id": "r",
+    }
     r.update(over)
     return tuple(r.values())
 
@@ -36,9 +49,11 @@ def _row(i, **over):
 def con():
     c = duckdb.connect()
     rows = [_row(i) for i in range(200)]
-    rows.append(_row(17))                        # a duplicate of line O00017
-    rows.append(_row(18, kind="bonus"))          # not an allowed kind (and a new key)
-    rows.append(_row(19, order_id=None, kind="tier_bonus", line_no=None))  # null order_id (a tier bonus)
+    rows.append(_row(17))  # a duplicate of line O00017
+    rows.append(_row(18, kind="bonus"))  # not an allowed kind (and a new key)
+    rows.append(
+        _row(19, order_id=None, kind="tier_bonus", line_no=None)
+    )  # null order_id (a tier bonus)
     _payout_lines(c, rows)
     yield c
     c.close()
@@ -56,10 +71,16 @@ def test_chunked_results_equal_whole_table_results(con, monkeypatch):
     assert next(iter(chunked.values()))["chunks"] == 9 and next(iter(whole.values()))["chunks"] == 1
     assert whole.keys() == chunked.keys()
     for k in whole:
-        assert (whole[k]["success"], whole[k]["unexpected_count"]) == \
-               (chunked[k]["success"], chunked[k]["unexpected_count"]), k
-    unique = chunked[("expect_compound_columns_to_be_unique",
-                      str(["settlement_month", "order_id", "line_no", "beneficiary_id", "level", "kind"]))]
+        assert (whole[k]["success"], whole[k]["unexpected_count"]) == (
+            chunked[k]["success"],
+            chunked[k]["unexpected_count"],
+        ), k
+    unique = chunked[
+        (
+            "expect_compound_columns_to_be_unique",
+            str(["settlement_month", "order_id", "line_no", "beneficiary_id", "level", "kind"]),
+        )
+    ]
     assert not unique["success"] and unique["unexpected_count"] == 2
     kind = chunked[("expect_column_values_to_be_in_set", "kind")]
     assert not kind["success"] and kind["unexpected_count"] == 1 and kind["examples"] == ["bonus"]
@@ -79,8 +100,12 @@ def test_chunked_suites_only_have_expectations_that_add_up_over_chunks(suite):
     (so duplicates share a chunk) and none looks at the table as a whole."""
     column = gate.CHUNK_BY[suite]
     spec = json.loads((settings.EXPECTATIONS_DIR / f"{suite}.json").read_text())
-    row_wise = {"expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set",
-                "expect_column_values_to_be_between", "expect_table_columns_to_match_ordered_list"}
+    row_wise = {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_be_between",
+        "expect_table_columns_to_match_ordered_list",
+    }
     for e in spec["expectations"]:
         kind = e["type"]
         if kind == "expect_column_values_to_be_unique":
@@ -132,4 +157,3 @@ def test_prefetched_chunks_keep_order_bound_memory_and_raise_errors():
     assert next(it).i == 0
     it.close()  # the consumer stops early (e.g. GX raised): the producer ends
     assert not [t for t in threading.enumerate() if t.name == "gate-prefetch"]
-

@@ -30,10 +30,16 @@ def warehouse(tmp_path_factory):
     return wh
 
 
-@pytest.mark.parametrize("limit, ok", [("0.005", True), ("0.00500001", True), ("0.005000004", False)])
+@pytest.mark.parametrize(
+    "limit, ok", [("0.005", True), ("0.00500001", True), ("0.005000004", False)]
+)
 def test_suspense_limit_must_fit_decimal_18_8(warehouse, capsys, limit, ok):
-    res = dbt_invoke(warehouse, ["run-operation", "validate_settlement_config"], {"supernova": _config(limit)})
+    res = dbt_invoke(
+        warehouse, ["run-operation", "validate_settlement_config"], {"supernova": _config(limit)}
+    )
     assert res.success is ok
     if not ok:
         text = str(res.exception) + capsys.readouterr().out
-        assert "suspense_limit_ratio = 0.005000004 has more than 8 decimal places" in text, text[-2000:]
+        assert "suspense_limit_ratio = 0.005000004 has more than 8 decimal places" in text, text[
+            -2000:
+        ]

@@ -75,7 +75,8 @@ def db(tiny_landing):
     for e in C.EXPORT_NAMES:
         con.execute(
             f"create view {e} as select * from read_csv('{tiny_landing}/{e}/*/*.csv', "
-            "header=true, all_varchar=true, delim=',', quote='\"', escape='\"')")
+            "header=true, all_varchar=true, delim=',', quote='\"', escape='\"')"
+        )
     # naive Asia/Shanghai local time, as the warehouse stores it
     con.execute("create macro lt(s) as strptime(substr(s, 1, 19), '%Y-%m-%dT%H:%M:%S')")
     con.execute("""
@@ -144,13 +145,22 @@ def detect_mess(root: Path) -> dict[str, int]:
     for header, rec in rows("commission_rules"):
         r = dict(zip(header, rec))
         found["rate_out_of_range"] += Decimal(r["rate"]) > Decimal("0.9")
-        found["valid_to_not_after_from"] += bool(r["valid_to"]) and ts(r["valid_to"]) <= ts(r["valid_from"])
+        found["valid_to_not_after_from"] += bool(r["valid_to"]) and ts(r["valid_to"]) <= ts(
+            r["valid_from"]
+        )
     for header, rec in rows("buyers"):
-        found["city_tier_out_of_range"] += dict(zip(header, rec))["city_tier"] not in ("", *"123456")
+        found["city_tier_out_of_range"] += dict(zip(header, rec))["city_tier"] not in (
+            "",
+            *"123456",
+        )
     prom = [dict(zip(h, rec)) for h, rec in rows("promoters")]
     ids = {p["promoter_id"] for p in prom}
-    found["unknown_inviter"] = len({p["promoter_id"] for p in prom if p["inviter_id"] and p["inviter_id"] not in ids})
-    found["self_invited"] = len({p["promoter_id"] for p in prom if p["inviter_id"] == p["promoter_id"]})
+    found["unknown_inviter"] = len(
+        {p["promoter_id"] for p in prom if p["inviter_id"] and p["inviter_id"] not in ids}
+    )
+    found["self_invited"] = len(
+        {p["promoter_id"] for p in prom if p["inviter_id"] == p["promoter_id"]}
+    )
     last = latest(prom, ("promoter_id",), "updated_at")
     inv = {k[0]: v["inviter_id"] for k, v in last.items() if v["inviter_id"]}
     loops = set()
@@ -223,30 +233,46 @@ def test_keys_are_unique(data):
         c = Counter(tuple(r[k] for k in cols) for r in rows)
         return [k for k, n in c.items() if n > 1]
 
-    for export, cols in [("clicks", ["click_id"]), ("orders", ["order_id", "line_no"]),
-                         ("links", ["link_id"]), ("buyers", ["buyer_id"]), ("skus", ["sku_id"]),
-                         ("promoters", ["promoter_id", "updated_at"]),
-                         ("groups", ["group_id", "snapshot_date"]),
-                         ("commission_rules", ["rule_id", "_day"])]:
+    for export, cols in [
+        ("clicks", ["click_id"]),
+        ("orders", ["order_id", "line_no"]),
+        ("links", ["link_id"]),
+        ("buyers", ["buyer_id"]),
+        ("skus", ["sku_id"]),
+        ("promoters", ["promoter_id", "updated_at"]),
+        ("groups", ["group_id", "snapshot_date"]),
+        ("commission_rules", ["rule_id", "_day"]),
+    ]:
         assert not dupes(data[export], cols), export
     assert not dupes([e for e in data["order_events"] if e["event_id"]], ["event_id"])
     # a rule appears at most twice: opened, later closed
     assert max(Counter(r["rule_id"] for r in data["commission_rules"]).values()) == 2
     # ids are fixed width, so string order is numeric order
-    for export, col, prefix in [("promoters", "promoter_id", "P"), ("groups", "group_id", "G"),
-                                ("links", "link_id", "L"), ("clicks", "click_id", "C"),
-                                ("orders", "order_id", "O"), ("buyers", "buyer_id", "B"),
-                                ("skus", "sku_id", "S"), ("skus", "merchant_id", "M"),
-                                ("commission_rules", "rule_id", "R")]:
+    for export, col, prefix in [
+        ("promoters", "promoter_id", "P"),
+        ("groups", "group_id", "G"),
+        ("links", "link_id", "L"),
+        ("clicks", "click_id", "C"),
+        ("orders", "order_id", "O"),
+        ("buyers", "buyer_id", "B"),
+        ("skus", "sku_id", "S"),
+        ("skus", "merchant_id", "M"),
+        ("commission_rules", "rule_id", "R"),
+    ]:
         widths = {len(r[col]) for r in data[export]}
         assert len(widths) == 1 and all(r[col][0] == prefix for r in data[export]), (export, col)
 
 
 def test_each_day_delivers_what_happened_that_day(data):
     first = START.isoformat()
-    for export, col in [("clicks", "clicked_at"), ("orders", "ordered_at"),
-                        ("order_events", "event_at"), ("buyers", "registered_at"),
-                        ("links", "created_at"), ("promoters", "updated_at")]:
+    for export, col in [
+        ("clicks", "clicked_at"),
+        ("orders", "ordered_at"),
+        ("order_events", "event_at"),
+        ("buyers", "registered_at"),
+        ("links", "created_at"),
+        ("promoters", "updated_at"),
+    ]:
         for r in data[export]:
             if r["_day"] == first and export in ("buyers", "links", "promoters"):
                 assert local_date(r[col]) <= first  # day 1 also delivers the history
@@ -307,7 +333,9 @@ def test_money_is_exact_and_consistent(data):
     refunded = defaultdict(Decimal)
     for e in data["order_events"]:
         if e["event"] == "refunded":
-            refunded[(e["order_id"], e["line_no"])] += Decimal(e["amount"] or paid[(e["order_id"], e["line_no"])])
+            refunded[(e["order_id"], e["line_no"])] += Decimal(
+                e["amount"] or paid[(e["order_id"], e["line_no"])]
+            )
         else:
             assert e["amount"] == ""
     assert all(v <= paid[k] for k, v in refunded.items())
@@ -358,7 +386,10 @@ def test_promoters_platforms_inviters_statuses(data):
     assert plat["jingxiaofu"] + plat["yundian"] > 0
     fx_roles = Counter(p["role"] for p in last.values() if p["platform"] == "fenxiang")
     assert (fx_roles["mom"] + fx_roles["micro_merchant"]) / plat["fenxiang"] > 0.75
-    assert {p["role"] for p in last.values() if p["platform"] == "jingxiaoge"} <= {"courier", "other"}
+    assert {p["role"] for p in last.values() if p["platform"] == "jingxiaoge"} <= {
+        "courier",
+        "other",
+    }
     fx = [p for p in last.values() if p["platform"] == "fenxiang"]
     assert sum(bool(p["inviter_id"]) for p in fx) / len(fx) > 0.7
     # inviters are earlier promoters: no loops when mess is off, chains of several generations
@@ -388,7 +419,9 @@ def test_groups_sizes_and_lifecycle(data):
     assert all(50 <= int(g["member_count"]) <= 500 for g in alive)
     dissolved = [g for g in groups.values() if g["dissolved_at"]]
     assert 0.01 < len(dissolved) / len(groups) < 0.15
-    created_in_period = [g for g in groups.values() if local_date(g["created_at"]) >= START.isoformat()]
+    created_in_period = [
+        g for g in groups.values() if local_date(g["created_at"]) >= START.isoformat()
+    ]
     assert len(created_in_period) >= 10
 
 
@@ -446,7 +479,9 @@ def test_orders_shape(data):
 
 
 def test_order_events_lifecycle_rates(data):
-    sep = {(o["order_id"], o["line_no"]): o for o in data["orders"] if o["ordered_at"] < "2026-10-01"}
+    sep = {
+        (o["order_id"], o["line_no"]): o for o in data["orders"] if o["ordered_at"] < "2026-10-01"
+    }
     ev = defaultdict(list)
     for e in data["order_events"]:
         ev[(e["order_id"], e["line_no"])].append(e)
@@ -533,22 +568,36 @@ def test_activity_is_skewed_so_tiers_and_small_payouts_exist(db):
                count(*), max(n) / sum(n) from g""").fetchone()
     assert active / groups < 0.8  # dead groups: no orders for a month
     assert top_share > 0.03
-    per_group_day = db.execute("""select count(*) / 31 from attribution
-        where t >= '2026-10-01' and t < '2026-11-01'""").fetchone()[0] / groups
+    per_group_day = (
+        db.execute("""select count(*) / 31 from attribution
+        where t >= '2026-10-01' and t < '2026-11-01'""").fetchone()[0]
+        / groups
+    )
     assert 0.3 < per_group_day < 2
 
 
 # -- determinism, formats, mess -------------------------------------------------------------
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-    a = _digests(Path(tmp_path / "a")) if generate(tmp_path / "a", "2026-09-01", 6, seed=3) else None
+    a = (
+        _digests(Path(tmp_path / "a"))
+        if generate(tmp_path / "a", "2026-09-01", 6, seed=3)
+        else None
+    )
     b = _digests(Path(tmp_path / "b")) if generate(tmp_path / "b", START, 6, seed=3) else None
     assert a == b and len(a) >= 6 * 6
-    c = _digests(Path(tmp_path / "c")) if generate(tmp_path / "c", "2026-09-01", 6, seed=4) else None
+    c = (
+        _digests(Path(tmp_path / "c"))
+        if generate(tmp_path / "c", "2026-09-01", 6, seed=4)
+        else None
+    )
     daily = [k for k in a if k.split("/")[0] in ("clicks", "orders", "order_events")]
     assert len(daily) == 6 * 3 and all(a[k] != c.get(k) for k in daily)
 
@@ -561,10 +610,13 @@ def test_parquet_holds_the_same_rows(tmp_path):
     for export in C.EXPORT_NAMES:
         files = sorted((tmp_path / "pq" / export).glob("*/*.parquet"))
         assert [f.parent.name for f in files] == [
-            f.parent.name for f in sorted((tmp_path / "csv" / export).glob("*/*.csv"))]
+            f.parent.name for f in sorted((tmp_path / "csv" / export).glob("*/*.csv"))
+        ]
         rows = [r for f in files for r in pq.read_table(f).to_pylist()]
-        expected = [{k: (v or None) for k, v in r.items() if not k.startswith("_")}
-                    for r in read_export(tmp_path / "csv", export)]
+        expected = [
+            {k: (v or None) for k, v in r.items() if not k.startswith("_")}
+            for r in read_export(tmp_path / "csv", export)
+        ]
         assert pq.read_table(files[0]).column_names == C.EXPORTS[export].column_names
         assert rows == expected, export
 
@@ -581,7 +633,9 @@ def test_mess_on_has_every_documented_kind(tmp_path):
     gb = tmp_path / "skus" / "2026-09-01" / "part-0000.csv"
     with pytest.raises(UnicodeDecodeError):
         gb.read_bytes().decode("utf-8")
-    assert "阳澄湖" in gb.read_bytes().decode("gb18030") or "京" in gb.read_bytes().decode("gb18030")
+    assert "阳澄湖" in gb.read_bytes().decode("gb18030") or "京" in gb.read_bytes().decode(
+        "gb18030"
+    )
     assert found["gb18030_file"] == 1 and found["duplicate_file"] == 1
     # the summary reports what was injected; row-level kinds stay rare
     for kind, n in found.items():

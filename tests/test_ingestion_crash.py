@@ -20,12 +20,28 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _landing(base: Path) -> Path:
     landing = base / "landing"
-    write(landing, "orders", "a.csv", csv_text([row("orders", order_id=f"A{i}") for i in range(4)]
-                                               + [row("orders", order_id="AX", quantity="-1")]))
+    write(
+        landing,
+        "orders",
+        "a.csv",
+        csv_text(
+            [row("orders", order_id=f"A{i}") for i in range(4)]
+            + [row("orders", order_id="AX", quantity="-1")]
+        ),
+    )
     write(landing, "orders", "b.csv", csv_text([row("orders", order_id=f"B{i}") for i in range(3)]))
-    write(landing, "orders", "b-again.csv", csv_text([row("orders", order_id=f"B{i}") for i in range(3)]))
-    write(landing, "clicks", "c.csv", csv_text([row("clicks", click_id="C1", clicked_at="bad")]
-                                               + [row("clicks", click_id="C2")]))
+    write(
+        landing,
+        "orders",
+        "b-again.csv",
+        csv_text([row("orders", order_id=f"B{i}") for i in range(3)]),
+    )
+    write(
+        landing,
+        "clicks",
+        "c.csv",
+        csv_text([row("clicks", click_id="C1", clicked_at="bad")] + [row("clicks", click_id="C2")]),
+    )
     write(landing, "links", "broken.csv", "link_id\nL1\n")
     return landing
 
@@ -33,22 +49,36 @@ def _landing(base: Path) -> Path:
 def _state(wh: Path) -> dict:
     """Everything except run ids and timestamps."""
     return {
-        "manifest": query(wh, "SELECT file_path, export, delivery_date, file_name, sha256, size_bytes, "
-                              "encoding, rows_read, rows_loaded, rows_quarantined, status, reason, "
-                              "extra_columns FROM raw.manifest ORDER BY file_path"),
-        "quarantine": query(wh, "SELECT export, file_path, sha256, line_no, raw_row, reason "
-                                "FROM raw.quarantine ORDER BY file_path, line_no"),
+        "manifest": query(
+            wh,
+            "SELECT file_path, export, delivery_date, file_name, sha256, size_bytes, "
+            "encoding, rows_read, rows_loaded, rows_quarantined, status, reason, "
+            "extra_columns FROM raw.manifest ORDER BY file_path",
+        ),
+        "quarantine": query(
+            wh,
+            "SELECT export, file_path, sha256, line_no, raw_row, reason "
+            "FROM raw.quarantine ORDER BY file_path, line_no",
+        ),
         "orders": query(wh, "SELECT * FROM raw.orders ORDER BY _file_name, _line_no"),
         "clicks": query(wh, "SELECT * FROM raw.clicks ORDER BY _file_name, _line_no"),
-        "files": sorted(p.relative_to(wh).as_posix() for p in (wh / "raw").rglob("*") if p.is_file()),
+        "files": sorted(
+            p.relative_to(wh).as_posix() for p in (wh / "raw").rglob("*") if p.is_file()
+        ),
     }
 
 
 def _run_killed(landing: Path, wh: Path, fault: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, SUPERNOVA_INGEST_FAULT=fault)
     code = "import sys; from ingestion import ingest; ingest(sys.argv[1], sys.argv[2])"
-    return subprocess.run([sys.executable, "-c", code, str(landing), str(wh)], env=env,
-                          cwd=ROOT, capture_output=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code, str(landing), str(wh)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +92,10 @@ def reference(tmp_path_factory):
 # processing order (date, export in contract order, path): links/broken.csv(1, rejected),
 # clicks/c.csv(2), orders/a.csv(3),
 # orders/b-again.csv(4), orders/b.csv(5: duplicate of 4)
-@pytest.mark.parametrize("fault", ["before_commit:1", "before_commit:3", "after_commit:3",
-                                   "before_commit:4", "before_commit:5"])
+@pytest.mark.parametrize(
+    "fault",
+    ["before_commit:1", "before_commit:3", "after_commit:3", "before_commit:4", "before_commit:5"],
+)
 def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, reference, fault):
     landing, expected = reference
     wh = tmp_path / "wh"
@@ -87,9 +119,12 @@ def test_external_sigkill_while_loading(tmp_path, reference):
     """Kill from outside at a random moment of a longer run (no hook)."""
     landing, expected = reference
     wh = tmp_path / "wh"
-    code = "import sys; from ingestion import ingest; ingest(sys.argv[1], sys.argv[2], progress=print)"
-    proc = subprocess.Popen([sys.executable, "-u", "-c", code, str(landing), str(wh)], cwd=ROOT,
-                            stdout=subprocess.PIPE)
+    code = (
+        "import sys; from ingestion import ingest; ingest(sys.argv[1], sys.argv[2], progress=print)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-c", code, str(landing), str(wh)], cwd=ROOT, stdout=subprocess.PIPE
+    )
     line = proc.stdout.readline()  # first progress line: the run has started
     assert b"file(s) under" in line
     proc.stdout.readline()  # first file done

@@ -46,8 +46,13 @@ def test_dag_test_run_ingests_and_fails_on_rejection(dag, tmp_path):
     assert run.state == "success"
     assert query(wh, "SELECT count(*) FROM raw.orders") == [(2,)]
     # ... and staged them: the staging layer is current after the daily run
-    assert query(wh, "SELECT order_id FROM staging.stg_exports__orders ORDER BY 1") == [("O1",), ("O2",)]
-    assert query(wh, "SELECT count(*) FROM staging.staged_files WHERE model = 'stg_exports__orders'") == [(1,)]
+    assert query(wh, "SELECT order_id FROM staging.stg_exports__orders ORDER BY 1") == [
+        ("O1",),
+        ("O2",),
+    ]
+    assert query(
+        wh, "SELECT count(*) FROM staging.staged_files WHERE model = 'stg_exports__orders'"
+    ) == [(1,)]
 
     write(landing, "orders", "bad.csv", "order_id\nO3\n")
     write(landing, "clicks", "c.csv", csv_text([row("clicks")]))
@@ -55,4 +60,6 @@ def test_dag_test_run_ingests_and_fails_on_rejection(dag, tmp_path):
     assert run.state == "failed"
     # the good file still loaded, the rejection is recorded
     assert query(wh, "SELECT count(*) FROM raw.clicks") == [(1,)]
-    assert query(wh, "SELECT status FROM raw.manifest WHERE file_name = 'bad.csv'") == [("rejected",)]
+    assert query(wh, "SELECT status FROM raw.manifest WHERE file_name = 'bad.csv'") == [
+        ("rejected",)
+    ]

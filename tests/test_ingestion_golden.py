@@ -34,8 +34,9 @@ def test_tiny_landing_golden_counts(tiny_landing, tmp_path):
     files = [p for p in tiny_landing.rglob("*") if p.is_file()]
     assert len(result.files) == len(files) > 0
     assert result.ok, result.summary()
-    manifest = query(wh, "SELECT file_path, status, rows_read, rows_loaded, rows_quarantined "
-                         "FROM raw.manifest")
+    manifest = query(
+        wh, "SELECT file_path, status, rows_read, rows_loaded, rows_quarantined FROM raw.manifest"
+    )
     assert len(manifest) == len(files)
     by_path = {m[0]: m for m in manifest}
     for p in files:
@@ -45,8 +46,10 @@ def test_tiny_landing_golden_counts(tiny_landing, tmp_path):
         if status == "loaded" and ".csv" in p.name:
             assert read == _records(p), rel
     total_loaded = sum(m[3] for m in manifest)
-    in_views = sum(query(wh, f"SELECT count(*) FROM raw.{e}")[0][0]
-                   for e in {m[0].split('/')[0] for m in manifest})
+    in_views = sum(
+        query(wh, f"SELECT count(*) FROM raw.{e}")[0][0]
+        for e in {m[0].split("/")[0] for m in manifest}
+    )
     assert in_views == total_loaded
     # a second run changes nothing
     again = ingest(tiny_landing, wh)

@@ -39,14 +39,21 @@ def test_temporary_names_are_never_read_and_are_reported_waiting(tmp_path):
     _age(landing / "orders" / "2026-10-01" / "done.csv", 3600)
     result = ingest(landing, wh, quiet_seconds=0)
     status = {f.path: f.status for f in result.files}
-    assert status == {**{f"orders/2026-10-01/{n}": "waiting" for n in names},
-                      "orders/2026-10-01/done.csv": "loaded"}
+    assert status == {
+        **{f"orders/2026-10-01/{n}": "waiting" for n in names},
+        "orders/2026-10-01/done.csv": "loaded",
+    }
     assert result.ok  # waiting is not an error
     assert query(wh, "select file_name, status from raw.manifest") == [("done.csv", "loaded")]
     assert query(wh, "select order_id from raw.orders") == [("O2",)]
     d = result.as_dict()
-    assert sorted(w["path"] for w in d["waiting"]) == [f"orders/2026-10-01/{n}" for n in sorted(names)]
-    assert "4 waiting" in result.summary() and "WAITING orders/2026-10-01/.part-0.csv" in result.summary()
+    assert sorted(w["path"] for w in d["waiting"]) == [
+        f"orders/2026-10-01/{n}" for n in sorted(names)
+    ]
+    assert (
+        "4 waiting" in result.summary()
+        and "WAITING orders/2026-10-01/.part-0.csv" in result.summary()
+    )
 
 
 def test_a_file_is_read_only_after_the_quiet_period(tmp_path, monkeypatch):
@@ -54,7 +61,9 @@ def test_a_file_is_read_only_after_the_quiet_period(tmp_path, monkeypatch):
     young = write(landing, "orders", "part-0.csv", csv_text([row("orders")]))
     _age(young, 10)
     first = ingest(landing, wh, quiet_seconds=60)
-    assert [(f.path, f.status) for f in first.files] == [("orders/2026-10-01/part-0.csv", "waiting")]
+    assert [(f.path, f.status) for f in first.files] == [
+        ("orders/2026-10-01/part-0.csv", "waiting")
+    ]
     assert "unchanged for 60 s" in first.files[0].reason
     assert first.ok and first.as_dict()["waiting"][0]["path"] == "orders/2026-10-01/part-0.csv"
     assert query(wh, "select count(*) from raw.manifest") == [(0,)]  # not rejected, not recorded
@@ -74,7 +83,9 @@ def test_a_file_is_read_only_after_the_quiet_period(tmp_path, monkeypatch):
 
 
 def _loaded(wh):
-    return query(wh, "select file_path, status, rows_loaded from raw.manifest order by loaded_at, status")
+    return query(
+        wh, "select file_path, status, rows_loaded from raw.manifest order by loaded_at, status"
+    )
 
 
 def test_a_file_changed_in_place_supersedes_its_earlier_load(tmp_path):
@@ -97,7 +108,8 @@ def test_a_file_changed_in_place_supersedes_its_earlier_load(tmp_path):
     assert second.as_dict()["superseded"][0]["previous_sha256"] == old_sha
     # the earlier rows stop counting; never mixed with the new ones
     assert query(wh, "select order_id from raw.orders order by order_id") == sorted(
-        (f"O{i}",) for i in range(10))
+        (f"O{i}",) for i in range(10)
+    )
     assert query(wh, "select distinct _file_sha256 from raw.orders") == [(out.sha256,)]
     rows = query(wh, "select sha256, status, reason from raw.manifest order by loaded_at")
     assert [(r[0], r[1]) for r in rows] == [(old_sha, "superseded"), (out.sha256, "loaded")]
@@ -110,7 +122,9 @@ def test_a_file_changed_in_place_supersedes_its_earlier_load(tmp_path):
     shutil.copy(p, p.with_name("part-0000-resent.csv"))
     third = ingest(landing, wh, quiet_seconds=0)
     dup = [f for f in third.files if f.status != "skipped"]
-    assert [(f.path, f.status) for f in dup] == [("orders/2026-10-01/part-0000-resent.csv", "duplicate")]
+    assert [(f.path, f.status) for f in dup] == [
+        ("orders/2026-10-01/part-0000-resent.csv", "duplicate")
+    ]
     assert "orders/2026-10-01/part-0000.csv" in dup[0].reason
     assert query(wh, "select count(*) from raw.orders") == [(10,)]
 
@@ -128,7 +142,10 @@ def test_changed_back_to_earlier_bytes_loads_them_again(tmp_path):
     assert [(f.status, bool(f.supersedes)) for f in back.files] == [("loaded", True)]
     assert query(wh, "select sku_id from raw.skus") == [("S1",)]
     assert query(wh, "select status from raw.manifest order by loaded_at") == [
-        ("superseded",), ("superseded",), ("loaded",)]
+        ("superseded",),
+        ("superseded",),
+        ("loaded",),
+    ]
 
 
 def test_a_duplicate_of_a_superseded_load_is_read_again(tmp_path):
@@ -143,7 +160,9 @@ def test_a_duplicate_of_a_superseded_load_is_read_again(tmp_path):
     p.write_text(csv_text([row("links", link_id="L2")]))
     second = ingest(landing, wh, quiet_seconds=0)
     assert {f.path: f.status for f in second.files} == {
-        "links/2026-10-01/a.csv": "loaded", "links/2026-10-01/b.csv": "loaded"}
+        "links/2026-10-01/a.csv": "loaded",
+        "links/2026-10-01/b.csv": "loaded",
+    }
     assert query(wh, "select link_id from raw.links order by 1") == [("L1",), ("L2",)]
 
 
@@ -165,8 +184,12 @@ def test_files_vanishing_or_renamed_mid_run_are_skipped_and_reported(tmp_path):
 
     result = ingest(landing, wh, quiet_seconds=0, progress=progress)
     status = {f.path: f.status for f in result.files}
-    assert status == {"clicks/2026-10-01/a.csv": "loaded", "clicks/2026-10-01/b.csv": "vanished",
-                      "clicks/2026-10-01/c.csv": "vanished", "clicks/2026-10-01/d.csv": "loaded"}
+    assert status == {
+        "clicks/2026-10-01/a.csv": "loaded",
+        "clicks/2026-10-01/b.csv": "vanished",
+        "clicks/2026-10-01/c.csv": "vanished",
+        "clicks/2026-10-01/d.csv": "loaded",
+    }
     assert result.ok and "VANISHED clicks/2026-10-01/b.csv" in result.summary()
     assert len(result.as_dict()["vanished"]) == 2
     assert query(wh, "select count(*) from raw.manifest") == [(2,)]
@@ -188,10 +211,12 @@ def test_pipes_dangling_links_and_file_like_folders_get_a_manifest_row(tmp_path)
     (day / "folder.csv").mkdir()
     result = ingest(landing, wh, quiet_seconds=0)
     status = {f.path: f.status for f in result.files}
-    assert status == {"orders/2026-10-01/good.csv": "loaded",
-                      "orders/2026-10-01/pipe.csv": "not_a_file",
-                      "orders/2026-10-01/dangling.csv": "not_a_file",
-                      "orders/2026-10-01/folder.csv": "not_a_file"}
+    assert status == {
+        "orders/2026-10-01/good.csv": "loaded",
+        "orders/2026-10-01/pipe.csv": "not_a_file",
+        "orders/2026-10-01/dangling.csv": "not_a_file",
+        "orders/2026-10-01/folder.csv": "not_a_file",
+    }
     rows = dict(query(wh, "select file_name, reason from raw.manifest where status = 'not_a_file'"))
     assert "named pipe" in rows["pipe.csv"]
     assert "dangling symbolic link" in rows["dangling.csv"]
@@ -209,10 +234,18 @@ def test_pipes_dangling_links_and_file_like_folders_get_a_manifest_row(tmp_path)
 @pytest.mark.parametrize("offset", ["+80:00", "+24:00", "-15:00", "+14:30", "+0860"])
 def test_impossible_timestamp_offsets_are_quarantined(tmp_path, offset):
     landing, wh = tmp_path / "landing", tmp_path / "wh"
-    write(landing, "clicks", "c.csv", csv_text([
-        row("clicks", click_id="OK1", clicked_at="2026-09-30T20:00:00+14:00"),
-        row("clicks", click_id="OK2", clicked_at="2026-09-30T20:00:00-12:00"),
-        row("clicks", click_id="BAD", clicked_at=f"2026-09-30T20:00:00{offset}")]))
+    write(
+        landing,
+        "clicks",
+        "c.csv",
+        csv_text(
+            [
+                row("clicks", click_id="OK1", clicked_at="2026-09-30T20:00:00+14:00"),
+                row("clicks", click_id="OK2", clicked_at="2026-09-30T20:00:00-12:00"),
+                row("clicks", click_id="BAD", clicked_at=f"2026-09-30T20:00:00{offset}"),
+            ]
+        ),
+    )
     ingest(landing, wh, quiet_seconds=0)
     assert query(wh, "select click_id from raw.clicks order by 1") == [("OK1",), ("OK2",)]
     (reason,) = query(wh, "select reason from raw.quarantine")[0]
@@ -223,8 +256,12 @@ def test_a_file_in_the_wrong_folder_is_rejected_as_misrouted(tmp_path):
     landing, wh = tmp_path / "landing", tmp_path / "wh"
     orders = csv_text([row("orders", order_id=f"O{i}") for i in range(3)])
     write(landing, "buyers", "orders-by-mistake.csv", orders)
-    write(landing, "orders", "events.jsonl",
-          '{"order_id": "O1", "line_no": 1, "event": "paid", "event_at": "2026-09-30T21:00:05+08:00"}\n')
+    write(
+        landing,
+        "orders",
+        "events.jsonl",
+        '{"order_id": "O1", "line_no": 1, "event": "paid", "event_at": "2026-09-30T21:00:05+08:00"}\n',
+    )
     write(landing, "buyers", "b.csv", csv_text([row("buyers")]))
     result = ingest(landing, wh, quiet_seconds=0)
     status = {f.path: (f.status, f.reason) for f in result.files}

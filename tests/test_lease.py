@@ -61,8 +61,10 @@ def test_no_double_acquisition_under_contention(tmp_path):
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     start_at = time.time() + 3.0  # let every spawned interpreter start before the race
-    procs = [ctx.Process(target=_hammer, args=(str(tmp_path), w, ATTEMPTS, start_at, out))
-             for w in range(PROCESSES)]
+    procs = [
+        ctx.Process(target=_hammer, args=(str(tmp_path), w, ATTEMPTS, start_at, out))
+        for w in range(PROCESSES)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=300) for _ in procs]
@@ -96,8 +98,14 @@ def test_the_lease_outlives_the_process_that_took_it(tmp_path):
 
 
 def _take_run_lease(warehouse: str, owner: str) -> None:
-    lock.acquire(Path(warehouse), owner, purpose="settlement 2026-10", process_bound=False,
-                 dag_id="monthly_settlement", dag_run_id="manual__x")
+    lock.acquire(
+        Path(warehouse),
+        owner,
+        purpose="settlement 2026-10",
+        process_bound=False,
+        dag_id="monthly_settlement",
+        dag_run_id="manual__x",
+    )
 
 
 def test_an_expired_heartbeat_makes_the_lease_stale(tmp_path, monkeypatch):
@@ -114,10 +122,20 @@ def test_an_expired_heartbeat_makes_the_lease_stale(tmp_path, monkeypatch):
 
 
 def test_a_fresh_run_lease_is_not_stale_although_its_pid_is_gone(tmp_path):
-    (tmp_path / "run.lock").write_text(json.dumps(
-        {"run_id": "run-a", "purpose": "settlement 2026-10", "host": socket.gethostname(),
-         "pid": 2**22 + 12345, "acquired_at": time.time(), "heartbeat_at": time.time(),
-         "ttl_seconds": 900, "process_bound": False}))
+    (tmp_path / "run.lock").write_text(
+        json.dumps(
+            {
+                "run_id": "run-a",
+                "purpose": "settlement 2026-10",
+                "host": socket.gethostname(),
+                "pid": 2**22 + 12345,
+                "acquired_at": time.time(),
+                "heartbeat_at": time.time(),
+                "ttl_seconds": 900,
+                "process_bound": False,
+            }
+        )
+    )
     with pytest.raises(lock.WarehouseBusy):
         lock.acquire(tmp_path, "run-b")
 
@@ -164,7 +182,9 @@ def test_ingest_takes_the_warehouse(tmp_path, tiny_landing):
         lock.release(wh, "2026-10-attempt")
 
 
-def test_files_arriving_during_a_settlement_cannot_change_what_it_settles(tmp_path, tiny_landing, monkeypatch):
+def test_files_arriving_during_a_settlement_cannot_change_what_it_settles(
+    tmp_path, tiny_landing, monkeypatch
+):
     """A settlement holds the warehouse from begin to finish. A file delivered between its
     plan (the input fingerprint) and its publish, and an `ingest` started then from
     another process, are refused: the month is published from exactly the files it
@@ -178,15 +198,30 @@ def test_files_arriving_during_a_settlement_cannot_change_what_it_settles(tmp_pa
     monkeypatch.setenv("SUPERNOVA_INGEST_QUIET_SECONDS", "0")
     landing, wh = tmp_path / "landing", tmp_path / "wh"
     shutil.copytree(tiny_landing, landing)
-    ctx = s.begin({"month": "2026-09", "landing": str(landing), "warehouse": str(wh), "preview": False,
-                   "reopen_reason": "", "accept_suspense_reason": "", "attempt_id": "2026-09-during"})
+    ctx = s.begin(
+        {
+            "month": "2026-09",
+            "landing": str(landing),
+            "warehouse": str(wh),
+            "preview": False,
+            "reopen_reason": "",
+            "accept_suspense_reason": "",
+            "attempt_id": "2026-09-during",
+        }
+    )
     try:
         s.ingest_step(ctx)
         plan = s.plan_step(ctx)
         assert plan["action"] == "settle"
 
         # a late delivery, and the daily ingest from another process, mid-run
-        write(landing, "orders", "late.csv", csv_text([row("orders", order_id="O-LATE-1")]), day="2026-09-20")
+        write(
+            landing,
+            "orders",
+            "late.csv",
+            csv_text([row("orders", order_id="O-LATE-1")]),
+            day="2026-09-20",
+        )
         mp_ctx = mp.get_context("spawn")
         out = mp_ctx.Queue()
         p = mp_ctx.Process(target=_ingest_in_another_process, args=(str(landing), str(wh), out))
@@ -206,16 +241,22 @@ def test_files_arriving_during_a_settlement_cannot_change_what_it_settles(tmp_pa
 
     con = duckdb.connect(str(wh / "supernova.duckdb"), read_only=True)
     try:
-        published = con.execute("select input_fingerprint, input_files from settlement.settlement_runs "
-                                "where status = 'published'").fetchall()
-        late = con.execute("select count(*) from raw.manifest where file_name = 'late.csv'").fetchone()[0]
+        published = con.execute(
+            "select input_fingerprint, input_files from settlement.settlement_runs "
+            "where status = 'published'"
+        ).fetchall()
+        late = con.execute(
+            "select count(*) from raw.manifest where file_name = 'late.csv'"
+        ).fetchone()[0]
     finally:
         con.close()
     assert published == [(plan["input_fingerprint"], plan["input_files"])]
     assert late == 0
     # once the settlement is done, the late file loads (for the next month's run)
     out = mp.get_context("spawn").Queue()
-    p = mp.get_context("spawn").Process(target=_ingest_in_another_process, args=(str(landing), str(wh), out))
+    p = mp.get_context("spawn").Process(
+        target=_ingest_in_another_process, args=(str(landing), str(wh), out)
+    )
     p.start()
     assert out.get(timeout=300) == ("loaded", 1)
     p.join(timeout=60)

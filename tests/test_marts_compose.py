@@ -41,13 +41,29 @@ def _env(service: dict) -> dict:
 
 def test_services_and_commands(compose):
     services = compose["services"]
-    required = {"postgres", "airflow-init", "airflow-api-server", "airflow-scheduler",
-                "airflow-dag-processor", "airflow-triggerer", "metabase"}
+    required = {
+        "postgres",
+        "airflow-init",
+        "airflow-api-server",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "metabase",
+    }
     assert required <= set(services)
     for name, svc in services.items():
         assert svc.get("image"), f"{name} has no image"
-    airflow_cmds = {n: s["command"] for n, s in services.items() if n.startswith("airflow-") and n != "airflow-init"}
-    assert sorted(c[1] for c in airflow_cmds.values()) == ["api-server", "dag-processor", "scheduler", "triggerer"]
+    airflow_cmds = {
+        n: s["command"]
+        for n, s in services.items()
+        if n.startswith("airflow-") and n != "airflow-init"
+    }
+    assert sorted(c[1] for c in airflow_cmds.values()) == [
+        "api-server",
+        "dag-processor",
+        "scheduler",
+        "triggerer",
+    ]
     for c in airflow_cmds.values():
         assert c[0] == "airflow"
 
@@ -56,7 +72,9 @@ def test_airflow_subcommands_exist():
     from airflow.cli.cli_parser import get_parser
 
     parser = get_parser()
-    choices = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    choices = next(
+        a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"
+    ).choices
     for sub in ("api-server", "scheduler", "dag-processor", "triggerer", "db", "pools"):
         assert sub in choices, sub
     text = (ROOT / "docker" / "airflow-init.sh").read_text()
@@ -104,7 +122,11 @@ def test_no_literal_secrets(compose):
     for name, svc in compose["services"].items():
         for k, v in _env(svc).items():
             if SECRET_KEY.search(k) or "PASSWORD" in str(v).upper().split("${")[0]:
-                assert re.fullmatch(r"(\$\{[A-Z_][A-Z0-9_]*(:\?[^}]*)?\}|/[\w/.-]+)", str(v)), (name, k, v)
+                assert re.fullmatch(r"(\$\{[A-Z_][A-Z0-9_]*(:\?[^}]*)?\}|/[\w/.-]+)", str(v)), (
+                    name,
+                    k,
+                    v,
+                )
         assert "password" not in str(svc.get("command", "")).lower(), name
     # connection strings take user and password from variables only
     for url in re.findall(r"\w+(?:\+\w+)?://[^\s\"']+@", text):
@@ -115,7 +137,10 @@ def test_every_variable_is_documented(env_example):
     used = set(VAR.findall(COMPOSE.read_text(encoding="utf-8")))
     for script in ("airflow-init.sh", "metabase-setup.sh"):
         used |= set(VAR.findall((ROOT / "docker" / script).read_text(encoding="utf-8"))) - {
-            "SUPERNOVA_WAREHOUSE", "SUPERNOVA_LANDING", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"}
+            "SUPERNOVA_WAREHOUSE",
+            "SUPERNOVA_LANDING",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+        }
     assert used, "no variables found: the pattern is broken"
     missing = used - set(env_example)
     assert not missing, f"not in .env.example: {sorted(missing)}"

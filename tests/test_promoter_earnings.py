@@ -29,9 +29,20 @@ MONTH = "2026-09"
 CUTOFF = "2026-10-08 00:00:00"
 
 COLUMNS = [
-    "activity_date", "promoter_id", "platform", "orders", "order_lines", "gmv",
-    "level1_estimated", "level1_on_completed", "level1_on_pending", "level1_lost_to_refunds_cancels",
-    "level2_estimated", "level2_on_completed", "level2_on_pending", "level2_lost_to_refunds_cancels",
+    "activity_date",
+    "promoter_id",
+    "platform",
+    "orders",
+    "order_lines",
+    "gmv",
+    "level1_estimated",
+    "level1_on_completed",
+    "level1_on_pending",
+    "level1_lost_to_refunds_cancels",
+    "level2_estimated",
+    "level2_on_completed",
+    "level2_on_pending",
+    "level2_lost_to_refunds_cancels",
 ]
 
 
@@ -41,9 +52,15 @@ def settled(tiny_landing, tmp_path_factory):
     from supernova.cli import main
 
     wh = tmp_path_factory.mktemp("earnings-warehouse")
-    assert main(["settle", "--month", MONTH, "--landing", str(tiny_landing), "--warehouse", str(wh)]) == 0
+    assert (
+        main(["settle", "--month", MONTH, "--landing", str(tiny_landing), "--warehouse", str(wh)])
+        == 0
+    )
     # as the marts refresh builds it: unit tests run in tests/test_marts.py
-    res = dbt_invoke(wh, ["build", "--select", "+promoter_earnings_daily", "--exclude-resource-type", "unit_test"])
+    res = dbt_invoke(
+        wh,
+        ["build", "--select", "+promoter_earnings_daily", "--exclude-resource-type", "unit_test"],
+    )
     assert res.success, res.exception
     # the close itself built rpt_promoter_earnings_reconciliation (settle.build_step)
     return wh
@@ -67,9 +84,11 @@ def _independent_lines(con, events_before: str | None, lines_sql: str) -> str:
     """SQL: one row per line of `lines_sql` (order_id, line_no, order_date, ordered_at,
     sku_id, paid_amount, promoter_id) with the promoter's and the inviter's §2–§3 amounts
     at the paid amount and at the base, and whether the line is completed."""
-    promoters = dict(con.execute("""
+    promoters = dict(
+        con.execute("""
         select promoter_id, arg_max(inviter_id, (updated_at, _delivery_date, _file_name, _line_no))
-        from staging.stg_exports__promoters group by promoter_id""").fetchall())
+        from staging.stg_exports__promoters group by promoter_id""").fetchall()
+    )
     loops = sorted(_loops(promoters))
     loop_list = ", ".join(f"'{p}'" for p in loops) or "''"
     ev_filter = f"and e.event_at < timestamp '{events_before}'" if events_before else ""
@@ -119,24 +138,28 @@ def _independent_lines(con, events_before: str | None, lines_sql: str) -> str:
         from st left join cur p on p.promoter_id = st.promoter_id
     ),
     c as (
-        select *, {r2('paid_amount * rate')} as c_paid, {r2('base * rate')} as c_base from rated
+        select *, {r2("paid_amount * rate")} as c_paid, {r2("base * rate")} as c_base from rated
     ),
     pool as (
-        select *, c_paid - {r2('c_paid * 0.10')} as p_paid, c_base - {r2('c_base * 0.10')} as p_base from c
+        select *, c_paid - {r2("c_paid * 0.10")} as p_paid, c_base - {r2("c_base * 0.10")} as p_base from c
     )
     select order_id, line_no, order_date, promoter_id, paid_amount, completed, inviter,
-           {r2('p_paid * s1')} as l1_paid, {r2('p_base * s1')} as l1_base,
-           case when inviter is not null then {r2('p_paid * 0.10')} else 0 end as l2_paid,
-           case when inviter is not null then {r2('p_base * 0.10')} else 0 end as l2_base
+           {r2("p_paid * s1")} as l1_paid, {r2("p_base * s1")} as l1_base,
+           case when inviter is not null then {r2("p_paid * 0.10")} else 0 end as l2_paid,
+           case when inviter is not null then {r2("p_base * 0.10")} else 0 end as l2_base
     from pool
     """
 
 
 def test_mart_equals_independent_arithmetic(settled):
     with connect(settled, read_only=True) as con:
-        lines = _independent_lines(con, None, """
+        lines = _independent_lines(
+            con,
+            None,
+            """
             select order_id, line_no, order_date, ordered_at, sku_id, paid_amount, promoter_id
-            from intermediate.int_marts__attributed_lines""")
+            from intermediate.int_marts__attributed_lines""",
+        )
         expected = con.execute(f"""
             with x as ({lines}),
             rows as (
@@ -154,14 +177,25 @@ def test_mart_equals_independent_arithmetic(settled):
                    sum(l2_base), sum(l2_done), sum(l2_base) - sum(l2_done), sum(l2_paid) - sum(l2_base)
             from rows group by all order by 1, 2""").fetchall()
         got = con.execute(f"""
-            select {', '.join(c for c in COLUMNS if c != 'platform')}
+            select {", ".join(c for c in COLUMNS if c != "platform")}
             from marts.promoter_earnings_daily order by 1, 2""").fetchall()
         completed_total = con.execute(
-            "select sum(level1_on_completed), sum(level2_on_completed) from marts.promoter_earnings_daily").fetchone()
-    norm = [tuple(Decimal(v) if isinstance(v, (Decimal, int)) and not isinstance(v, bool) else v for v in r)
-            for r in expected]
-    got = [tuple(Decimal(v) if isinstance(v, (Decimal, int)) and not isinstance(v, bool) else v for v in r)
-           for r in got]
+            "select sum(level1_on_completed), sum(level2_on_completed) from marts.promoter_earnings_daily"
+        ).fetchone()
+    norm = [
+        tuple(
+            Decimal(v) if isinstance(v, (Decimal, int)) and not isinstance(v, bool) else v
+            for v in r
+        )
+        for r in expected
+    ]
+    got = [
+        tuple(
+            Decimal(v) if isinstance(v, (Decimal, int)) and not isinstance(v, bool) else v
+            for v in r
+        )
+        for r in got
+    ]
     assert len(got) > 1000 and completed_total[0] > 0 and completed_total[1] > 0
     assert got == norm
 
@@ -170,14 +204,18 @@ def test_estimate_of_the_settled_month_equals_its_accruals_line_by_line(settled)
     """September's lines at September's cutoff: the mart's arithmetic gives what the run
     accrued, to the fen, for each line and level (no terms changed after the cutoff)."""
     with connect(settled, read_only=True) as con:
-        lines = _independent_lines(con, CUTOFF, f"""
+        lines = _independent_lines(
+            con,
+            CUTOFF,
+            f"""
             select o.order_id, o.line_no, cast(h.ordered_at as date) as order_date, h.ordered_at,
                    o.sku_id, o.paid_amount, t.promoter_id
             from settlement.line_terms t
             join staging.stg_exports__orders o on o.order_id = t.order_id and o.line_no = t.line_no
             join (select order_id, arg_min(ordered_at, line_no) as ordered_at
                   from staging.stg_exports__orders group by order_id) h on h.order_id = t.order_id
-            where t.first_settlement_month = '{MONTH}'""")
+            where t.first_settlement_month = '{MONTH}'""",
+        )
         diff = con.execute(f"""
             with x as ({lines}),
             est as (
@@ -210,18 +248,30 @@ def test_reconciliation_adds_up_and_matches_the_ledger(settled):
             from settlement.payout_lines l
             join settlement.payouts p on p.promoter_id = l.beneficiary_id and p.settlement_month = l.settlement_month
             where l.settlement_month = '{MONTH}' and l.kind = 'accrual'""").fetchone()
-        settled_lines = con.execute("select count(*) from settlement.line_terms where first_settlement_month = ?",
-                                    [MONTH]).fetchone()[0]
+        settled_lines = con.execute(
+            "select count(*) from settlement.line_terms where first_settlement_month = ?", [MONTH]
+        ).fetchone()[0]
     assert len(rows) == 1
     r = rows[0]
     assert r["settlement_month"] == MONTH
     assert r["estimated_at_paid"] - r["accrued"] == (
-        r["lost_to_refunds"] + r["lost_to_cancels"] + r["in_suspense"] + r["terms_difference"])
-    assert r["accrued"] == (r["accrued_paid"] + r["accrued_held"] + r["accrued_forfeited"]
-                            + r["accrued_below_threshold"] + r["accrued_debt"])
+        r["lost_to_refunds"] + r["lost_to_cancels"] + r["in_suspense"] + r["terms_difference"]
+    )
+    assert r["accrued"] == (
+        r["accrued_paid"]
+        + r["accrued_held"]
+        + r["accrued_forfeited"]
+        + r["accrued_below_threshold"]
+        + r["accrued_debt"]
+    )
     zero = Decimal("0")
-    assert (r["accrued"], r["accrued_paid"], r["accrued_held"], r["accrued_forfeited"],
-            r["accrued_below_threshold"]) == tuple(v or zero for v in ledger[:5])
+    assert (
+        r["accrued"],
+        r["accrued_paid"],
+        r["accrued_held"],
+        r["accrued_forfeited"],
+        r["accrued_below_threshold"],
+    ) == tuple(v or zero for v in ledger[:5])
     assert r["lines_settled"] == settled_lines == ledger[5]
     # September's data has refunds of settled lines and a promoter of each status
     assert r["lost_to_refunds"] > 0 and r["accrued_held"] > 0 and r["accrued_forfeited"] > 0
@@ -231,8 +281,10 @@ def test_reconciliation_adds_up_and_matches_the_ledger(settled):
 def test_the_close_report_reconciles_estimate_with_actual(settled):
     """The published month's report shows where the estimate went, with the close's figures."""
     with connect(settled, read_only=True) as con:
-        r = con.execute("select estimated_at_paid, lost_to_refunds, accrued, accrued_held "
-                        "from settlement_build.rpt_promoter_earnings_reconciliation").fetchone()
+        r = con.execute(
+            "select estimated_at_paid, lost_to_refunds, accrued, accrued_held "
+            "from settlement_build.rpt_promoter_earnings_reconciliation"
+        ).fetchone()
     pages = sorted((settled / "reports" / MONTH).glob(f"{MONTH}-*.html"))
     assert pages, "no report page for the settled month"
     page = pages[-1].read_text(encoding="utf-8")
@@ -245,8 +297,10 @@ def test_the_close_report_reconciles_estimate_with_actual(settled):
 SPEC_OUTPUTS = settings.PROJECT_ROOT.parent / "shared" / "spec" / "outputs.md"
 
 
-@pytest.mark.skipif(not SPEC_OUTPUTS.exists(), reason="the business contract (../shared/spec) is not "
-                    "beside this checkout (CI lays it there)")
+@pytest.mark.skipif(
+    not SPEC_OUTPUTS.exists(),
+    reason="the business contract (../shared/spec) is not beside this checkout (CI lays it there)",
+)
 def test_columns_are_outputs_md():
     section = SPEC_OUTPUTS.read_text(encoding="utf-8").split("### promoter_earnings_daily", 1)[1]
     section = section.split("\n### ", 1)[0]
@@ -258,14 +312,20 @@ def test_columns_are_outputs_md():
 
 
 def test_contract_columns(settled):
-    yml = yaml.safe_load((settings.DBT_PROJECT_DIR / "models" / "marts" / "promoter_earnings_daily.yml").read_text())
+    yml = yaml.safe_load(
+        (settings.DBT_PROJECT_DIR / "models" / "marts" / "promoter_earnings_daily.yml").read_text()
+    )
     model = yml["models"][0]
     assert model["config"]["contract"]["enforced"] is True
     assert [c["name"] for c in model["columns"]] == COLUMNS
     with connect(settled, read_only=True) as con:
-        cols = [r[0] for r in con.execute(
-            "select column_name from information_schema.columns where table_schema = 'marts' "
-            "and table_name = 'promoter_earnings_daily' order by ordinal_position").fetchall()]
+        cols = [
+            r[0]
+            for r in con.execute(
+                "select column_name from information_schema.columns where table_schema = 'marts' "
+                "and table_name = 'promoter_earnings_daily' order by ordinal_position"
+            ).fetchall()
+        ]
     assert cols == COLUMNS
     assert not [c for c in cols if re.search("buyer|phone|name", c)]
 

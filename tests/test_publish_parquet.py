@@ -44,10 +44,14 @@ def test_same_rows_same_bytes_whatever_the_threads_or_physical_order(tmp_path, t
         digests.append(hashlib.sha256((part / "part-0.parquet").read_bytes()).hexdigest())
         # the table folder holds only Parquet; the commit marker lives beside the tables
         assert sorted(x.name for x in part.iterdir()) == ["part-0.parquet"]
-        assert (wh / "parquet" / "settlement" / "_commits" / "payout_lines" / MONTH).read_text() == "run-1\n"
+        assert (
+            wh / "parquet" / "settlement" / "_commits" / "payout_lines" / MONTH
+        ).read_text() == "run-1\n"
         table = pq.read_table(part / "part-0.parquet")
         assert "settlement_month" not in table.column_names and table.num_rows == 400000
-        keys = list(zip(*(table.column(c).to_pylist() for c in ("kind", "order_id", "line_no", "level"))))
+        keys = list(
+            zip(*(table.column(c).to_pylist() for c in ("kind", "order_id", "line_no", "level")))
+        )
         assert keys == sorted(keys)
     assert digests[0] == digests[1]
 
@@ -64,7 +68,7 @@ def test_a_malformed_month_is_refused(tmp_path):
 # A publish whose commit cannot be written (a full disk: simulated with a file-size limit
 # on the publishing process, so writing the WAL fails with EFBIG) used to be reported as
 # "cannot rollback - no transaction is active", hiding the cause.
-_FULL_DISK_PUBLISH = r'''
+_FULL_DISK_PUBLISH = r"""
 import resource, sys
 from pathlib import Path
 import duckdb
@@ -86,25 +90,33 @@ con.execute(f"create table settlement_build.settlement_run_totals as select {col
 con.close()
 resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))  # no file may grow past 64 KiB
 publish.publish_month(wh, M, "r1", {"attempt_id": "a1", "settlement_month": M}, reopen=False)
-'''
+"""
 
 
-def test_a_publish_that_cannot_write_its_commit_names_the_real_cause_and_publishes_nothing(tmp_path):
+def test_a_publish_that_cannot_write_its_commit_names_the_real_cause_and_publishes_nothing(
+    tmp_path,
+):
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-c", _FULL_DISK_PUBLISH, str(tmp_path)], cwd=root,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_PUBLISH, str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     err = proc.stderr.strip().splitlines()[-1]
     assert "cannot rollback" not in err
     assert "File too large" in err and "nothing was published" in err, err
     con = duckdb.connect(str(tmp_path / "supernova.duckdb"), read_only=True)
     try:
-        published = con.execute("select count(*) from information_schema.tables "
-                                "where table_schema = 'settlement'").fetchone()[0]
+        published = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'settlement'"
+        ).fetchone()[0]
     finally:
         con.close()
     assert published == 0

@@ -44,7 +44,9 @@ LAST_DELIVERY = "2026-10-07"  # September's cutoff is 2026-10-08 00:00
 DEFAULT_POINTS = ("during_build", "publish_before_commit", "publish_after_commit")
 POINTS = FAULT_POINTS if SLOW else DEFAULT_POINTS
 PUBLISHED = ("payouts", "payout_lines", "suspense", "findings", "line_terms")
-MONTH_COL = {t: ("first_settlement_month" if t == "line_terms" else "settlement_month") for t in PUBLISHED}
+MONTH_COL = {
+    t: ("first_settlement_month" if t == "line_terms" else "settlement_month") for t in PUBLISHED
+}
 
 # hostile files added to the landing (names and values must come back byte-exact)
 SQL_NAME = "x'; drop table raw.manifest; --.csv"
@@ -75,34 +77,65 @@ def snapshot_code(dest: Path) -> Path:
 
 def settle_env(home: Path, fault: str | None = None, code: Path | None = None) -> dict:
     code = code or _CACHE.get("prep", {}).get("code") or ROOT
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SUPERNOVA_SETTLE_FAULT", "SUPERNOVA_INGEST_FAULT", "SUPERNOVA_LANDING",
-                        "SUPERNOVA_WAREHOUSE")}
-    env.update({
-        "PYTHONPATH": os.pathsep.join([str(code)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
-        "SUPERNOVA_HOME": str(home),
-        "AIRFLOW_HOME": str(home / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(code / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-        "DO_NOT_TRACK": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "SUPERNOVA_SETTLE_FAULT",
+            "SUPERNOVA_INGEST_FAULT",
+            "SUPERNOVA_LANDING",
+            "SUPERNOVA_WAREHOUSE",
+        )
+    }
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join(
+                [str(code)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+            ),
+            "SUPERNOVA_HOME": str(home),
+            "AIRFLOW_HOME": str(home / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(code / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+            "DO_NOT_TRACK": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     if fault:
         env["SUPERNOVA_SETTLE_FAULT"] = fault
     return env
 
 
-def run_settle(landing: Path, wh: Path, home: Path, month: str = MONTH, fault: str | None = None,
-               timeout: int = 1200) -> subprocess.CompletedProcess:
+def run_settle(
+    landing: Path,
+    wh: Path,
+    home: Path,
+    month: str = MONTH,
+    fault: str | None = None,
+    timeout: int = 1200,
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "supernova.cli", "settle", "--month", month,
-         "--landing", str(landing), "--warehouse", str(wh)],
-        env=settle_env(home, fault), cwd=_CACHE.get("prep", {}).get("code") or ROOT,
-        capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [
+            sys.executable,
+            "-m",
+            "supernova.cli",
+            "settle",
+            "--month",
+            month,
+            "--landing",
+            str(landing),
+            "--warehouse",
+            str(wh),
+        ],
+        env=settle_env(home, fault),
+        cwd=_CACHE.get("prep", {}).get("code") or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -127,11 +160,16 @@ def snapshot_db(wh: Path, scratch: Path) -> Path:
 def published_contents(wh: Path, month: str = MONTH) -> dict:
     out = {}
     for t in PUBLISHED:
-        out[t] = read_rows(wh, f"select * from settlement.{t} where {MONTH_COL[t]} = ? order by all", [month])
-    out["runs"] = read_rows(wh, "select run_id, status, input_fingerprint, lines_settled, base_amount, "
-                                "line_commission, net_paid, tax_withheld, carried_out "
-                                "from settlement.settlement_runs where settlement_month = ? order by all",
-                            [month])
+        out[t] = read_rows(
+            wh, f"select * from settlement.{t} where {MONTH_COL[t]} = ? order by all", [month]
+        )
+    out["runs"] = read_rows(
+        wh,
+        "select run_id, status, input_fingerprint, lines_settled, base_amount, "
+        "line_commission, net_paid, tax_withheld, carried_out "
+        "from settlement.settlement_runs where settlement_month = ? order by all",
+        [month],
+    )
     return out
 
 
@@ -141,12 +179,17 @@ def parquet_digest(wh: Path) -> dict[str, str]:
     base = wh / "parquet" / "settlement"
     if not base.exists():
         return {}
-    return {str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(base.rglob("*")) if p.is_file() and "settlement_runs" not in p.parts}
+    return {
+        str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and "settlement_runs" not in p.parts
+    }
 
 
 def leftovers(wh: Path) -> list[str]:
-    return sorted(str(p.relative_to(wh)) for p in wh.rglob("*") if ".tmp-" in p.name or ".old-" in p.name)
+    return sorted(
+        str(p.relative_to(wh)) for p in wh.rglob("*") if ".tmp-" in p.name or ".old-" in p.name
+    )
 
 
 def landing_phones(landing: Path) -> set[str]:
@@ -169,15 +212,40 @@ def _hostile_files(landing: Path) -> None:
     from ingestion_cases.helpers import columns, csv_text, row, write
 
     day = "2026-09-15"
-    clicks = [row("clicks", click_id=cid, link_id=f"L-unknown-{i}'--", buyer_id=f"B-nobody-{i}",
-                  clicked_at="2026-09-15T12:00:00+08:00") for i, cid in enumerate(HOSTILE_CLICK_IDS)]
+    clicks = [
+        row(
+            "clicks",
+            click_id=cid,
+            link_id=f"L-unknown-{i}'--",
+            buyer_id=f"B-nobody-{i}",
+            clicked_at="2026-09-15T12:00:00+08:00",
+        )
+        for i, cid in enumerate(HOSTILE_CLICK_IDS)
+    ]
     write(landing, "clicks", SQL_NAME, csv_text(clicks), day=day)
-    drift = [dict(row("clicks", click_id="C-drift-1", link_id="L-unknown-drift", buyer_id="B-nobody-d",
-                      clicked_at="2026-09-16T08:00:00+08:00"), **{EXTRA_COLUMN: "wechat"})]
-    write(landing, "clicks", SHELL_NAME, csv_text(drift, columns("clicks") + [EXTRA_COLUMN]), day=day)
+    drift = [
+        dict(
+            row(
+                "clicks",
+                click_id="C-drift-1",
+                link_id="L-unknown-drift",
+                buyer_id="B-nobody-d",
+                clicked_at="2026-09-16T08:00:00+08:00",
+            ),
+            **{EXTRA_COLUMN: "wechat"},
+        )
+    ]
+    write(
+        landing, "clicks", SHELL_NAME, csv_text(drift, columns("clicks") + [EXTRA_COLUMN]), day=day
+    )
     missing = [row("orders", order_id="O-missing-col")]
-    write(landing, "orders", "no_paid_amount.csv",
-          csv_text(missing, [c for c in columns("orders") if c != "paid_amount"]), day=day)
+    write(
+        landing,
+        "orders",
+        "no_paid_amount.csv",
+        csv_text(missing, [c for c in columns("orders") if c != "paid_amount"]),
+        day=day,
+    )
 
 
 def prepared(tmp_path_factory, tiny_landing) -> dict:
@@ -198,15 +266,29 @@ def prepared(tmp_path_factory, tiny_landing) -> dict:
         code = snapshot_code(root / "code")
         template = root / "home-template"
         init = subprocess.Popen(
-            [sys.executable, "-c", "from supernova.airflow_runner import configure_airflow_env, "
-                                   "ensure_metadata_db; ensure_metadata_db(configure_airflow_env())"],
-            env=settle_env(template, code=code), cwd=code, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-c",
+                "from supernova.airflow_runner import configure_airflow_env, "
+                "ensure_metadata_db; ensure_metadata_db(configure_airflow_env())",
+            ],
+            env=settle_env(template, code=code),
+            cwd=code,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         base_wh = root / "base-warehouse"
         result = ingest(landing, base_wh)
         out, _ = init.communicate(timeout=600)
         assert init.returncode == 0, out.decode()[-3000:]
-        _CACHE["prep"] = {"root": root, "landing": landing, "base_wh": base_wh, "template": template,
-                          "ingest": result, "code": code}
+        _CACHE["prep"] = {
+            "root": root,
+            "landing": landing,
+            "base_wh": base_wh,
+            "template": template,
+            "ingest": result,
+            "code": code,
+        }
         return _CACHE["prep"]
 
 
@@ -239,16 +321,29 @@ def reference_run(prep: dict) -> dict:
 def fault_scenario(prep: dict, point: str) -> dict:
     wh, home = _new_workspace(prep, f"fault-{point}")
     killed = run_settle(prep["landing"], wh, home, fault=point)
-    after = {"rc": killed.returncode, "stderr": killed.stderr[-3000:], "stdout": killed.stdout[-3000:],
-             "lock": (wh / "run.lock").read_text() if (wh / "run.lock").exists() else None,
-             "parquet": parquet_digest(wh)}
+    after = {
+        "rc": killed.returncode,
+        "stderr": killed.stderr[-3000:],
+        "stdout": killed.stdout[-3000:],
+        "lock": (wh / "run.lock").read_text() if (wh / "run.lock").exists() else None,
+        "parquet": parquet_digest(wh),
+    }
     snap = snapshot_db(wh, prep["root"] / f"fault-{point}" / "killed-snapshot")
-    con = duckdb.connect(str(snap / "supernova.duckdb"))  # a scratch copy: replaying its WAL is fine
+    con = duckdb.connect(
+        str(snap / "supernova.duckdb")
+    )  # a scratch copy: replaying its WAL is fine
     try:
-        has_runs = con.execute("select count(*) from information_schema.tables where table_schema = "
-                               "'settlement' and table_name = 'settlement_runs'").fetchone()[0]
-        after["published_runs"] = con.execute(
-            "select run_id from settlement.settlement_runs where status = 'published'").fetchall() if has_runs else []
+        has_runs = con.execute(
+            "select count(*) from information_schema.tables where table_schema = "
+            "'settlement' and table_name = 'settlement_runs'"
+        ).fetchone()[0]
+        after["published_runs"] = (
+            con.execute(
+                "select run_id from settlement.settlement_runs where status = 'published'"
+            ).fetchall()
+            if has_runs
+            else []
+        )
     finally:
         con.close()
     rerun = run_settle(prep["landing"], wh, home)
@@ -265,7 +360,11 @@ def runs(tmp_path_factory, tiny_landing):
     with ThreadPoolExecutor(max_workers=2) as pool:
         ref = pool.submit(reference_run, prep)
         faults = {p: pool.submit(fault_scenario, prep, p) for p in POINTS}
-        return {"prep": prep, "ref": ref.result(), "faults": {p: f.result() for p, f in faults.items()}}
+        return {
+            "prep": prep,
+            "ref": ref.result(),
+            "faults": {p: f.result() for p, f in faults.items()},
+        }
 
 
 @pytest.fixture(scope="module")
@@ -273,9 +372,18 @@ def reference(runs):
     ref = runs["ref"]
     assert ref["proc"].returncode == 0, ref["proc"].stdout[-3000:] + ref["proc"].stderr[-3000:]
     wh = ref["wh"]
-    [(run_id,)] = read_rows(wh, "select run_id from settlement.settlement_runs where settlement_month = ? "
-                                "and status = 'published'", [MONTH])
-    return {"wh": wh, "run_id": run_id, "rows": published_contents(wh), "parquet": parquet_digest(wh)}
+    [(run_id,)] = read_rows(
+        wh,
+        "select run_id from settlement.settlement_runs where settlement_month = ? "
+        "and status = 'published'",
+        [MONTH],
+    )
+    return {
+        "wh": wh,
+        "run_id": run_id,
+        "rows": published_contents(wh),
+        "parquet": parquet_digest(wh),
+    }
 
 
 # ----------------------------------------------------------------------------- tests
@@ -290,12 +398,16 @@ def test_reference_run_is_a_clean_publish(reference):
     assert leftovers(wh) == []
 
 
-_SLOW_MARKS = [pytest.mark.slow,
-               pytest.mark.skipif(not SLOW, reason="more fault points: set SUPERNOVA_SLOW=1")]
+_SLOW_MARKS = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not SLOW, reason="more fault points: set SUPERNOVA_SLOW=1"),
+]
 
 
-@pytest.mark.parametrize("point", [p if p in DEFAULT_POINTS else pytest.param(p, marks=_SLOW_MARKS)
-                                   for p in FAULT_POINTS])
+@pytest.mark.parametrize(
+    "point",
+    [p if p in DEFAULT_POINTS else pytest.param(p, marks=_SLOW_MARKS) for p in FAULT_POINTS],
+)
 def test_sigkill_then_rerun_equals_uninterrupted_run(runs, reference, point):
     sc = runs["faults"][point]
     after, rerun, wh = sc["after_kill"], sc["rerun"], sc["wh"]
@@ -314,8 +426,11 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(runs, reference, point):
 
     # the rerun without fault: succeeds, clears the stale lock, equals the reference (the
     # CLI prints one line per stage; the details, and every cleared lease, go to <wh>/logs/)
-    out = rerun.stdout + rerun.stderr + "".join(p.read_text(errors="replace")
-                                                 for p in sorted((wh / "logs").glob("*.log")))
+    out = (
+        rerun.stdout
+        + rerun.stderr
+        + "".join(p.read_text(errors="replace") for p in sorted((wh / "logs").glob("*.log")))
+    )
     assert rerun.returncode == 0, out[-4000:]
     assert "clearing stale warehouse lock" in out
     assert not (wh / "run.lock").exists()
@@ -359,10 +474,15 @@ def test_a_second_rerun_is_unchanged_and_touches_nothing(runs, reference):
 def test_extra_column_is_recorded_in_manifest_and_findings(reference):
     wh = reference["wh"]
     rel = f"clicks/2026-09-15/{SHELL_NAME}"
-    assert read_rows(wh, "select status, extra_columns, file_name from raw.manifest where file_path = ?",
-                     [rel]) == [("loaded", [EXTRA_COLUMN], SHELL_NAME)]
-    rows = read_rows(wh, "select settlement_month, detail from settlement.findings "
-                         "where kind = 'unknown_extra_columns' and row_key = ?", [rel])
+    assert read_rows(
+        wh, "select status, extra_columns, file_name from raw.manifest where file_path = ?", [rel]
+    ) == [("loaded", [EXTRA_COLUMN], SHELL_NAME)]
+    rows = read_rows(
+        wh,
+        "select settlement_month, detail from settlement.findings "
+        "where kind = 'unknown_extra_columns' and row_key = ?",
+        [rel],
+    )
     assert len(rows) == 1 and rows[0][0] == MONTH and EXTRA_COLUMN in rows[0][1]
 
 
@@ -370,11 +490,16 @@ def test_file_missing_a_required_column_is_rejected_and_the_month_still_settles(
     wh = reference["wh"]
     rel = "orders/2026-09-15/no_paid_amount.csv"
     [(status, reason, n_read, n_loaded, n_quar)] = read_rows(
-        wh, "select status, reason, rows_read, rows_loaded, rows_quarantined from raw.manifest "
-            "where file_path = ?", [rel])
+        wh,
+        "select status, reason, rows_read, rows_loaded, rows_quarantined from raw.manifest "
+        "where file_path = ?",
+        [rel],
+    )
     assert status == "rejected" and "required column(s) missing: paid_amount" in reason
     assert (n_read, n_loaded, n_quar) == (0, 0, 0)
-    assert read_rows(wh, "select count(*) from raw.orders where order_id = 'O-missing-col'") == [(0,)]
+    assert read_rows(wh, "select count(*) from raw.orders where order_id = 'O-missing-col'") == [
+        (0,)
+    ]
     # the run report lists it (the HTML report does; the .md one only summarises this
     # run's own ingest, where the file was "already seen": see docs/reliability.md F11)
     reports = [p.read_text(encoding="utf-8") for p in (wh / "reports" / MONTH).glob("*.htm*")]
@@ -382,5 +507,7 @@ def test_file_missing_a_required_column_is_rejected_and_the_month_still_settles(
 
 
 def test_manifest_balance_holds_for_every_file(reference):
-    assert read_rows(reference["wh"], "select count(*) from raw.manifest "
-                                      "where rows_read <> rows_loaded + rows_quarantined") == [(0,)]
+    assert read_rows(
+        reference["wh"],
+        "select count(*) from raw.manifest where rows_read <> rows_loaded + rows_quarantined",
+    ) == [(0,)]

@@ -36,18 +36,33 @@ import pytest
 from supernova import settle as s
 from supernova.warehouse import connect, table_exists
 
-DEFAULT_CONF = {"preview": False, "reopen_reason": "", "accept_suspense_reason": "", "attempt_id": ""}
+DEFAULT_CONF = {
+    "preview": False,
+    "reopen_reason": "",
+    "accept_suspense_reason": "",
+    "attempt_id": "",
+}
 CHROMIUM = Path("/usr/bin/chromium")
-CHARTS = ["Promoters by gross due", "tier mix by platform", "status mix by platform", "Clawback amounts",
-          "GMV by buyer city tier and gender", "Orders per existing group per day", "Dead-group rate",
-          "Top promoters by gross due", "Top groups by GMV"]
+CHARTS = [
+    "Promoters by gross due",
+    "tier mix by platform",
+    "status mix by platform",
+    "Clawback amounts",
+    "GMV by buyer city tier and gender",
+    "Orders per existing group per day",
+    "Dead-group rate",
+    "Top promoters by gross due",
+    "Top groups by GMV",
+]
 
 
 def _run(dagbag, **conf) -> tuple[str, dict]:
     dag = dagbag.dags["monthly_settlement"]
     dagrun = dag.test(run_conf={**DEFAULT_CONF, **conf})
     wh = Path(conf["warehouse"])
-    runs = sorted((wh / "runs").glob(f"{conf['month']}-*/state.json"), key=lambda p: p.stat().st_mtime)
+    runs = sorted(
+        (wh / "runs").glob(f"{conf['month']}-*/state.json"), key=lambda p: p.stat().st_mtime
+    )
     return str(dagrun.state), s.RunState(wh, runs[-1].parent.name).load()
 
 
@@ -67,7 +82,12 @@ def wh(settlement_scenario):
 
 def _html(wh, key) -> str:
     state = wh[key][1]
-    return (Path(wh["warehouse"]) / "reports" / state["request"]["month"] / f"{state['attempt_id']}.html").read_text()
+    return (
+        Path(wh["warehouse"])
+        / "reports"
+        / state["request"]["month"]
+        / f"{state['attempt_id']}.html"
+    ).read_text()
 
 
 # ---------------------------------------------------------------- the HTML report
@@ -81,12 +101,16 @@ def test_every_run_writes_an_offline_html_report_next_to_the_md(wh):
         folder = Path(wh["warehouse"]) / "reports" / state["request"]["month"]
         assert (folder / f"{state['attempt_id']}.md").exists()
         page = _html(wh, key)
-        assert page.startswith("<!DOCTYPE html>") and f"Settlement {state['request']['month']}" in page
+        assert (
+            page.startswith("<!DOCTYPE html>") and f"Settlement {state['request']['month']}" in page
+        )
         assert state["status"].upper() in page
         # offline: no external resource, no script at all
         assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE), key
         assert not re.search(r"https?://", page), key
-        assert "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
+        assert (
+            "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
+        )
 
 
 def test_published_report_reconciliation_adds_up_and_a_mismatch_is_shown(wh):
@@ -98,23 +122,46 @@ def test_published_report_reconciliation_adds_up_and_a_mismatch_is_shown(wh):
     checked = [r for r in rows if r["ok"] is not None]
     assert len(checked) >= 5 and all(r["ok"] for r in checked), [r for r in checked if not r["ok"]]
     labels = " ".join(r["label"] for r in rows)
-    for word in ("Commission", "platform fee", "operator retained", "tier bonus", "clawbacks",
-                 "carried in", "gross due", "tax withheld", "carried out", "forfeited", "net paid"):
+    for word in (
+        "Commission",
+        "platform fee",
+        "operator retained",
+        "tier bonus",
+        "clawbacks",
+        "carried in",
+        "gross due",
+        "tax withheld",
+        "carried out",
+        "forfeited",
+        "net paid",
+    ):
         assert word in labels
     # the table's last line equals the net paid of the published payouts, to the fen
     with connect(wh["warehouse"], read_only=True) as con:
-        net = con.execute("select sum(net_paid) from settlement.payouts where settlement_month = '2026-10'").fetchone()[0]
+        net = con.execute(
+            "select sum(net_paid) from settlement.payouts where settlement_month = '2026-10'"
+        ).fetchone()[0]
     assert rows[-1]["amount"] == net
     assert "Every subtotal equals" in _html(wh, "oct") and "✗" not in _html(wh, "oct")
     # one fen off in the payouts: the report must say it does not add up
-    data["payout_sums"] = {**data["payout_sums"], "net_paid": data["payout_sums"]["net_paid"] + Decimal("0.01")}
+    data["payout_sums"] = {
+        **data["payout_sums"],
+        "net_paid": data["payout_sums"]["net_paid"] + Decimal("0.01"),
+    }
     assert reconciliation(data)[-1]["ok"] is False
     page = render_html(wh["warehouse"], state, data)
     assert "do NOT add up" in page and "✗" in page
 
 
-FUNNEL = ["lines_settled", "lines_settled_earlier", "suspense_lines", "lines_organic", "lines_pending_completion",
-          "lines_cancelled_unsettled", "lines_completed_before_first_month"]
+FUNNEL = [
+    "lines_settled",
+    "lines_settled_earlier",
+    "suspense_lines",
+    "lines_organic",
+    "lines_pending_completion",
+    "lines_cancelled_unsettled",
+    "lines_completed_before_first_month",
+]
 
 
 def test_every_published_run_records_a_funnel_that_adds_up_to_the_lines_delivered(wh):
@@ -122,9 +169,13 @@ def test_every_published_run_records_a_funnel_that_adds_up_to_the_lines_delivere
     (this run or earlier) + cancelled/refunded before settling. Organic lines and the
     delivered lines are counted independently from raw (§1 written without the macro)."""
     with connect(wh["warehouse"], read_only=True) as con:
-        runs = con.execute(f"select settlement_month, lines_delivered, {', '.join(FUNNEL)}, orphan_events "
-                           "from settlement.settlement_runs where status = 'published' order by finished_at").fetchall()
-        delivered = con.execute("select count(*) from (select distinct order_id, line_no from raw.orders)").fetchone()[0]
+        runs = con.execute(
+            f"select settlement_month, lines_delivered, {', '.join(FUNNEL)}, orphan_events "
+            "from settlement.settlement_runs where status = 'published' order by finished_at"
+        ).fetchall()
+        delivered = con.execute(
+            "select count(*) from (select distinct order_id, line_no from raw.orders)"
+        ).fetchone()[0]
         organic = con.execute("""
             with heads as (
                 select order_id, arg_min(buyer_id, line_no) as buyer_id, arg_min(ordered_at, line_no) as ordered_at
@@ -135,8 +186,11 @@ def test_every_published_run_records_a_funnel_that_adds_up_to_the_lines_delivere
                  and c.clicked_at > h.ordered_at - interval 15 day)
             select count(*) from (select distinct order_id, line_no from raw.orders) o
             where o.order_id not in (select order_id from clicked)""").fetchone()[0]
-        settled = dict(con.execute("select first_settlement_month, count(*) from settlement.line_terms "
-                                   "group by 1").fetchall())
+        settled = dict(
+            con.execute(
+                "select first_settlement_month, count(*) from settlement.line_terms group by 1"
+            ).fetchall()
+        )
     assert {r[0] for r in runs} == {"2026-09", "2026-10"}
     for month, lines_delivered, *buckets, orphans in runs:
         row = dict(zip(FUNNEL, buckets))
@@ -145,7 +199,8 @@ def test_every_published_run_records_a_funnel_that_adds_up_to_the_lines_delivere
         assert row["lines_pending_completion"] > 0 and orphans is not None
         # settled by this run or earlier = every published line term of this month or before
         assert row["lines_settled"] + row["lines_settled_earlier"] == sum(
-            n for m, n in settled.items() if m <= month), (month, row, settled)
+            n for m, n in settled.items() if m <= month
+        ), (month, row, settled)
     october = dict(zip(FUNNEL, runs[-1][2:-1]))
     assert october["lines_settled_earlier"] == settled["2026-09"]
 
@@ -158,17 +213,36 @@ def test_an_existing_settlement_runs_table_gets_the_funnel_columns(tmp_path):
     con = duckdb.connect(str(tmp_path / "old.duckdb"))
     try:
         con.execute("create schema settlement")
-        con.execute("create table settlement.settlement_runs (run_id varchar, settlement_month varchar, "
-                    "status varchar, lines_settled bigint)")
-        con.execute("insert into settlement.settlement_runs values ('r0', '2026-08', 'published', 5)")
+        con.execute(
+            "create table settlement.settlement_runs (run_id varchar, settlement_month varchar, "
+            "status varchar, lines_settled bigint)"
+        )
+        con.execute(
+            "insert into settlement.settlement_runs values ('r0', '2026-08', 'published', 5)"
+        )
         publish.ensure_settlement_schema(con)
-        publish.record_run(con, {"run_id": "r1", "settlement_month": "2026-09", "status": "published",
-                                 "lines_delivered": 10, "lines_organic": 2})
-        cols = {r[0] for r in con.execute("select column_name from information_schema.columns "
-                                          "where table_name = 'settlement_runs'").fetchall()}
+        publish.record_run(
+            con,
+            {
+                "run_id": "r1",
+                "settlement_month": "2026-09",
+                "status": "published",
+                "lines_delivered": 10,
+                "lines_organic": 2,
+            },
+        )
+        cols = {
+            r[0]
+            for r in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_name = 'settlement_runs'"
+            ).fetchall()
+        }
         assert set(publish.RUN_COLUMNS) <= cols
-        rows = con.execute("select run_id, lines_settled, lines_delivered, lines_organic "
-                           "from settlement.settlement_runs order by run_id").fetchall()
+        rows = con.execute(
+            "select run_id, lines_settled, lines_delivered, lines_organic "
+            "from settlement.settlement_runs order by run_id"
+        ).fetchall()
         assert rows == [("r0", 5, None, None), ("r1", None, 10, 2)]
     finally:
         con.close()
@@ -177,9 +251,15 @@ def test_an_existing_settlement_runs_table_gets_the_funnel_columns(tmp_path):
 def test_failed_report_shows_why_first_with_the_failed_check_and_examples(wh):
     page = _html(wh, "failed")
     assert "Why it failed — nothing was published" in page
-    assert page.index("Why it failed") < page.index("Totals and reconciliation") < page.index('id="checks"')
+    assert (
+        page.index("Why it failed")
+        < page.index("Totals and reconciliation")
+        < page.index('id="checks"')
+    )
     assert "quality gate FAILED" in page and "What to do next" in page
-    row = re.search(r'<tr class="fail"><td[^>]*>payout_identity</td><td[^>]*>1</td><td[^>]*>FAIL</td>', page)
+    row = re.search(
+        r'<tr class="fail"><td[^>]*>payout_identity</td><td[^>]*>1</td><td[^>]*>FAIL</td>', page
+    )
     assert row, "the failed invariant must be listed as FAIL with its violation count"
     assert re.search(r"\d+ of 18 invariants hold; \d FAILED", page)
     assert "do NOT add up" in page  # the planted fen shows in the reconciliation too
@@ -209,7 +289,9 @@ def wh_marts(wh, tiny_landing, tmp_path_factory):
 
 
 def _html_at(warehouse: Path, state: dict) -> str:
-    return (Path(warehouse) / "reports" / state["request"]["month"] / f"{state['attempt_id']}.html").read_text()
+    return (
+        Path(warehouse) / "reports" / state["request"]["month"] / f"{state['attempt_id']}.html"
+    ).read_text()
 
 
 def test_report_has_every_chart_with_data(wh_marts):
@@ -230,18 +312,24 @@ def test_report_works_without_marts_and_never_shows_buyers(wh):
         # the settlement does not build the marts nor the buyers/groups staging models
         assert not table_exists(con, "staging", "stg_exports__buyers")
         assert not table_exists(con, "marts", "buyer_demographics_monthly")
-        buyer_ids = [r[0] for r in con.execute("select distinct buyer_id from raw.buyers").fetchall()]
+        buyer_ids = [
+            r[0] for r in con.execute("select distinct buyer_id from raw.buyers").fetchall()
+        ]
     assert len(buyer_ids) > 100
     for key in ("failed", "sep", "oct", "refused"):
         state = wh[key][1]
-        md = (Path(warehouse) / "reports" / state["request"]["month"] / f"{state['attempt_id']}.md").read_text()
+        md = (
+            Path(warehouse) / "reports" / state["request"]["month"] / f"{state['attempt_id']}.md"
+        ).read_text()
         for ext, text in ((".html", _html(wh, key)), (".md", md)):
             leaked = [b for b in buyer_ids if b in text]
             assert not leaked, (key, ext, leaked[:3])
             assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", text), (key, ext)
     # without the marts the report says where its group and buyer figures come from
     page = _html(wh, "oct")
-    assert "GMV by buyer city tier" in page and "the analytics marts have no rows for 2026-10" in page
+    assert (
+        "GMV by buyer city tier" in page and "the analytics marts have no rows for 2026-10" in page
+    )
 
 
 def test_report_groups_and_buyers_are_the_marts_figures(wh_marts):
@@ -255,14 +343,28 @@ def test_report_groups_and_buyers_are_the_marts_figures(wh_marts):
     data = collect(warehouse, state)
     days = {r["d"]: r for r in data["activity"]["days"]}
     with connect(warehouse, read_only=True) as con:
-        dead = dict(con.execute("select as_of_date, count(*) from marts.group_status where status = 'dead' "
-                                "and as_of_date between '2026-10-01' and '2026-10-31' group by 1").fetchall())
-        existing = dict(con.execute("select as_of_date, count(*) from marts.group_status where status <> 'dissolved' "
-                                    "and as_of_date between '2026-10-01' and '2026-10-31' group by 1").fetchall())
-        orders = dict(con.execute("select activity_date, sum(orders) from marts.group_daily_activity "
-                                  "where activity_date between '2026-10-01' and '2026-10-31' group by 1").fetchall())
-        demo = con.execute("select city_tier, gender, buyers, gmv, suppressed from marts.buyer_demographics_monthly "
-                           "where month = '2026-10-01' and not is_total").fetchall()
+        dead = dict(
+            con.execute(
+                "select as_of_date, count(*) from marts.group_status where status = 'dead' "
+                "and as_of_date between '2026-10-01' and '2026-10-31' group by 1"
+            ).fetchall()
+        )
+        existing = dict(
+            con.execute(
+                "select as_of_date, count(*) from marts.group_status where status <> 'dissolved' "
+                "and as_of_date between '2026-10-01' and '2026-10-31' group by 1"
+            ).fetchall()
+        )
+        orders = dict(
+            con.execute(
+                "select activity_date, sum(orders) from marts.group_daily_activity "
+                "where activity_date between '2026-10-01' and '2026-10-31' group by 1"
+            ).fetchall()
+        )
+        demo = con.execute(
+            "select city_tier, gender, buyers, gmv, suppressed from marts.buyer_demographics_monthly "
+            "where month = '2026-10-01' and not is_total"
+        ).fetchall()
     assert len(days) == 31
     for d, r in days.items():
         assert r["dead"] == dead.get(d, 0) and r["groups"] == existing[d], d
@@ -281,17 +383,24 @@ def test_report_groups_and_buyers_are_the_marts_figures(wh_marts):
 
 def _report_buyer_table(page: str) -> list[dict]:
     """The rows of the report's buyer table as a reader sees them."""
-    sec = page[page.index('id="buyers"'):page.index('id="groups"')]
+    sec = page[page.index('id="buyers"') : page.index('id="groups"')]
     table = re.search(r"<table>.*?</table>", sec, re.DOTALL).group(0)
     out = []
     for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.DOTALL)[1:]:
-        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.DOTALL)]
+        cells = [
+            re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.DOTALL)
+        ]
         tier, gender, buyers, orders, gmv = cells[:5]
         hidden = buyers == "suppressed"
-        out.append({"dim": None if tier == "all" else (tier.replace("tier ", ""), gender), "suppressed": hidden,
-                    "buyers": None if hidden else int(buyers.replace(",", "")),
-                    "orders": None if hidden else int(orders.replace(",", "")),
-                    "gmv": None if hidden else Decimal(gmv.replace(",", ""))})
+        out.append(
+            {
+                "dim": None if tier == "all" else (tier.replace("tier ", ""), gender),
+                "suppressed": hidden,
+                "buyers": None if hidden else int(buyers.replace(",", "")),
+                "orders": None if hidden else int(orders.replace(",", "")),
+                "gmv": None if hidden else Decimal(gmv.replace(",", "")),
+            }
+        )
     return out
 
 
@@ -315,7 +424,10 @@ def test_no_suppressed_buyer_cell_of_the_report_can_be_recovered(wh_marts):
             union all
             select null, null, count(distinct buyer_id), count(distinct order_id), sum(paid_amount) from lines
             """).fetchall()
-    truth = {(None if t is None else (t, g)): {"buyers": b, "orders": o, "gmv": v} for t, g, b, o, v in truth_rows}
+    truth = {
+        (None if t is None else (t, g)): {"buyers": b, "orders": o, "gmv": v}
+        for t, g, b, o, v in truth_rows
+    }
     assert len(published) == len(truth)
     for r in published:  # what is shown is the month's true figure (the mart's population)
         if not r["suppressed"]:
@@ -328,14 +440,43 @@ def test_report_never_prints_a_total_beside_cells_it_hid(tmp_path):
     hidden (the old report printed an all/all sum next to the cells it suppressed)."""
     from supernova.report import render_html
 
-    cells = [{"city_tier": "1", "gender": "F", "is_total": False, "buyers": None, "orders": None, "gmv": None,
-              "aov": None, "suppressed": True},
-             {"city_tier": "1", "gender": "M", "is_total": False, "buyers": None, "orders": None, "gmv": None,
-              "aov": None, "suppressed": True}]
-    total = {"city_tier": "?", "gender": "?", "is_total": True, "buyers": None, "orders": None, "gmv": None,
-             "aov": None, "suppressed": True}
-    data = {"errors": {}, "source": {"schema": "settlement", "published": True, "month": "2026-10"},
-            "demographics": {"cells": cells, "total": total}}
+    cells = [
+        {
+            "city_tier": "1",
+            "gender": "F",
+            "is_total": False,
+            "buyers": None,
+            "orders": None,
+            "gmv": None,
+            "aov": None,
+            "suppressed": True,
+        },
+        {
+            "city_tier": "1",
+            "gender": "M",
+            "is_total": False,
+            "buyers": None,
+            "orders": None,
+            "gmv": None,
+            "aov": None,
+            "suppressed": True,
+        },
+    ]
+    total = {
+        "city_tier": "?",
+        "gender": "?",
+        "is_total": True,
+        "buyers": None,
+        "orders": None,
+        "gmv": None,
+        "aov": None,
+        "suppressed": True,
+    }
+    data = {
+        "errors": {},
+        "source": {"schema": "settlement", "published": True, "month": "2026-10"},
+        "demographics": {"cells": cells, "total": total},
+    }
     state = {"request": {"month": "2026-10"}, "status": "published", "attempt_id": "a1"}
     page = render_html(tmp_path, state, data)
     rows = _report_buyer_table(page)
@@ -357,8 +498,13 @@ def test_every_chart_has_a_title_and_axis_labels(wh_marts):
 def test_incomplete_days_are_marked_not_drawn_as_zero():
     from supernova.report import line_chart
 
-    svg = line_chart([("10-29", 1.5), ("10-30", 1.2), ("10-31", None)], "Orders per existing group per day",
-                     x_label="order date", y_label="orders per group", incomplete_note="not in the marts yet")
+    svg = line_chart(
+        [("10-29", 1.5), ("10-30", 1.2), ("10-31", None)],
+        "Orders per existing group per day",
+        x_label="order date",
+        y_label="orders per group",
+        incomplete_note="not in the marts yet",
+    )
     assert svg.count('class="incomplete"') == 1 and "10-31: incomplete: not in the marts yet" in svg
     assert len(re.findall(r'<circle class="mark"', svg)) == 2  # no point at 0 for the missing day
 
@@ -385,7 +531,10 @@ def test_month_index_is_the_published_result_and_lists_every_attempt(wh):
     failed_id, published_id = wh["failed"][1]["attempt_id"], wh["sep"][1]["attempt_id"]
     assert "2026-09 is published" in page and published_id in page and failed_id in page
     assert f'href="{failed_id}.html"' in page
-    assert "Why it failed" not in page and "nothing was published" not in page.split('id="attempts"')[0]
+    assert (
+        "Why it failed" not in page
+        and "nothing was published" not in page.split('id="attempts"')[0]
+    )
     assert "Totals and reconciliation" in page
     nov = (warehouse / "reports" / "2026-11" / "index.html").read_text()
     assert "NOT PUBLISHED" in nov and wh["refused"][1]["attempt_id"] in nov
@@ -397,18 +546,26 @@ def test_next_steps_of_a_failed_gate_is_not_mistaken_for_a_month_order_refusal()
     from supernova.gate import NOTHING_PUBLISHED
     from supernova.report import next_steps
 
-    gate = {"status": "failed", "request": {"month": "2026-09"},
-            "error": f"quality gate FAILED for 2026-09: nothing was published. {NOTHING_PUBLISHED}"}
+    gate = {
+        "status": "failed",
+        "request": {"month": "2026-09"},
+        "error": f"quality gate FAILED for 2026-09: nothing was published. {NOTHING_PUBLISHED}",
+    }
     assert next_steps(gate).startswith("Nothing was published. Look at the failed checks")
-    order = {"status": "failed", "request": {"month": "2026-11"},
-             "error": "months settle in order: the latest closed month is 2026-09, so the next one to settle is 2026-10"}
+    order = {
+        "status": "failed",
+        "request": {"month": "2026-11"},
+        "error": "months settle in order: the latest closed month is 2026-09, so the next one to settle is 2026-10",
+    }
     assert next_steps(order) == "Settle 2026-10 first, then this one."
 
 
 def test_scrub_removes_buyer_ids_and_phones_from_messages():
     from supernova.report import scrub
 
-    text = "e.g. {'order_id': 'O1', 'buyer_id': 'B00000307', 'phone': '13812345678'} call 13912345678"
+    text = (
+        "e.g. {'order_id': 'O1', 'buyer_id': 'B00000307', 'phone': '13812345678'} call 13912345678"
+    )
     out = scrub(text)
     assert "B00000307" not in out and "13812345678" not in out and "13912345678" not in out
     assert "O1" in out
@@ -421,14 +578,27 @@ def _need_chromium():
     if CHROMIUM.exists():
         return
     if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium) "
-                    "before the tests (see docs/reports.md)")
-    pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium); the browser tests run in CI")
+        pytest.fail(
+            f"{CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium) "
+            "before the tests (see docs/reports.md)"
+        )
+    pytest.skip(
+        f"{CHROMIUM} not installed (apt-get install -y chromium); the browser tests run in CI"
+    )
 
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--mute-audio"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+]
 
 
 class _CDP:
@@ -438,8 +608,12 @@ class _CDP:
         u = urlparse(ws_url)
         self.sock = socket.create_connection((u.hostname, u.port), timeout=30)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.sock.sendall(
+            (
+                f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         head = b""
         while b"\r\n\r\n" not in head:
             head += self.sock.recv(1)
@@ -477,8 +651,13 @@ class _CDP:
         msg = json.dumps({"id": self.next_id, "method": method, "params": params or {}}).encode()
         mask = os.urandom(4)
         n = len(msg)
-        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n)
-                                if n < 65536 else bytes([0x80 | 127]) + struct.pack(">Q", n))
+        head = bytes([0x81]) + (
+            bytes([0x80 | n])
+            if n < 126
+            else bytes([0x80 | 126]) + struct.pack(">H", n)
+            if n < 65536
+            else bytes([0x80 | 127]) + struct.pack(">Q", n)
+        )
         self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(msg)))
         while True:
             m = self._recv()
@@ -501,9 +680,19 @@ class _CDP:
 def _browse(url: str, tmp_path: Path, evaluate: str | None = None) -> dict:
     """Open url in headless Chromium; return console errors, requests, chart geometry and
     (evaluate) the JSON value of one more script run in the page."""
-    proc = subprocess.Popen([str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                             "--remote-debugging-port=0", "--window-size=1200,900", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            str(CHROMIUM),
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--remote-debugging-port=0",
+            "--window-size=1200,900",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = None
         end = time.time() + 30
@@ -522,25 +711,50 @@ def _browse(url: str, tmp_path: Path, evaluate: str | None = None) -> dict:
             cdp.call(f"{domain}.enable")
         cdp.call("Page.navigate", {"url": url})
         cdp.wait_event("Page.loadEventFired")
-        geometry = cdp.call("Runtime.evaluate", {"returnByValue": True, "expression": """
+        geometry = cdp.call(
+            "Runtime.evaluate",
+            {
+                "returnByValue": True,
+                "expression": """
             JSON.stringify(Array.from(document.querySelectorAll('svg.chart')).map(s => {
               const b = s.getBoundingClientRect();
               const marks = Array.from(s.querySelectorAll('.mark')).map(m => m.getBoundingClientRect())
                                  .filter(r => r.width > 0 && r.height > 0).length;
               return {label: s.getAttribute('aria-label'), w: b.width, h: b.height, marks: marks};
-            }))"""})["result"]["value"]
+            }))""",
+            },
+        )["result"]["value"]
         extra = None
         if evaluate:
-            extra = json.loads(cdp.call("Runtime.evaluate", {"returnByValue": True, "awaitPromise": True,
-                                                             "expression": evaluate})["result"]["value"])
+            extra = json.loads(
+                cdp.call(
+                    "Runtime.evaluate",
+                    {"returnByValue": True, "awaitPromise": True, "expression": evaluate},
+                )["result"]["value"]
+            )
         time.sleep(0.3)
         cdp.call("Runtime.evaluate", {"expression": "1"})  # flush pending events
-        errors = [e for e in cdp.events if
-                  (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
-                  or e.get("method") == "Runtime.exceptionThrown"
-                  or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
-        requests = [e["params"]["request"]["url"] for e in cdp.events if e.get("method") == "Network.requestWillBeSent"]
-        return {"errors": errors, "requests": requests, "charts": json.loads(geometry), "extra": extra}
+        errors = [
+            e
+            for e in cdp.events
+            if (
+                e.get("method") == "Runtime.consoleAPICalled"
+                and e["params"]["type"] in ("error", "assert")
+            )
+            or e.get("method") == "Runtime.exceptionThrown"
+            or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+        ]
+        requests = [
+            e["params"]["request"]["url"]
+            for e in cdp.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
+        return {
+            "errors": errors,
+            "requests": requests,
+            "charts": json.loads(geometry),
+            "extra": extra,
+        }
     finally:
         proc.terminate()
         try:
@@ -555,7 +769,9 @@ def test_chromium_loads_the_report_without_errors_and_draws_the_charts(wh_marts,
     path = Path(wh_marts["warehouse"]) / "reports" / "2026-10" / f"{state['attempt_id']}.html"
     seen = _browse(path.as_uri(), tmp_path)
     assert seen["errors"] == [], seen["errors"][:3]
-    assert all(u.startswith(("file:", "data:", "about:")) for u in seen["requests"]), seen["requests"]
+    assert all(u.startswith(("file:", "data:", "about:")) for u in seen["requests"]), seen[
+        "requests"
+    ]
     charts = {c["label"]: c for c in seen["charts"]}
     for name in CHARTS:
         c = charts.get(name)
@@ -592,15 +808,18 @@ def test_chromium_renders_the_reports_chinese_text_as_glyphs(wh_marts, tmp_path)
     got = seen["extra"]
     assert got["text"] and "Noto Sans CJK SC" in got["family"], got
     assert got["ink"] and got["notBox"] and got["distinct"] == got["all"], (
-        f"Chinese text renders as boxes: no CJK font (apt-get install fonts-noto-cjk): {got}")
+        f"Chinese text renders as boxes: no CJK font (apt-get install fonts-noto-cjk): {got}"
+    )
 
 
 def test_chromium_harness_catches_console_errors(tmp_path):
     """The browser test above can fail: a page with a script error and a missing image is caught."""
     _need_chromium()
     bad = tmp_path / "bad.html"
-    bad.write_text("<!DOCTYPE html><html><body><img src='missing.png'>"
-                   "<script>console.error('boom'); undefinedFunction();</script></body></html>")
+    bad.write_text(
+        "<!DOCTYPE html><html><body><img src='missing.png'>"
+        "<script>console.error('boom'); undefinedFunction();</script></body></html>"
+    )
     seen = _browse(bad.as_uri(), tmp_path)
     assert len(seen["errors"]) >= 2 and seen["charts"] == []
 
@@ -610,8 +829,8 @@ def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat = 8, b""
     while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
+        n, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + n]
         if kind == b"IHDR":
             w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
         elif kind == b"IDAT":
@@ -624,7 +843,7 @@ def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
     rows, prev = [], bytearray(stride)
     for y in range(h):
         f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b = prev[i]
@@ -649,15 +868,28 @@ def test_screenshot_of_the_report_is_not_blank(wh, tmp_path):
     state = wh["oct"][1]
     path = Path(wh["warehouse"]) / "reports" / "2026-10" / f"{state['attempt_id']}.html"
     shot = tmp_path / "report.png"
-    subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,700",
-                    f"--screenshot={shot}", path.as_uri()], capture_output=True, timeout=90, check=False)
+    subprocess.run(
+        [
+            str(CHROMIUM),
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=900,700",
+            f"--screenshot={shot}",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
     assert shot.exists() and shot.stat().st_size > 5000, "no screenshot written"
     w, bpp, rows = _png_pixels(shot.read_bytes())
     assert w == 900 and len(rows) == 700
-    pixels = [row[i:i + 3] for row in rows[::4] for i in range(0, len(row), bpp * 4)]
+    pixels = [row[i : i + 3] for row in rows[::4] for i in range(0, len(row), bpp * 4)]
     non_white = sum(1 for p in pixels if min(p) < 235)
     assert non_white / len(pixels) > 0.02, "the screenshot is (almost) blank"
-    assert len(set(pixels)) > 20, "the screenshot has too few colours to show text and the status badge"
+    assert len(set(pixels)) > 20, (
+        "the screenshot has too few colours to show text and the status badge"
+    )
 
 
 # ---------------------------------------------------------------- statements
@@ -671,8 +903,10 @@ def _csv(path: Path) -> list[list[str]]:
 def _xlsx(path: Path) -> tuple[list[str], dict[str, str], str, list[str]]:
     with zipfile.ZipFile(path) as z:
         book = z.read("xl/workbook.xml").decode()
-        sheets = {f"xl/worksheets/sheet{i + 1}.xml": z.read(f"xl/worksheets/sheet{i + 1}.xml").decode()
-                  for i in range(len(re.findall(r"<sheet ", book)))}
+        sheets = {
+            f"xl/worksheets/sheet{i + 1}.xml": z.read(f"xl/worksheets/sheet{i + 1}.xml").decode()
+            for i in range(len(re.findall(r"<sheet ", book)))
+        }
         styles = z.read("xl/styles.xml").decode()
         shared = re.findall(r"<t[^>]*>([^<]*)</t>", z.read("xl/sharedStrings.xml").decode())
     return re.findall(r'<sheet name="([^"]+)"', book), sheets, styles, shared
@@ -684,30 +918,55 @@ def test_statements_from_published_tables(wh, tmp_path):
     warehouse = wh["warehouse"]
     files = write_statements(warehouse, "2026-10", tmp_path / "st")
     names = {f.name for f in files}
-    assert {"payouts_2026-10.csv", "ledger_2026-10.csv", "supernova_statements_2026-10.xlsx"} <= names
+    assert {
+        "payouts_2026-10.csv",
+        "ledger_2026-10.csv",
+        "supernova_statements_2026-10.xlsx",
+    } <= names
     with connect(warehouse, read_only=True) as con:
-        n, net, claw = con.execute("select count(*), sum(net_paid), sum(clawback_amount) from settlement.payouts "
-                                   "where settlement_month = '2026-10'").fetchone()
-        nl, amt = con.execute("select count(*), sum(amount) from settlement.payout_lines "
-                              "where settlement_month = '2026-10'").fetchone()
+        n, net, claw = con.execute(
+            "select count(*), sum(net_paid), sum(clawback_amount) from settlement.payouts "
+            "where settlement_month = '2026-10'"
+        ).fetchone()
+        nl, amt = con.execute(
+            "select count(*), sum(amount) from settlement.payout_lines "
+            "where settlement_month = '2026-10'"
+        ).fetchone()
     assert len([f for f in files if f.parent.name == "promoters"]) == n
     payouts = _csv(tmp_path / "st" / "payouts_2026-10.csv")
     head = payouts[0]
     assert len(payouts) - 1 == n
     assert sum(Decimal(r[head.index("net_paid")]) for r in payouts[1:]) == net
     assert sum(Decimal(r[head.index("clawback_amount")]) for r in payouts[1:]) == claw < 0
-    money = [r[head.index(c)] for r in payouts[1:] for c in ("gross_due", "net_paid", "clawback_amount")]
-    assert all(re.fullmatch(r"-?\d+\.\d\d", v) for v in money), "money must be exact 2-decimal strings"
-    assert any(v.startswith("-") for v in money), "negative amounts stay plain numbers (no apostrophe)"
+    money = [
+        r[head.index(c)] for r in payouts[1:] for c in ("gross_due", "net_paid", "clawback_amount")
+    ]
+    assert all(re.fullmatch(r"-?\d+\.\d\d", v) for v in money), (
+        "money must be exact 2-decimal strings"
+    )
+    assert any(v.startswith("-") for v in money), (
+        "negative amounts stay plain numbers (no apostrophe)"
+    )
     ledger = _csv(tmp_path / "st" / "ledger_2026-10.csv")
-    assert len(ledger) - 1 == nl and sum(Decimal(r[ledger[0].index("amount")]) for r in ledger[1:]) == amt
+    assert (
+        len(ledger) - 1 == nl
+        and sum(Decimal(r[ledger[0].index("amount")]) for r in ledger[1:]) == amt
+    )
     # a promoter with a clawback: the statement's ledger lines add up to its postings
     pid = next(r[1] for r in payouts[1:] if Decimal(r[head.index("clawback_amount")]) < 0)
     st = _csv(tmp_path / "st" / "promoters" / f"{pid}.csv")
     assert ["promoter_id", pid] in st
     row = next(r for r in payouts[1:] if r[1] == pid)
-    postings = sum(Decimal(row[head.index(c)]) for c in ("level1_amount", "level2_amount", "tier_bonus",
-                                                         "clawback_amount", "adjustment_amount"))
+    postings = sum(
+        Decimal(row[head.index(c)])
+        for c in (
+            "level1_amount",
+            "level2_amount",
+            "tier_bonus",
+            "clawback_amount",
+            "adjustment_amount",
+        )
+    )
     assert Decimal(st[-1][-1]) == postings and st[-1][0] == "total of ledger lines"
     assert any(r and r[0] == "clawback" for r in st)
     # the workbook
@@ -732,13 +991,25 @@ def test_statements_neutralise_formula_injection_but_keep_numbers(wh, tmp_path):
     copy.mkdir()
     shutil.copy(Path(wh["warehouse"]) / "supernova.duckdb", copy / "supernova.duckdb")
     con = duckdb.connect(str(copy / "supernova.duckdb"))
-    victim = con.execute("select promoter_id from settlement.payouts where settlement_month = '2026-10' "
-                         "and clawback_amount < 0 order by promoter_id limit 1").fetchone()[0]
-    con.execute("update settlement.payouts set promoter_id = ? where promoter_id = ?", [evil_promoter, victim])
-    con.execute("update settlement.payout_lines set beneficiary_id = ? where beneficiary_id = ?", [evil_promoter, victim])
-    con.execute("update settlement.payout_lines set group_id = ? where beneficiary_id = ? and group_id is not null",
-                [evil_group, evil_promoter])
-    con.execute("update settlement.payouts set platform = '@SUM(A1)' where promoter_id = ?", [evil_promoter])
+    victim = con.execute(
+        "select promoter_id from settlement.payouts where settlement_month = '2026-10' "
+        "and clawback_amount < 0 order by promoter_id limit 1"
+    ).fetchone()[0]
+    con.execute(
+        "update settlement.payouts set promoter_id = ? where promoter_id = ?",
+        [evil_promoter, victim],
+    )
+    con.execute(
+        "update settlement.payout_lines set beneficiary_id = ? where beneficiary_id = ?",
+        [evil_promoter, victim],
+    )
+    con.execute(
+        "update settlement.payout_lines set group_id = ? where beneficiary_id = ? and group_id is not null",
+        [evil_group, evil_promoter],
+    )
+    con.execute(
+        "update settlement.payouts set platform = '@SUM(A1)' where promoter_id = ?", [evil_promoter]
+    )
     con.close()
     files = write_statements(copy, "2026-10", tmp_path / "out")
     payouts = _csv(tmp_path / "out" / "payouts_2026-10.csv")
@@ -749,7 +1020,9 @@ def test_statements_neutralise_formula_injection_but_keep_numbers(wh, tmp_path):
     evil_rows = [r for r in ledger if r[1] == "'" + evil_promoter]
     groups = {r[ledger[0].index("group_id")] for r in evil_rows}
     assert "'-1+1" in groups and groups <= {"'-1+1", ""}  # "" = a line shared outside any group
-    assert not any(r[1] == evil_promoter for r in ledger), "raw formula text must never reach a CSV cell"
+    assert not any(r[1] == evil_promoter for r in ledger), (
+        "raw formula text must never reach a CSV cell"
+    )
     claw = [r for r in evil_rows if r[2] == "clawback"]
     assert claw and all(re.fullmatch(r"-\d+\.\d\d", r[ledger[0].index("amount")]) for r in claw)
     statement = [f for f in files if f.parent.name == "promoters" and "HYPERLINK" in f.name]
@@ -781,12 +1054,23 @@ def test_statements_cli(wh, tmp_path, capsys):
 
     parser = argparse.ArgumentParser(prog="supernova")
     add_statements_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["statements", "--month", "2026-09", "--warehouse", str(wh["warehouse"]),
-                              "--out", str(tmp_path / "cli")])
+    args = parser.parse_args(
+        [
+            "statements",
+            "--month",
+            "2026-09",
+            "--warehouse",
+            str(wh["warehouse"]),
+            "--out",
+            str(tmp_path / "cli"),
+        ]
+    )
     assert args.func(args) == 0
     assert (tmp_path / "cli" / "supernova_statements_2026-09.xlsx").exists()
     assert "promoter statements" in capsys.readouterr().out
-    args = parser.parse_args(["statements", "--month", "2026-11", "--warehouse", str(wh["warehouse"])])
+    args = parser.parse_args(
+        ["statements", "--month", "2026-11", "--warehouse", str(wh["warehouse"])]
+    )
     assert args.func(args) == 1
     assert "2026-11 is not published" in capsys.readouterr().err
 

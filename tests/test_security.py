@@ -41,8 +41,10 @@ def _decoded(wh) -> str:
         chunks.append(str(pq.read_table(f).to_pylist()))
     con = duckdb.connect(str(wh / "supernova.duckdb"), read_only=True)
     try:
-        rels = con.execute("select schema_name, table_name from duckdb_tables() union all "
-                           "select schema_name, view_name from duckdb_views() where not internal").fetchall()
+        rels = con.execute(
+            "select schema_name, table_name from duckdb_tables() union all "
+            "select schema_name, view_name from duckdb_views() where not internal"
+        ).fetchall()
         for schema, name in rels:
             chunks.append(str(con.execute(f'select * from "{schema}"."{name}"').fetchall()))
     finally:
@@ -82,10 +84,16 @@ def test_phone_numbers_appear_in_no_file_table_or_log(run):
 def test_no_table_has_a_phone_column(run):
     con = duckdb.connect(str(run["wh"] / "supernova.duckdb"), read_only=True)
     try:
-        cols = con.execute("select table_schema, table_name, column_name from information_schema.columns "
-                           "where lower(column_name) like '%phone%' or lower(column_name) like '%mobile%'"
-                           ).fetchall()
-        schemas = {r[0] for r in con.execute("select distinct table_schema from information_schema.tables").fetchall()}
+        cols = con.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where lower(column_name) like '%phone%' or lower(column_name) like '%mobile%'"
+        ).fetchall()
+        schemas = {
+            r[0]
+            for r in con.execute(
+                "select distinct table_schema from information_schema.tables"
+            ).fetchall()
+        }
     finally:
         con.close()
     assert cols == []
@@ -100,15 +108,23 @@ def test_hostile_names_and_ids_pass_through_to_published_findings_byte_exact(run
     assert not (run["prep"]["root"] / "pwned").exists()
     for name in (rf.SQL_NAME, rf.SHELL_NAME):
         rel = f"clicks/2026-09-15/{name}"
-        assert rf.read_rows(wh, "select file_name, status from raw.manifest where file_path = ?", [rel]) == [
-            (name, "loaded")]
-    found = dict(rf.read_rows(wh, "select row_key, detail from settlement.findings "
-                                  "where kind = 'click_unknown_link' and settlement_month = '2026-09'"))
+        assert rf.read_rows(
+            wh, "select file_name, status from raw.manifest where file_path = ?", [rel]
+        ) == [(name, "loaded")]
+    found = dict(
+        rf.read_rows(
+            wh,
+            "select row_key, detail from settlement.findings "
+            "where kind = 'click_unknown_link' and settlement_month = '2026-09'",
+        )
+    )
     for i, cid in enumerate(rf.HOSTILE_CLICK_IDS):
         assert cid in found, cid
         assert found[cid] == f"click on link L-unknown-{i}'-- which is not in the links export"
     # and in the published Parquet copy
-    part = wh / "parquet" / "settlement" / "findings" / "settlement_month=2026-09" / "part-0.parquet"
+    part = (
+        wh / "parquet" / "settlement" / "findings" / "settlement_month=2026-09" / "part-0.parquet"
+    )
     keys = set(pq.read_table(part).column("row_key").to_pylist())
     assert set(rf.HOSTILE_CLICK_IDS) <= keys
     # nothing was dropped or executed: the tables the hostile strings name still exist

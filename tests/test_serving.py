@@ -44,12 +44,14 @@ class Holder:
     def __init__(self, warehouse: Path, seconds: float | None):
         code = textwrap.dedent(f"""
             import sys, time, duckdb
-            con = duckdb.connect({str(warehouse / 'supernova.duckdb')!r}, read_only=True)
+            con = duckdb.connect({str(warehouse / "supernova.duckdb")!r}, read_only=True)
             print('holding', flush=True)
             time.sleep({seconds if seconds is not None else 3600})
             con.close()
         """)
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout.readline().strip() == "holding"
 
     @property
@@ -66,15 +68,31 @@ def served(tiny_landing, tmp_path_factory):
     wh = tmp_path_factory.mktemp("served") / "warehouse"
     # the demo generates exports unless its marker says they are there: use the tiny ones
     (tiny_landing.parent / f".{tiny_landing.name}.generated").write_text("ok\n")
-    proc = subprocess.run([sys.executable, "-m", "supernova.cli", "demo",
-                           "--landing", str(tiny_landing), "--warehouse", str(wh)],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=2400)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "supernova.cli",
+            "demo",
+            "--landing",
+            str(tiny_landing),
+            "--warehouse",
+            str(wh),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=2400,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     waits = {}
     msgs: list[str] = []
     marts.ingest_step(tiny_landing, wh, log=msgs.append)
-    for step, run in (("build", lambda: marts.build_step(wh, log=msgs.append)),
-                      ("parquet", lambda: marts.parquet_step(wh, log=msgs.append))):
+    for step, run in (
+        ("build", lambda: marts.build_step(wh, log=msgs.append)),
+        ("parquet", lambda: marts.parquet_step(wh, log=msgs.append)),
+    ):
         holder = Holder(wh, seconds=3)
         err = _capture_stderr(run)
         waits[step] = {"pid": holder.pid, "stderr": err}
@@ -125,22 +143,28 @@ def test_demo_transcript_is_short_plain_and_says_each_thing_once(served):
 def test_demo_builds_everything_the_readme_promises(served):
     wh = served["wh"]
     with connect(wh, read_only=True) as con:
-        months = con.execute("select settlement_month from settlement.settlement_runs where status = 'published' "
-                             "order by 1").fetchall()
+        months = con.execute(
+            "select settlement_month from settlement.settlement_runs where status = 'published' "
+            "order by 1"
+        ).fetchall()
         assert months == [("2026-09",), ("2026-10",)]
     for t in marts.MART_TABLES:
         assert list((wh / "parquet" / "marts" / t).glob("*.parquet")), t
     assert list((wh / "statements" / "2026-10").glob("supernova_statements_2026-10.xlsx"))
     assert serving.catalog_path(wh).exists()
-    assert list((wh / "logs").glob("settle-2026-10-*.log")) and list((wh / "logs").glob("marts-*.log"))
+    assert list((wh / "logs").glob("settle-2026-10-*.log")) and list(
+        (wh / "logs").glob("marts-*.log")
+    )
 
 
 def test_every_command_the_demo_suggests_works_as_printed(served):
     out = served["demo"].stdout.splitlines()
-    hints = [line.strip() for line in out[out.index("try:") + 1:] if line.startswith("  ")]
+    hints = [line.strip() for line in out[out.index("try:") + 1 :] if line.startswith("  ")]
     assert len(hints) >= 3 and any("statements --month 2026-10" in h for h in hints)
     for hint in hints:
-        proc = subprocess.run(hint, shell=True, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=1200)
+        proc = subprocess.run(
+            hint, shell=True, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=1200
+        )
         assert proc.returncode == 0, (hint, proc.stdout[-2000:], proc.stderr[-2000:])
 
 
@@ -180,12 +204,21 @@ def test_the_wait_bound_is_read_from_the_environment(tmp_path):
     duckdb.connect(str(tmp_path / "supernova.duckdb")).close()
     holder = Holder(tmp_path, seconds=None)
     try:
-        code = ("from supernova.warehouse import connect\n"
-                f"with connect({str(tmp_path)!r}):\n    pass\n")
-        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                              env={**_env(), "SUPERNOVA_WAREHOUSE_WAIT_SECONDS": "1"}, timeout=120)
+        code = (
+            f"from supernova.warehouse import connect\nwith connect({str(tmp_path)!r}):\n    pass\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**_env(), "SUPERNOVA_WAREHOUSE_WAIT_SECONDS": "1"},
+            timeout=120,
+        )
         assert proc.returncode != 0
-        assert f"held by PID {holder.pid}" in proc.stderr and "after 1 s" in proc.stderr, proc.stderr
+        assert f"held by PID {holder.pid}" in proc.stderr and "after 1 s" in proc.stderr, (
+            proc.stderr
+        )
     finally:
         holder.stop()
 
@@ -196,31 +229,46 @@ def test_publish_waits_for_a_reader(tmp_path):
     wh, month = tmp_path, "2026-10"
     con = duckdb.connect(str(wh / "supernova.duckdb"))
     con.execute("create schema settlement_build")
-    con.execute(f"create table settlement_build.payouts as select '{month}' as settlement_month, 'P' || i as "
-                "promoter_id, cast(i as decimal(18, 2)) as net_paid, 'r1' as run_id from range(5) t(i)")
-    con.execute(f"create table settlement_build.payout_lines as select '{month}' as settlement_month, 'O' || i as "
-                "order_id, 1 as line_no, 'accrual' as kind, 1 as level, 'P1' as beneficiary_id, "
-                "cast(i as decimal(18, 2)) as amount, 'r1' as run_id from range(5) t(i)")
-    con.execute(f"create table settlement_build.suspense as select '{month}' as settlement_month, 'O1' as order_id, "
-                "1 as line_no")
-    con.execute(f"create table settlement_build.findings as select '{month}' as settlement_month, 'k' as kind, "
-                "'x' as row_key")
-    con.execute(f"create table settlement_build.line_terms as select 'O' || i as order_id, 1 as line_no, "
-                f"'{month}' as first_settlement_month from range(5) t(i)")
+    con.execute(
+        f"create table settlement_build.payouts as select '{month}' as settlement_month, 'P' || i as "
+        "promoter_id, cast(i as decimal(18, 2)) as net_paid, 'r1' as run_id from range(5) t(i)"
+    )
+    con.execute(
+        f"create table settlement_build.payout_lines as select '{month}' as settlement_month, 'O' || i as "
+        "order_id, 1 as line_no, 'accrual' as kind, 1 as level, 'P1' as beneficiary_id, "
+        "cast(i as decimal(18, 2)) as amount, 'r1' as run_id from range(5) t(i)"
+    )
+    con.execute(
+        f"create table settlement_build.suspense as select '{month}' as settlement_month, 'O1' as order_id, "
+        "1 as line_no"
+    )
+    con.execute(
+        f"create table settlement_build.findings as select '{month}' as settlement_month, 'k' as kind, "
+        "'x' as row_key"
+    )
+    con.execute(
+        f"create table settlement_build.line_terms as select 'O' || i as order_id, 1 as line_no, "
+        f"'{month}' as first_settlement_month from range(5) t(i)"
+    )
     cols = ", ".join(f"cast(0 as {publish.RUN_COLUMNS[c]}) as {c}" for c in publish.TOTAL_COLUMNS)
     con.execute(f"create table settlement_build.settlement_run_totals as select {cols}")
     con.close()
     holder = Holder(wh, seconds=2)
     try:
-        err = _capture_stderr(lambda: publish.publish_month(wh, month, "r1", {"attempt_id": "a1",
-                                                                            "settlement_month": month}, False))
+        err = _capture_stderr(
+            lambda: publish.publish_month(
+                wh, month, "r1", {"attempt_id": "a1", "settlement_month": month}, False
+            )
+        )
     finally:
         holder.stop()
     assert f"PID {holder.pid}" in err, err
     cat = duckdb.connect(str(serving.catalog_path(wh)), read_only=True)
     try:
         assert cat.execute("select count(*) from settlement.payouts").fetchone()[0] == 5
-        assert cat.execute("select distinct first_settlement_month from settlement.line_terms").fetchall() == [(month,)]
+        assert cat.execute(
+            "select distinct first_settlement_month from settlement.line_terms"
+        ).fetchall() == [(month,)]
     finally:
         cat.close()
 
@@ -232,18 +280,36 @@ def test_catalog_opens_in_duckdb_1_4_and_answers_like_the_working_file(served):
     wh = served["wh"]
     catalog = serving.catalog_path(wh)
     assert catalog.exists() and not (wh / "parquet" / "marts" / "marts_views.duckdb").exists()
-    sql = ("select count(*), sum(net_paid) from settlement.payouts; "
-           "select count(*) from marts.group_status; "
-           "select count(*) from settlement.settlement_runs where status = 'published';")
-    proc = subprocess.run([str(DUCKDB_CLI), "-readonly", "-csv", "-noheader", str(catalog), "-c", sql],
-                          capture_output=True, text=True, timeout=120)
+    sql = (
+        "select count(*), sum(net_paid) from settlement.payouts; "
+        "select count(*) from marts.group_status; "
+        "select count(*) from settlement.settlement_runs where status = 'published';"
+    )
+    proc = subprocess.run(
+        [str(DUCKDB_CLI), "-readonly", "-csv", "-noheader", str(catalog), "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert "v1.4" in subprocess.run([str(DUCKDB_CLI), "--version"], capture_output=True, text=True).stdout
+    assert (
+        "v1.4"
+        in subprocess.run([str(DUCKDB_CLI), "--version"], capture_output=True, text=True).stdout
+    )
     with connect(wh, read_only=True) as con:
         expected = [
-            ",".join(str(v) for v in con.execute("select count(*), sum(net_paid) from settlement.payouts").fetchone()),
+            ",".join(
+                str(v)
+                for v in con.execute(
+                    "select count(*), sum(net_paid) from settlement.payouts"
+                ).fetchone()
+            ),
             str(con.execute("select count(*) from marts.group_status").fetchone()[0]),
-            str(con.execute("select count(*) from settlement.settlement_runs where status = 'published'").fetchone()[0]),
+            str(
+                con.execute(
+                    "select count(*) from settlement.settlement_runs where status = 'published'"
+                ).fetchone()[0]
+            ),
         ]
     assert proc.stdout.split() == expected
 
@@ -265,7 +331,9 @@ def test_catalog_is_replaced_atomically_and_leaves_nothing_behind(served):
 
 
 def _table_dirs(wh: Path) -> list[Path]:
-    settlement = [wh / "parquet" / "settlement" / t for t in [*publish.PUBLISHED_TABLES, "settlement_runs"]]
+    settlement = [
+        wh / "parquet" / "settlement" / t for t in [*publish.PUBLISHED_TABLES, "settlement_runs"]
+    ]
     return settlement + [wh / "parquet" / "marts" / t for t in marts.MART_TABLES]
 
 
@@ -280,10 +348,17 @@ def test_every_table_folder_reads_whole_in_polars_and_duckdb(served):
 
     for d in _table_dirs(served["wh"]):
         assert pl.read_parquet(d).height >= 0, d
-        pattern = "*/*.parquet" if d.parent.name == "settlement" and d.name != "settlement_runs" else "*.parquet"
+        pattern = (
+            "*/*.parquet"
+            if d.parent.name == "settlement" and d.name != "settlement_runs"
+            else "*.parquet"
+        )
         duckdb.sql(f"select count(*) from read_parquet('{d}/{pattern}')").fetchall()
-        duckdb.sql(f"select count(*) from read_parquet('{d}/*')" if pattern == "*.parquet"
-                   else f"select count(*) from read_parquet('{d}/*/*')").fetchall()
+        duckdb.sql(
+            f"select count(*) from read_parquet('{d}/*')"
+            if pattern == "*.parquet"
+            else f"select count(*) from read_parquet('{d}/*/*')"
+        ).fetchall()
 
 
 def test_column_names_are_the_same_in_duckdb_and_parquet(served):
@@ -318,7 +393,9 @@ def test_bi_doc_duckdb_cli_blocks_run_as_written(served):
     blocks = [b for b in _doc_blocks("sh") if b.lstrip().startswith("duckdb ")]
     assert blocks
     for block in blocks:
-        cmd = block.replace(DOC_WAREHOUSE, str(served["wh"])).replace("duckdb ", f"{DUCKDB_CLI} ", 1)
+        cmd = block.replace(DOC_WAREHOUSE, str(served["wh"])).replace(
+            "duckdb ", f"{DUCKDB_CLI} ", 1
+        )
         proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0 and proc.stdout.strip(), (block, proc.stderr)
         assert "Error" not in proc.stdout + proc.stderr
@@ -329,6 +406,8 @@ def test_bi_doc_python_blocks_run_as_written(served):
     assert any("polars" in b for b in blocks) and any("pandas" in b for b in blocks)
     for block in blocks:
         code = block.replace(DOC_WAREHOUSE, str(served["wh"]))
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, (block, proc.stderr[-2000:])
         assert proc.stdout.strip(), block  # every example prints what it read

@@ -25,9 +25,20 @@ import pytest
 from ingestion import ingest
 from supernova.settle import dbt_invoke
 
-STAGING = ["stg_exports__" + e for e in (
-    "buyers", "clicks", "commission_rules", "groups", "links", "order_events", "orders",
-    "promoters", "skus")]
+STAGING = [
+    "stg_exports__" + e
+    for e in (
+        "buyers",
+        "clicks",
+        "commission_rules",
+        "groups",
+        "links",
+        "order_events",
+        "orders",
+        "promoters",
+        "skus",
+    )
+]
 EXPORT_OF = {m: m.removeprefix("stg_exports__") for m in STAGING}
 SELECT = ["--select", "path:models/staging", "--exclude-resource-type", "unit_test"]
 
@@ -59,6 +70,7 @@ def _rewrite(src: Path, dest: Path, change) -> int:
 
 def _redelivery(generated: Path, landing: Path, day: str, into: str) -> None:
     """Some of `day`'s order lines delivered again on a later day `into`."""
+
     def orders(r):
         if int(r["order_id"][-1]) % 6:
             return None
@@ -72,6 +84,7 @@ def _redelivery(generated: Path, landing: Path, day: str, into: str) -> None:
 def _late_corrections(generated: Path, landing: Path, day: str) -> None:
     """Files delivered late under an old delivery date: they sort after that day's own
     files (later file name) but before every later day's files."""
+
     def orders(r):
         if int(r["order_id"][-1]) % 3:
             return None
@@ -91,8 +104,12 @@ def _late_corrections(generated: Path, landing: Path, day: str) -> None:
         r["member_count"] = str(int(r["member_count"] or 0) + 5)
         return r
 
-    for export, change in (("orders", orders), ("order_events", events), ("clicks", clicks),
-                           ("groups", groups)):
+    for export, change in (
+        ("orders", orders),
+        ("order_events", events),
+        ("clicks", clicks),
+        ("groups", groups),
+    ):
         src = sorted((generated / export / day).glob("*.csv"))[0]
         assert _rewrite(src, landing / export / day / "zz-late-correction.csv", change) > 0
 
@@ -100,6 +117,7 @@ def _late_corrections(generated: Path, landing: Path, day: str) -> None:
 def _change_in_place(landing: Path, day: str) -> list[str]:
     """Upstream rewrites `day`'s orders and order_events files in place (same paths):
     a quarter of the lines dropped, a quarter with new amounts / event_ids cut short."""
+
     def orders(r):
         if None in r:
             return None
@@ -131,8 +149,10 @@ def _change_in_place(landing: Path, day: str) -> list[str]:
 def _build(wh: Path, *extra: str) -> None:
     res = dbt_invoke(wh, ["build", *SELECT, *extra])
     assert res.success, res.exception or [
-        (r.node.unique_id, str(r.status), r.message) for r in res.result.results
-        if str(r.status).lower() not in ("success", "pass")]
+        (r.node.unique_id, str(r.status), r.message)
+        for r in res.result.results
+        if str(r.status).lower() not in ("success", "pass")
+    ]
 
 
 def _table(con, model: str) -> list[tuple]:
@@ -147,7 +167,11 @@ def staged(tmp_path_factory):
     generated = root / "generated"
     generate(out=generated, start="2026-09-01", days=20, scale="tiny", seed=11, mess=True)
     landing, inc = root / "landing", root / "incremental"
-    batches = [("2026-09-01", "2026-09-07"), ("2026-09-08", "2026-09-14"), ("2026-09-15", "2026-09-20")]
+    batches = [
+        ("2026-09-01", "2026-09-07"),
+        ("2026-09-08", "2026-09-14"),
+        ("2026-09-15", "2026-09-20"),
+    ]
     for i, (first, last) in enumerate(batches):
         _copy_days(generated, landing, first, last)
         if i == 1:
@@ -176,30 +200,44 @@ def test_incremental_staging_equals_a_full_rebuild(staged):
         for model in STAGING:
             rows_inc, rows_full = _table(a, model), _table(b, model)
             assert rows_full, model
-            assert rows_inc == rows_full, f"{model}: incremental staging differs from a full rebuild"
+            assert rows_inc == rows_full, (
+                f"{model}: incremental staging differs from a full rebuild"
+            )
         # the late correction really won somewhere (otherwise this test proves little)
-        won = a.execute("select count(*) from staging.stg_exports__orders "
-                        "where _file_name like '%/zz-late-correction.csv'").fetchone()[0]
+        won = a.execute(
+            "select count(*) from staging.stg_exports__orders "
+            "where _file_name like '%/zz-late-correction.csv'"
+        ).fetchone()[0]
         assert won > 0
-        lost = a.execute("select count(*) from raw.orders o join staging.stg_exports__orders s "
-                         "using (order_id, line_no) where o._file_name like '%/zz-late-correction.csv' "
-                         "and s._file_name not like '%/zz-late-correction.csv'").fetchone()[0]
+        lost = a.execute(
+            "select count(*) from raw.orders o join staging.stg_exports__orders s "
+            "using (order_id, line_no) where o._file_name like '%/zz-late-correction.csv' "
+            "and s._file_name not like '%/zz-late-correction.csv'"
+        ).fetchone()[0]
         assert lost > 0  # 2026-09-10 re-delivered some of those lines: the later delivery wins
-        redelivered = a.execute("select count(*) from staging.stg_exports__orders "
-                                "where _file_name like '%/zz-redelivery.csv'").fetchone()[0]
+        redelivered = a.execute(
+            "select count(*) from staging.stg_exports__orders "
+            "where _file_name like '%/zz-redelivery.csv'"
+        ).fetchone()[0]
         assert redelivered == lost
         # the files changed in place really withdrew keys (staged before, gone from raw)
-        superseded = a.execute("select count(*) from raw.manifest where status = 'superseded'").fetchone()[0]
+        superseded = a.execute(
+            "select count(*) from raw.manifest where status = 'superseded'"
+        ).fetchone()[0]
         assert superseded == 2
         withdrawn = a.execute("select count(*) from staging.withdrawn_files").fetchone()[0]
         assert withdrawn == 2  # handled once, by the model of each export
         # ... among them keys that no longer exist in raw at all (the stale-row delete ran)
-        (old_sha, date), = a.execute("select sha256, cast(delivery_date as varchar) from raw.manifest "
-                                     "where status = 'superseded' and export = 'order_events'").fetchall()
+        ((old_sha, date),) = a.execute(
+            "select sha256, cast(delivery_date as varchar) from raw.manifest "
+            "where status = 'superseded' and export = 'order_events'"
+        ).fetchall()
         old_file = inc / "raw" / "order_events" / f"delivery_date={date}" / f"{old_sha}.parquet"
-        vanished = a.execute(f"select count(*) from read_parquet('{old_file}') w where w.event_id is not null "
-                             "and w.event_id not in (select event_id from raw.order_events "
-                             "where event_id is not null)").fetchone()[0]
+        vanished = a.execute(
+            f"select count(*) from read_parquet('{old_file}') w where w.event_id is not null "
+            "and w.event_id not in (select event_id from raw.order_events "
+            "where event_id is not null)"
+        ).fetchone()[0]
         assert vanished > 0
     finally:
         a.close()
@@ -211,13 +249,25 @@ def test_every_loaded_file_is_recorded_as_staged(staged):
     con = duckdb.connect(str(inc / "supernova.duckdb"), read_only=True)
     try:
         for model, export in EXPORT_OF.items():
-            loaded = {r[0] for r in con.execute(
-                "select sha256 from raw.manifest where export = ? and status = 'loaded'", [export]).fetchall()}
-            staged_ = {r[0] for r in con.execute(
-                "select sha256 from staging.staged_files where model = ?", [model]).fetchall()}
+            loaded = {
+                r[0]
+                for r in con.execute(
+                    "select sha256 from raw.manifest where export = ? and status = 'loaded'",
+                    [export],
+                ).fetchall()
+            }
+            staged_ = {
+                r[0]
+                for r in con.execute(
+                    "select sha256 from staging.staged_files where model = ?", [model]
+                ).fetchall()
+            }
             assert loaded and staged_ == loaded, model
-            dup = con.execute("select count(*) - count(distinct sha256) from staging.staged_files "
-                              "where model = ?", [model]).fetchone()[0]
+            dup = con.execute(
+                "select count(*) - count(distinct sha256) from staging.staged_files "
+                "where model = ?",
+                [model],
+            ).fetchone()[0]
             assert dup == 0, model
     finally:
         con.close()
@@ -233,8 +283,16 @@ def test_a_build_with_nothing_new_reads_no_keys_and_changes_nothing(staged, tmp_
     before = {m: _table(con, m) for m in STAGING}
     con.close()
     _build(wh)
-    compiled = (wh / "dbt" / "target" / "compiled" / "supernova" / "models" / "staging"
-                / "stg_exports__clicks.sql").read_text()
+    compiled = (
+        wh
+        / "dbt"
+        / "target"
+        / "compiled"
+        / "supernova"
+        / "models"
+        / "staging"
+        / "stg_exports__clicks.sql"
+    ).read_text()
     assert "where 1 = 0" in compiled  # no new file: the model selects nothing to replace
     con = duckdb.connect(str(wh / "supernova.duckdb"), read_only=True)
     try:
@@ -258,7 +316,9 @@ def test_changed_staging_code_forces_a_full_refresh(staged, tmp_path, monkeypatc
     assert staging.full_refresh_reason(wh) is None and staging.build_args(wh, log=QUIET) == []
 
     monkeypatch.setattr(staging, "code_fingerprint", lambda: "a different staging code")
-    assert staging.full_refresh_reason(wh) == "the staging code changed since staging was last built"
+    assert (
+        staging.full_refresh_reason(wh) == "the staging code changed since staging was last built"
+    )
     res = staging.stage(wh, log=QUIET)
     assert res["full_refresh"] is True
     assert staging.full_refresh_reason(wh) is None  # recorded: the next build is incremental
@@ -306,8 +366,14 @@ def test_staging_is_left_out_of_a_build_only_when_verified_current(staged, tmp_p
     # a new delivery: loaded but not staged
     landing = tmp_path / "landing"
     src = sorted((generated / "clicks" / "2026-09-05").glob("*.csv"))[0]
-    assert _rewrite(src, landing / "clicks" / "2026-09-21" / "late-clicks.csv",
-                    lambda r: None if None in r else r) > 0  # (the mess's ragged rows dropped)
+    assert (
+        _rewrite(
+            src,
+            landing / "clicks" / "2026-09-21" / "late-clicks.csv",
+            lambda r: None if None in r else r,
+        )
+        > 0
+    )  # (the mess's ragged rows dropped)
     ingest(landing, wh, progress=QUIET, quiet_seconds=0)
     assert staging.verified_current(wh) is None
     # merged without its tests (and without the record a successful build writes)
@@ -323,11 +389,36 @@ def test_staging_is_left_out_of_a_build_only_when_verified_current(staged, tmp_p
     assert staging.verified_current(wh) is not None
 
     # what the exclusion leaves out: every staging model and test, nothing else
-    res = dbt_invoke(wh, ["ls", "--select", "+path:models/settlement", "--resource-type", "model",
-                          "--resource-type", "test", "--output", "path"])
+    res = dbt_invoke(
+        wh,
+        [
+            "ls",
+            "--select",
+            "+path:models/settlement",
+            "--resource-type",
+            "model",
+            "--resource-type",
+            "test",
+            "--output",
+            "path",
+        ],
+    )
     everything = set(res.result)
-    res = dbt_invoke(wh, ["ls", "--select", "+path:models/settlement", *staging.SKIP_STAGING,
-                          "--resource-type", "model", "--resource-type", "test", "--output", "path"])
+    res = dbt_invoke(
+        wh,
+        [
+            "ls",
+            "--select",
+            "+path:models/settlement",
+            *staging.SKIP_STAGING,
+            "--resource-type",
+            "model",
+            "--resource-type",
+            "test",
+            "--output",
+            "path",
+        ],
+    )
     kept = set(res.result)
     left_out = everything - kept
     from supernova import settings
@@ -336,12 +427,19 @@ def test_staging_is_left_out_of_a_build_only_when_verified_current(staged, tmp_p
         if path.startswith("models/staging/"):
             return True
         refs = re.findall(r"ref\(\s*'([^']+)'", (settings.DBT_PROJECT_DIR / path).read_text())
-        return path.startswith("tests/") and bool(refs) and all(r.startswith("stg_exports__") for r in refs)
+        return (
+            path.startswith("tests/")
+            and bool(refs)
+            and all(r.startswith("stg_exports__") for r in refs)
+        )
 
     assert left_out and all(staging_only(p) for p in left_out), sorted(
-        p for p in left_out if not staging_only(p))
+        p for p in left_out if not staging_only(p)
+    )
     # (buyers and groups feed only the marts)
     assert {f"models/staging/{m}.sql" for m in STAGING} - left_out == {
-        "models/staging/stg_exports__buyers.sql", "models/staging/stg_exports__groups.sql"}
+        "models/staging/stg_exports__buyers.sql",
+        "models/staging/stg_exports__groups.sql",
+    }
     assert not any(p.startswith("models/staging/") for p in kept)
     assert any(p.startswith("models/settlement/") for p in kept)

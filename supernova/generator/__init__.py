@@ -16,8 +16,15 @@ from supernova.generator._model import MESS_KINDS, SCALES, Model
 __all__ = ["MESS_KINDS", "SCALES", "generate"]
 
 
-def generate(out, start, days: int, scale: str = "tiny", seed: int = 1, fmt: str = "csv",
-             mess: bool | None = None) -> str:
+def generate(
+    out,
+    start,
+    days: int,
+    scale: str = "tiny",
+    seed: int = 1,
+    fmt: str = "csv",
+    mess: bool | None = None,
+) -> str:
     """Write `days` daily deliveries starting at `start` ("YYYY-MM-DD" or a date) under `out`.
 
     scale: tiny | demo | today | target. fmt: csv (default) | parquet. mess: None = on for

@@ -39,7 +39,10 @@ class Fmt:
         sod = np.arange(DAY)
         h, m, s = sod // 3600, (sod // 60) % 60, sod % 60
         self.times = pa.array(
-            [f"T{a:02d}:{b:02d}:{c:02d}+08:00" for a, b, c in zip(h.tolist(), m.tolist(), s.tolist())]
+            [
+                f"T{a:02d}:{b:02d}:{c:02d}+08:00"
+                for a, b, c in zip(h.tolist(), m.tolist(), s.tolist())
+            ]
         )
 
     def ts(self, secs: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
@@ -92,7 +95,9 @@ def ints(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
 
 
 def enum(codes: np.ndarray, labels, null: np.ndarray | None = None) -> pa.Array:
-    return _nullify(pc.take(pa.array(list(labels)), pa.array(np.asarray(codes, dtype=np.int64))), null)
+    return _nullify(
+        pc.take(pa.array(list(labels)), pa.array(np.asarray(codes, dtype=np.int64))), null
+    )
 
 
 def const(value: str | None, n: int) -> pa.Array:
@@ -117,8 +122,10 @@ def _quote(arr: pa.Array) -> pa.Array:
 def csv_lines(columns: list[str], data: dict[str, pa.Array]) -> pa.Array:
     """One string per record, each ending in LF (a record may span lines when quoted)."""
     n = len(data[columns[0]]) if columns[0] in data else 0
-    cols = [_quote(pa.array(data[c], pa.string()) if not isinstance(data[c], pa.Array) else data[c])
-            for c in columns]
+    cols = [
+        _quote(pa.array(data[c], pa.string()) if not isinstance(data[c], pa.Array) else data[c])
+        for c in columns
+    ]
     if n == 0:
         return pa.array([], pa.string())
     if len(cols) == 1:
@@ -133,12 +140,13 @@ def lines_bytes(header: str, lines: pa.Array) -> bytearray:
     head = header.encode()
     if not len(lines):
         return head
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64, count=len(lines) + 1,
-                            offset=lines.offset * 8)
-    body = memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
+    offsets = np.frombuffer(
+        lines.buffers()[1], dtype=np.int64, count=len(lines) + 1, offset=lines.offset * 8
+    )
+    body = memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]]
     out = bytearray(len(head) + len(body))
     out[: len(head)] = head
-    out[len(head):] = body
+    out[len(head) :] = body
     return out
 
 
@@ -160,8 +168,15 @@ class Writer:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
-    def write(self, export: str, day: str, columns: list[str], chunks,
-              raw_lines: list[tuple[int, str]] = (), encoding: str = "utf-8") -> list[Path]:
+    def write(
+        self,
+        export: str,
+        day: str,
+        columns: list[str],
+        chunks,
+        raw_lines: list[tuple[int, str]] = (),
+        encoding: str = "utf-8",
+    ) -> list[Path]:
         """Write one delivery from `chunks` (column dicts, or callables returning one, so big
         master data is formatted a part at a time) as part files of at most `part_rows` rows
         (nothing when there are no rows: upstream delivers no file that day). `raw_lines` are (row position, text)
@@ -177,14 +192,21 @@ class Writer:
 
         def flush(n: int) -> None:
             nonlocal pending, pending_n, done
-            merged = {c: pa.concat_arrays([pa.array(d[c], pa.string()) for d in pending])
-                      if pending else pa.array([], pa.string()) for c in columns}
+            merged = {
+                c: pa.concat_arrays([pa.array(d[c], pa.string()) for d in pending])
+                if pending
+                else pa.array([], pa.string())
+                for c in columns
+            }
             part = {c: merged[c].slice(0, n) for c in columns}
             rest = {c: merged[c].slice(n) for c in columns}
             pending, pending_n = ([rest], pending_n - n) if pending_n > n else ([], 0)
             last = not chunks_left and pending_n == 0
-            mine = [(pos - done, txt) for pos, txt in raw
-                    if done <= pos < done + n or (last and pos >= done + n)]
+            mine = [
+                (pos - done, txt)
+                for pos, txt in raw
+                if done <= pos < done + n or (last and pos >= done + n)
+            ]
             self._write_part(export, day, columns, part, mine, encoding, written)
             done += n
 

@@ -44,28 +44,63 @@ ROLE_P = {  # per platform: probabilities over C.ROLES
     P_YUNDIAN: (0, 0, 0, 0, 0, 0.95, 0, 0.05),
 }
 GENDER_BY_ROLE = {  # F, M, U
-    R_MOM: (1, 0, 0), R_MICRO: (0.75, 0.2, 0.05), R_COURIER: (0.08, 0.9, 0.02),
-    R_INSTALLER: (0.05, 0.93, 0.02), R_CLEANER: (0.7, 0.28, 0.02), R_GUIDE: (0.7, 0.27, 0.03),
-    R_STUDENT: (0.6, 0.35, 0.05), R_OTHER: (0.5, 0.4, 0.1),
+    R_MOM: (1, 0, 0),
+    R_MICRO: (0.75, 0.2, 0.05),
+    R_COURIER: (0.08, 0.9, 0.02),
+    R_INSTALLER: (0.05, 0.93, 0.02),
+    R_CLEANER: (0.7, 0.28, 0.02),
+    R_GUIDE: (0.7, 0.27, 0.03),
+    R_STUDENT: (0.6, 0.35, 0.05),
+    R_OTHER: (0.5, 0.4, 0.1),
 }
 TIER_P = (0.26, 0.16, 0.16, 0.14, 0.10, 0.18)
 BUYER_GENDER_P = (0.60, 0.32, 0.08)
-HOUR_W = np.array([3, 2, 1, 1, 1, 1, 2, 4, 6, 7, 8, 9, 10, 9, 8, 8, 8, 9, 10, 12, 14, 15, 13, 7], float)
+HOUR_W = np.array(
+    [3, 2, 1, 1, 1, 1, 2, 4, 6, 7, 8, 9, 10, 9, 8, 8, 8, 9, 10, 12, 14, 15, 13, 7], float
+)
 
-POP_CAT_P = {"fresh_food": .26, "home": .22, "underwear": .18, "food": .12, "apparel": .10,
-             "beauty": .07, "mother_baby": .05}
-SELF_CAT_P = {"appliances": .45, "electronics": .38, "home": .07, "beauty": .05, "mother_baby": .05}
+POP_CAT_P = {
+    "fresh_food": 0.26,
+    "home": 0.22,
+    "underwear": 0.18,
+    "food": 0.12,
+    "apparel": 0.10,
+    "beauty": 0.07,
+    "mother_baby": 0.05,
+}
+SELF_CAT_P = {
+    "appliances": 0.45,
+    "electronics": 0.38,
+    "home": 0.07,
+    "beauty": 0.05,
+    "mother_baby": 0.05,
+}
 SELF_MERCHANT = {"appliances": 1, "electronics": 2, "home": 3, "beauty": 4, "mother_baby": 5}
 N_SELF_MERCHANTS = 5
 PRICE_MEDIAN_YUAN = {  # (POP, self-operated)
-    "fresh_food": (39, 39), "food": (25, 25), "home": (35, 129), "underwear": (45, 45),
-    "apparel": (79, 79), "beauty": (59, 159), "mother_baby": (59, 139),
-    "appliances": (299, 399), "electronics": (399, 599),
+    "fresh_food": (39, 39),
+    "food": (25, 25),
+    "home": (35, 129),
+    "underwear": (45, 45),
+    "apparel": (79, 79),
+    "beauty": (59, 159),
+    "mother_baby": (59, 139),
+    "appliances": (299, 399),
+    "electronics": (399, 599),
 }
 SELF_SKU_SHARE = 0.25  # of SKUs
 SELF_LINE_SHARE = 0.09  # of order lines (expensive: roughly half the GMV)
-CATEGORY_RATE_PERMILLE = {"fresh_food": 20, "food": 20, "home": 20, "underwear": 0, "apparel": 10,
-                          "beauty": 20, "mother_baby": 15, "appliances": 10, "electronics": 5}
+CATEGORY_RATE_PERMILLE = {
+    "fresh_food": 20,
+    "food": 20,
+    "home": 20,
+    "underwear": 0,
+    "apparel": 10,
+    "beauty": 20,
+    "mother_baby": 15,
+    "appliances": 10,
+    "electronics": 5,
+}
 
 LINES_PER_ORDER = np.array([1, 2, 3, 4, 5])
 LINES_PER_ORDER_P = np.array([0.80, 0.12, 0.05, 0.02, 0.01])
@@ -91,15 +126,24 @@ class Scale:
 
 SCALES = {
     "tiny": Scale(promoters=260, skus=300, pop_merchants=45, buyers=5_000, lines_per_day=240),
-    "demo": Scale(promoters=1_800, skus=2_000, pop_merchants=250, buyers=40_000, lines_per_day=1_700),
+    "demo": Scale(
+        promoters=1_800, skus=2_000, pop_merchants=250, buyers=40_000, lines_per_day=1_700
+    ),
     # a tenth of today: big enough that per-row work dominates per-node overhead (the
     # Spark-vs-DuckDB comparison of docs/benchmarks.md), small enough for Spark local mode
-    "pilot": Scale(promoters=42_000, skus=20_000, pop_merchants=2_000, buyers=300_000,
-                   lines_per_day=30_000),
-    "today": Scale(promoters=420_000, skus=60_000, pop_merchants=6_000, buyers=3_000_000,
-                   lines_per_day=300_000),
-    "target": Scale(promoters=1_250_000, skus=150_000, pop_merchants=15_000, buyers=9_000_000,
-                    lines_per_day=1_000_000),
+    "pilot": Scale(
+        promoters=42_000, skus=20_000, pop_merchants=2_000, buyers=300_000, lines_per_day=30_000
+    ),
+    "today": Scale(
+        promoters=420_000, skus=60_000, pop_merchants=6_000, buyers=3_000_000, lines_per_day=300_000
+    ),
+    "target": Scale(
+        promoters=1_250_000,
+        skus=150_000,
+        pop_merchants=15_000,
+        buyers=9_000_000,
+        lines_per_day=1_000_000,
+    ),
 }
 
 # Mess kinds: name -> (export, what it is). Documented in docs/generator.md.
@@ -111,19 +155,33 @@ MESS_KINDS = {
     "unknown_event": ("order_events", "extra copy of an event with event = 'shipped'"),
     "bad_timestamp": ("clicks", "extra copy of a click with an unparseable clicked_at"),
     "wrong_field_count": ("clicks", "extra record with one field too many (CSV only)"),
-    "unknown_link": ("clicks", ("a real last-before-order click whose link_id is not in links "
-                                "(valid row; the order goes to suspense)")),
+    "unknown_link": (
+        "clicks",
+        (
+            "a real last-before-order click whose link_id is not in links "
+            "(valid row; the order goes to suspense)"
+        ),
+    ),
     "rate_out_of_range": ("commission_rules", "extra new sku rule with rate 1.5"),
-    "valid_to_not_after_from": ("commission_rules", ("extra new merchant rule with valid_to "
-                                                     "one day before valid_from")),
+    "valid_to_not_after_from": (
+        "commission_rules",
+        ("extra new merchant rule with valid_to one day before valid_from"),
+    ),
     "city_tier_out_of_range": ("buyers", "extra copy of a new buyer with city_tier 7"),
     "inviter_loop": ("promoters", "new version of A with inviter = B where B was invited by A"),
     "self_invited": ("promoters", "new version of a promoter with inviter_id = own id"),
-    "unknown_inviter": ("promoters", ("new promoter whose inviter_id is not a promoter (valid "
-                                      "row; suspense)")),
+    "unknown_inviter": (
+        "promoters",
+        ("new promoter whose inviter_id is not a promoter (valid row; suspense)"),
+    ),
     "gb18030_file": ("skus", "day 1's skus file encoded as GB18030 instead of UTF-8 (CSV only)"),
-    "duplicate_file": ("orders", ("day 4's orders part-0000 delivered again, same bytes, in "
-                                  "day 6's folder as resend-0000.<ext>")),
+    "duplicate_file": (
+        "orders",
+        (
+            "day 4's orders part-0000 delivered again, same bytes, in "
+            "day 6's folder as resend-0000.<ext>"
+        ),
+    ),
 }
 MESS_EVERY = 5  # a row-level kind k fires on days i >= 1 with (i + k) % MESS_EVERY == 0
 MESS_RATE = 1 / 5000  # rows per occurrence = max(1, round(rows * rate))
@@ -167,7 +225,9 @@ class Buckets:
 
 
 class Model:
-    def __init__(self, out: Path, day0: int, days: int, scale: str, seed: int, fmt: str, mess: bool):
+    def __init__(
+        self, out: Path, day0: int, days: int, scale: str, seed: int, fmt: str, mess: bool
+    ):
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
         if days < 1:
@@ -234,8 +294,11 @@ class Model:
         self_op = r.random(n) < SELF_SKU_SHARE
         pop_cats = [CAT[c] for c in POP_CAT_P]
         self_cats = [CAT[c] for c in SELF_CAT_P]
-        cat = np.where(self_op, np.array(self_cats)[r.choice(len(self_cats), n, p=list(SELF_CAT_P.values()))],
-                       np.array(pop_cats)[r.choice(len(pop_cats), n, p=list(POP_CAT_P.values()))])
+        cat = np.where(
+            self_op,
+            np.array(self_cats)[r.choice(len(self_cats), n, p=list(SELF_CAT_P.values()))],
+            np.array(pop_cats)[r.choice(len(pop_cats), n, p=list(POP_CAT_P.values()))],
+        )
         self_merchant = np.zeros(len(CATS), np.int64)
         for c, m in SELF_MERCHANT.items():
             self_merchant[CAT[c]] = m
@@ -256,8 +319,12 @@ class Model:
         ua, ub, uc, unl = r.random(n), r.random(n), r.random(n), r.random(n)
         for k in range(n):
             brands, products, specs = TITLE_PARTS[CATS[cat[k]]]
-            t = (brands[int(ua[k] * len(brands))] + products[int(ub[k] * len(products))] + " "
-                 + specs[int(uc[k] * len(specs))])
+            t = (
+                brands[int(ua[k] * len(brands))]
+                + products[int(ub[k] * len(products))]
+                + " "
+                + specs[int(uc[k] * len(specs))]
+            )
             if unl[k] < 0.01:
                 t += NEWLINE_SUFFIX
             titles.append(t)
@@ -286,8 +353,10 @@ class Model:
         nsku = len(self.sku_self)
         pop_sku = np.flatnonzero(~self.sku_self & (r.random(nsku) < 0.06))
         self_sku = np.flatnonzero(self.sku_self & (r.random(nsku) < 0.04))
-        s_rate = np.r_[50 + 5 * (50 * r.random(len(pop_sku)) ** 2).astype(np.int64),
-                       10 + 5 * r.integers(0, 9, len(self_sku))]
+        s_rate = np.r_[
+            50 + 5 * (50 * r.random(len(pop_sku)) ** 2).astype(np.int64),
+            10 + 5 * r.integers(0, 9, len(self_sku)),
+        ]
         s_key = np.r_[pop_sku, self_sku]
         if len(s_rate) > 2:
             s_rate[r.choice(len(s_rate), 2, replace=False)] = 0
@@ -295,20 +364,28 @@ class Model:
         key = np.r_[np.array(key), pm, s_key]
         rate = np.r_[np.array(rate), m_rate, s_rate].astype(np.int64)
         n = len(scope)
-        frm = np.where(scope == SC_CATEGORY, self.start - 500 * DAY,
-                       self.start - _u(r, 30 * DAY, 400 * DAY, n))
+        frm = np.where(
+            scope == SC_CATEGORY, self.start - 500 * DAY, self.start - _u(r, 30 * DAY, 400 * DAY, n)
+        )
         # some keys had an earlier rule, closed exactly when the current one opened
         has_pred = (r.random(n) < 0.3) & (scope != SC_CATEGORY)
         p_from = frm[has_pred] - _u(r, 60 * DAY, 400 * DAY, int(has_pred.sum()))
-        p_rate = np.clip(rate[has_pred] + r.choice([-20, -10, 10, 20], int(has_pred.sum())), 30, 300)
+        p_rate = np.clip(
+            rate[has_pred] + r.choice([-20, -10, 10, 20], int(has_pred.sum())), 30, 300
+        )
         rows_scope = np.r_[scope[has_pred], scope]
         rows_key = np.r_[key[has_pred], key]
         rows_rate = np.r_[p_rate, rate]
         rows_from = np.r_[p_from, frm]
         rows_to = np.r_[frm[has_pred], np.full(n, -1)]
         order = np.lexsort((rows_key, rows_scope, rows_from))
-        rows = {"scope": rows_scope[order], "key": rows_key[order], "rate": rows_rate[order],
-                    "frm": rows_from[order], "to": rows_to[order]}
+        rows = {
+            "scope": rows_scope[order],
+            "key": rows_key[order],
+            "rate": rows_rate[order],
+            "frm": rows_from[order],
+            "to": rows_to[order],
+        }
         rows["id"] = self.n_rule + 1 + np.arange(n + int(has_pred.sum()))
         self.n_rule += len(rows["id"])
         openm = rows["to"] < 0
@@ -344,8 +421,16 @@ class Model:
         first_gen = max(3, int(0.03 * self.S.promoters))
         has_inv &= idx >= first_gen
         inviter = np.where(has_inv, (r.random(n) * idx).astype(np.int64), -1)
-        return {"platform": plat, "role": role, "gender": gender, "inviter": inviter, "joined": joined,
-                    "city": self.pick_cities(r, n), "status": np.zeros(n, np.int64), "updated": joined.copy()}
+        return {
+            "platform": plat,
+            "role": role,
+            "gender": gender,
+            "inviter": inviter,
+            "joined": joined,
+            "city": self.pick_cities(r, n),
+            "status": np.zeros(n, np.int64),
+            "updated": joined.copy(),
+        }
 
     def build_promoters(self):
         S, r = self.S, self.rng(3)
@@ -358,7 +443,9 @@ class Model:
         st = r.choice(3, n, p=(0.96, 0.025, 0.015))
         hist = np.flatnonzero(st != S_ACTIVE)
         p["status"][hist] = st[hist]
-        p["updated"][hist] = joined[hist] + (r.random(len(hist)) * (self.start - joined[hist])).astype(np.int64)
+        p["updated"][hist] = joined[hist] + (
+            r.random(len(hist)) * (self.start - joined[hist])
+        ).astype(np.int64)
         return hist  # these get two rows on day 1: the joining version and the later status
 
     def promoter_rows(self, idx, override: dict | None = None, P=None) -> dict[str, pa.Array]:
@@ -391,17 +478,27 @@ class Model:
         created = P["joined"][owner] + (r.random(n) * np.minimum(room, 30 * DAY)).astype(np.int64)
         order = np.argsort(created, kind="stable")
         owner, created = owner[order], created[order]
-        members = np.clip(np.round(np.exp(r.normal(np.log(170), 0.55, n))), 50, 500).astype(np.int64)
+        members = np.clip(np.round(np.exp(r.normal(np.log(170), 0.55, n))), 50, 500).astype(
+            np.int64
+        )
         dissolved = np.full(n, -1, np.int64)
         dm = r.random(n) < 0.04
-        dissolved[dm] = created[dm] + (r.random(int(dm.sum())) * (self.start - created[dm])).astype(np.int64)
-        self.G = {"owner": owner, "created": created, "members": members, "dissolved": dissolved,
-                      "weight": self.group_weights(r, members)}
+        dissolved[dm] = created[dm] + (r.random(int(dm.sum())) * (self.start - created[dm])).astype(
+            np.int64
+        )
+        self.G = {
+            "owner": owner,
+            "created": created,
+            "members": members,
+            "dissolved": dissolved,
+            "weight": self.group_weights(r, members),
+        }
         self.G["weight"][dm] = 0
         self.g_protected = np.zeros(n, bool)
         # stars: a handful of very active fenxiang groups (tier T2/T3 promoters every month)
-        ok = np.flatnonzero((~dm) & (P["platform"][owner] == P_FENXIANG) &
-                            (P["status"][owner] == S_ACTIVE))
+        ok = np.flatnonzero(
+            (~dm) & (P["platform"][owner] == P_FENXIANG) & (P["status"][owner] == S_ACTIVE)
+        )
         base = np.array([0.09, 0.055, 0.035, 0.025, 0.02]) * min(1.0, 250 / n)
         n_star = min(len(ok), max(5, n // 400))
         stars = r.choice(ok, n_star, replace=False)
@@ -438,7 +535,9 @@ class Model:
         n = int(counts.sum())
         start = self.n_links + np.r_[0, np.cumsum(counts)[:-1]]
         gl = np.repeat(groups, counts)
-        created = np.repeat(lo, counts) + (r.random(n) * np.repeat(hi - lo, counts)).astype(np.int64)
+        created = np.repeat(lo, counts) + (r.random(n) * np.repeat(hi - lo, counts)).astype(
+            np.int64
+        )
         sku = self.sample_skus(r, n)
         self.l_sku = np.r_[self.l_sku, sku.astype(np.int32)]
         first = self.g_init_cnt[groups] == 0
@@ -450,18 +549,23 @@ class Model:
         self.n_links += n
         private = r.random(n) < 0.1
         owner = self.G["owner"][gl]
-        return self.lazy(n, lambda a, b: {
-            "link_id": F.ids("L", 9, first_id + np.arange(a, b)),
-            "promoter_id": F.ids("P", 7, owner[a:b] + 1),
-            "group_id": F.ids("G", 7, gl[a:b] + 1, private[a:b]),
-            "sku_id": F.ids("S", 7, sku[a:b] + 1),
-            "created_at": self.f.ts(created[a:b]),
-        })
+        return self.lazy(
+            n,
+            lambda a, b: {
+                "link_id": F.ids("L", 9, first_id + np.arange(a, b)),
+                "promoter_id": F.ids("P", 7, owner[a:b] + 1),
+                "group_id": F.ids("G", 7, gl[a:b] + 1, private[a:b]),
+                "sku_id": F.ids("S", 7, sku[a:b] + 1),
+                "created_at": self.f.ts(created[a:b]),
+            },
+        )
 
     def lazy(self, n, fmt):
         """Row chunks of at most part_rows rows, formatted only when written."""
         step = self.S.part_rows
-        return [functools.partial(fmt, a, min(n, a + step)) for a in range(0, n, step)] or [fmt(0, 0)]
+        return [functools.partial(fmt, a, min(n, a + step)) for a in range(0, n, step)] or [
+            fmt(0, 0)
+        ]
 
     def build_links(self):
         r = self.rng(5)
@@ -517,15 +621,16 @@ class Model:
 
     def pick_buyers(self, r, n):
         u = r.random(n)
-        u = np.where(r.random(n) < 0.5, u, u ** 2)
+        u = np.where(r.random(n) < 0.5, u, u**2)
         return (u * self.n_buyers).astype(np.int64)
 
     def journeys(self, i):
         """Buyer journeys whose first moment falls on day i: clicks and (maybe) an order."""
         r = self.rng(30, i)
         wd = (self.day0 + i + 3) % 7  # 0 = Monday
-        n = round(self.S.lines_per_day / 1.3 * (1.1 if wd >= 5 else 0.96)
-                      * self.g_total / self.g_total0)
+        n = round(
+            self.S.lines_per_day / 1.3 * (1.1 if wd >= 5 else 0.96) * self.g_total / self.g_total0
+        )
         n = int(r.poisson(n)) if n < 10_000 else n
         day_s = (self.day0 + i) * DAY
         t0 = day_s + self.diurnal(r, n)
@@ -537,9 +642,12 @@ class Model:
         rep = (kind <= 1) & (r.random(n) < 0.35)
         t_rep = t_target + _u(r, 60, HOUR, n)
         t_last = np.where(rep, t_rep, t_target)
-        delay = np.where(r.random(n) < 0.8, 30 + r.exponential(1500, n).astype(np.int64),
-                         _u(r, HOUR, 2 * DAY, n))
-        t_order = np.select([kind <= 1, kind == 2], [t_last + delay, t0 + _u(r, 15 * DAY + HOUR, 24 * DAY, n)], t0)
+        delay = np.where(
+            r.random(n) < 0.8, 30 + r.exponential(1500, n).astype(np.int64), _u(r, HOUR, 2 * DAY, n)
+        )
+        t_order = np.select(
+            [kind <= 1, kind == 2], [t_last + delay, t0 + _u(r, 15 * DAY + HOUR, 24 * DAY, n)], t0
+        )
         second = (kind == 1) & (r.random(n) < 0.4)
         post = (kind <= 2) & (r.random(n) < 0.25)
         nb = round(n * BROWSE_PER_JOURNEY)
@@ -547,18 +655,38 @@ class Model:
             (kind <= 2, np.where(kind == 1, t_target, t0), tlink, buyer, 1),
             (rep, t_rep, tlink, buyer, 1),
             (kind == 1, t0, self.pick_links(r, self.pick_groups(r, n)), buyer, 0),
-            (second, t0 + (r.random(n) * gap).astype(np.int64), self.pick_links(r, self.pick_groups(r, n)), buyer, 0),
-            (post, t_order + _u(r, 600, 5 * DAY, n), self.pick_links(r, self.pick_groups(r, n)), buyer, 0),
-            (np.ones(nb, bool), day_s + self.diurnal(r, nb), self.pick_links(r, self.pick_groups(r, nb)),
-             self.pick_buyers(r, nb), 0),
+            (
+                second,
+                t0 + (r.random(n) * gap).astype(np.int64),
+                self.pick_links(r, self.pick_groups(r, n)),
+                buyer,
+                0,
+            ),
+            (
+                post,
+                t_order + _u(r, 600, 5 * DAY, n),
+                self.pick_links(r, self.pick_groups(r, n)),
+                buyer,
+                0,
+            ),
+            (
+                np.ones(nb, bool),
+                day_s + self.diurnal(r, nb),
+                self.pick_links(r, self.pick_groups(r, nb)),
+                self.pick_buyers(r, nb),
+                0,
+            ),
         ]
         t = np.concatenate([p[1][p[0]] for p in parts])
-        self.clicks_q.push(t // DAY - self.day0, {
-            "t": t,
-            "link": np.concatenate([p[2][p[0]] for p in parts]),
-            "buyer": np.concatenate([p[3][p[0]] for p in parts]),
-            "target": np.concatenate([np.full(int(p[0].sum()), p[4]) for p in parts]),
-        })
+        self.clicks_q.push(
+            t // DAY - self.day0,
+            {
+                "t": t,
+                "link": np.concatenate([p[2][p[0]] for p in parts]),
+                "buyer": np.concatenate([p[3][p[0]] for p in parts]),
+                "target": np.concatenate([np.full(int(p[0].sum()), p[4]) for p in parts]),
+            },
+        )
         hint = np.where((kind <= 1) & (r.random(n) < 0.65), self.l_sku[tlink], -1)
         self.orders_q.push(t_order // DAY - self.day0, {"t": t_order, "buyer": buyer, "hint": hint})
 
@@ -617,7 +745,9 @@ class Model:
         t, buyer, hint = o["t"][srt], o["buyer"][srt], o["hint"][srt]
         r = self.rng(50, i)
         m = len(t)
-        nl = LINES_PER_ORDER[np.searchsorted(np.cumsum(LINES_PER_ORDER_P), r.random(m) * 0.999999, side="right")]
+        nl = LINES_PER_ORDER[
+            np.searchsorted(np.cumsum(LINES_PER_ORDER_P), r.random(m) * 0.999999, side="right")
+        ]
         split = (nl >= 2) & (r.random(m) < 0.25)
         per = np.where(split, 3, 1)
         base = self.n_order + 1 + np.r_[0, np.cumsum(per)[:-1]]
@@ -625,10 +755,14 @@ class Model:
         first_part = 1 + (r.random(m) * (nl - 1)).astype(np.int64)
         # leaf orders
         src = np.repeat(np.arange(m), np.where(split, 2, 1))
-        k = np.arange(len(src)) - np.repeat(np.r_[0, np.cumsum(np.where(split, 2, 1))[:-1]], np.where(split, 2, 1))
+        k = np.arange(len(src)) - np.repeat(
+            np.r_[0, np.cumsum(np.where(split, 2, 1))[:-1]], np.where(split, 2, 1)
+        )
         leaf_num = base[src] + np.where(split[src], 1 + k, 0)
         leaf_parent = np.where(split[src], base[src], -1)
-        leaf_nl = np.where(split[src], np.where(k == 0, first_part[src], nl[src] - first_part[src]), nl[src])
+        leaf_nl = np.where(
+            split[src], np.where(k == 0, first_part[src], nl[src] - first_part[src]), nl[src]
+        )
         nleaf = len(src)
         # lines
         lsrc = np.repeat(np.arange(nleaf), leaf_nl)
@@ -639,8 +773,11 @@ class Model:
         sku = np.where(first_line & (h >= 0), h, self.sample_skus(r, L))
         price = self.sku_price[sku]
         cheap = price < 3000
-        qty = np.where(cheap, r.choice([1, 2, 3, 5], L, p=[.6, .25, .1, .05]),
-                       r.choice([1, 2], L, p=[.92, .08]))
+        qty = np.where(
+            cheap,
+            r.choice([1, 2, 3, 5], L, p=[0.6, 0.25, 0.1, 0.05]),
+            r.choice([1, 2], L, p=[0.92, 0.08]),
+        )
         gross = qty * price
         has_coupon = r.random(L) < 0.25
         coupon = np.where(has_coupon, (gross * r.uniform(0.03, 0.3, L)).astype(np.int64), 0)
@@ -683,7 +820,9 @@ class Model:
         if self.mess and i == self.once_day(3) and self.days > 5:
             self.resend = files[0]
         if self.mess and i == self.once_day(5) and getattr(self, "resend", None) is not None:
-            self.w.copy_file(self.resend, "orders", self.day_str(i), "resend-0000" + self.resend.suffix)
+            self.w.copy_file(
+                self.resend, "orders", self.day_str(i), "resend-0000" + self.resend.suffix
+            )
             self.mess_counts["duplicate_file"] += 1
         self.order_events(r, leaf_num, lsrc, line_no, lt, paid, nleaf)
 
@@ -694,22 +833,32 @@ class Model:
         leaf_t[lsrc] = lt
         cancel = r.random(nleaf) < CANCEL_P
         stuck = ~cancel & (r.random(nleaf) < STUCK_P)
-        t_cancel = leaf_t + np.minimum(60 + r.exponential(3 * HOUR, nleaf).astype(np.int64), 2 * DAY)
+        t_cancel = leaf_t + np.minimum(
+            60 + r.exponential(3 * HOUR, nleaf).astype(np.int64), 2 * DAY
+        )
         t_done = leaf_t + _u(r, 2 * DAY, 10 * DAY, nleaf)
         lc, ls = cancel[lsrc], stuck[lsrc]
         done = ~lc & ~ls
         refund = done & (r.random(L) < REFUND_P)
-        rtype = r.choice(4, L, p=[.40, .35, .15, .10])  # partial, full, full w/o amount, two partials
-        rtime = r.choice(3, L, p=[.15, .60, .25])  # before completion, within 7 d, 20-60 d later
+        rtype = r.choice(
+            4, L, p=[0.40, 0.35, 0.15, 0.10]
+        )  # partial, full, full w/o amount, two partials
+        rtime = r.choice(3, L, p=[0.15, 0.60, 0.25])  # before completion, within 7 d, 20-60 d later
         comp = t_done[lsrc]
         t_ref = np.select(
             [rtime == 0, rtime == 1],
-            [lt + HOUR + (r.random(L) * np.maximum(comp - lt - 2 * HOUR, 1)).astype(np.int64),
-             comp + _u(r, HOUR, 7 * DAY, L)],
-            comp + _u(r, 20 * DAY, 60 * DAY, L))
+            [
+                lt + HOUR + (r.random(L) * np.maximum(comp - lt - 2 * HOUR, 1)).astype(np.int64),
+                comp + _u(r, HOUR, 7 * DAY, L),
+            ],
+            comp + _u(r, 20 * DAY, 60 * DAY, L),
+        )
         partial_amt = np.maximum(1, (paid * r.uniform(0.1, 0.9, L)).astype(np.int64))
-        a1 = np.select([rtype == 0, rtype == 1, rtype == 2], [partial_amt, paid, -1],
-                       np.maximum(1, (paid * r.uniform(0.2, 0.5, L)).astype(np.int64)))
+        a1 = np.select(
+            [rtype == 0, rtype == 1, rtype == 2],
+            [partial_amt, paid, -1],
+            np.maximum(1, (paid * r.uniform(0.2, 0.5, L)).astype(np.int64)),
+        )
         a1 = np.where((rtype == 0) & (paid <= 1), paid, a1)
         two = refund & (rtype == 3)
         a2 = np.maximum(0, np.minimum(paid - a1, (paid * r.uniform(0.1, 0.4, L)).astype(np.int64)))
@@ -722,14 +871,17 @@ class Model:
             (two, t2, E_REFUNDED, a2),
         ]
         ev_t = np.concatenate([p[1][p[0]] for p in parts])
-        self.events_q.push(ev_t // DAY - self.day0, {
-            "t": ev_t,
-            "order": np.concatenate([onum[p[0]] for p in parts]),
-            "line": np.concatenate([line_no[p[0]] for p in parts]),
-            "event": np.concatenate([np.full(int(p[0].sum()), p[2]) for p in parts]),
-            "amount": np.concatenate([p[3][p[0]] for p in parts]),
-            "has_id": r.random(len(ev_t)) < EVENT_ID_P,
-        })
+        self.events_q.push(
+            ev_t // DAY - self.day0,
+            {
+                "t": ev_t,
+                "order": np.concatenate([onum[p[0]] for p in parts]),
+                "line": np.concatenate([line_no[p[0]] for p in parts]),
+                "event": np.concatenate([np.full(int(p[0].sum()), p[2]) for p in parts]),
+                "amount": np.concatenate([p[3][p[0]] for p in parts]),
+                "has_id": r.random(len(ev_t)) < EVENT_ID_P,
+            },
+        )
 
     def emit_events(self, i):
         e = self.events_q.pop(i, ["t", "order", "line", "event", "amount", "has_id"])
@@ -778,8 +930,11 @@ class Model:
         # mess: promoter versions with inviter problems
         for kind, day in (("inviter_loop", 10), ("self_invited", 12)):
             if self.mess and i == self.once_day(day):
-                cand = np.flatnonzero((P["inviter"] >= 0) & ~self.p_protected
-                                      & ~self.p_protected[np.maximum(P["inviter"], 0)])
+                cand = np.flatnonzero(
+                    (P["inviter"] >= 0)
+                    & ~self.p_protected
+                    & ~self.p_protected[np.maximum(P["inviter"], 0)]
+                )
                 b = cand[len(cand) // 2] if kind == "inviter_loop" else cand[len(cand) // 3]
                 a = P["inviter"][b] if kind == "inviter_loop" else b
                 P["inviter"][a] = b
@@ -805,8 +960,9 @@ class Model:
             new_idx = np.arange(n_p, n_p + k)
             rows = self.promoter_rows(new_idx)
             if (np_["inviter"] == -2).any():
-                rows["inviter_id"] = _set(rows["inviter_id"], np.flatnonzero(np_["inviter"] == -2),
-                                          [UNKNOWN_PROMOTER])
+                rows["inviter_id"] = _set(
+                    rows["inviter_id"], np.flatnonzero(np_["inviter"] == -2), [UNKNOWN_PROMOTER]
+                )
                 P["inviter"][P["inviter"] == -2] = -1
             out["promoters"].append(rows)
         else:
@@ -819,7 +975,9 @@ class Model:
         G["dissolved"][dis] = np.maximum(G["created"][dis] + 1, day_s + _u(r, 0, DAY, len(dis)))
         G["weight"][dis] = 0
         mem = np.flatnonzero(alive & (u >= 0.0006) & (u < 0.05))
-        G["members"][mem] = np.clip(G["members"][mem] + np.round(r.normal(0, 8, len(mem))).astype(np.int64), 50, 500)
+        G["members"][mem] = np.clip(
+            G["members"][mem] + np.round(r.normal(0, 8, len(mem))).astype(np.int64), 50, 500
+        )
         own_new = new_idx[r.random(len(new_idx)) < 0.85]
         act = np.flatnonzero(P["status"][:n_p] == S_ACTIVE)
         own_2nd = np.sort(r.choice(act, min(len(act), int(r.poisson(n_g * 0.0004))), replace=False))
@@ -830,9 +988,16 @@ class Model:
         o = np.argsort(created, kind="stable")
         owners, created = owners[o], created[o]
         kn = len(owners)
-        members = np.clip(np.round(np.exp(r.normal(np.log(120), 0.5, kn))), 50, 500).astype(np.int64)
-        for key, val in (("owner", owners), ("created", created), ("members", members),
-                         ("dissolved", np.full(kn, -1)), ("weight", self.group_weights(r, members))):
+        members = np.clip(np.round(np.exp(r.normal(np.log(120), 0.5, kn))), 50, 500).astype(
+            np.int64
+        )
+        for key, val in (
+            ("owner", owners),
+            ("created", created),
+            ("members", members),
+            ("dissolved", np.full(kn, -1)),
+            ("weight", self.group_weights(r, members)),
+        ):
             G[key] = np.r_[G[key], val]
         for name in ("g_protected",):
             setattr(self, name, np.r_[getattr(self, name), np.zeros(kn, bool)])
@@ -844,12 +1009,18 @@ class Model:
             out["groups"].append(self.group_rows(snap, i))
         # links: active groups share new links; new groups get their first ones
         grp = np.r_[np.arange(n_g), new_g]
-        lam = np.r_[np.where((G["weight"][:n_g] > 0) & alive, 0.3, 0.02) * (G["dissolved"][:n_g] < 0),
-                    np.full(kn, 0.0)]
+        lam = np.r_[
+            np.where((G["weight"][:n_g] > 0) & alive, 0.3, 0.02) * (G["dissolved"][:n_g] < 0),
+            np.full(kn, 0.0),
+        ]
         cnt = r.poisson(lam) + np.r_[np.zeros(n_g, np.int64), 1 + r.poisson(2, kn)]
         lo = np.r_[np.full(n_g, day_s), created + 1]
-        hi = np.r_[np.where(G["dissolved"][:n_g] >= 0, np.maximum(G["dissolved"][:n_g], day_s + 1), day_s + DAY),
-                   np.full(kn, day_s + DAY)]
+        hi = np.r_[
+            np.where(
+                G["dissolved"][:n_g] >= 0, np.maximum(G["dissolved"][:n_g], day_s + 1), day_s + DAY
+            ),
+            np.full(kn, day_s + DAY),
+        ]
         out["links"] += self.add_links(r, grp, cnt, lo, hi)
         # buyers
         kb = int(r.poisson(S.buyers * 0.0015))
@@ -871,11 +1042,20 @@ class Model:
         old["to"] = t
         cat = old["scope"] == SC_CATEGORY
         step = r.choice([-20, -10, -5, 5, 10, 20], len(chg))
-        new_rate = np.where(cat, np.clip(old["rate"] + np.sign(step) * 5, 0, 20),
-                            np.clip(old["rate"] + step, 30, 300))
+        new_rate = np.where(
+            cat,
+            np.clip(old["rate"] + np.sign(step) * 5, 0, 20),
+            np.clip(old["rate"] + step, 30, 300),
+        )
         new_rate[~cat & (r.random(len(chg)) < 0.03)] = 0
-        new = {"scope": old["scope"], "key": old["key"], "rate": new_rate, "frm": t, "to": np.full(len(chg), -1),
-                   "id": self.n_rule + 1 + np.arange(len(chg))}
+        new = {
+            "scope": old["scope"],
+            "key": old["key"],
+            "rate": new_rate,
+            "frm": t,
+            "to": np.full(len(chg), -1),
+            "id": self.n_rule + 1 + np.arange(len(chg)),
+        }
         self.n_rule += len(chg)
         for k in ("rate", "frm", "to", "id"):
             R[k][chg] = new[k]
@@ -883,10 +1063,17 @@ class Model:
         have = set(R["key"][R["scope"] == SC_SKU].tolist())
         k = int(r.poisson(len(self.sku_self) * 0.0005))
         cand = r.choice(len(self.sku_self), k) if k else np.zeros(0, np.int64)
-        cand = np.array(sorted({int(c) for c in cand if not self.sku_self[c] and int(c) not in have}), np.int64)
-        add = {"scope": np.full(len(cand), SC_SKU), "key": cand, "rate": 50 + 5 * r.integers(0, 30, len(cand)),
-                   "frm": day_s + _u(r, 0, DAY, len(cand)), "to": np.full(len(cand), -1),
-                   "id": self.n_rule + 1 + np.arange(len(cand))}
+        cand = np.array(
+            sorted({int(c) for c in cand if not self.sku_self[c] and int(c) not in have}), np.int64
+        )
+        add = {
+            "scope": np.full(len(cand), SC_SKU),
+            "key": cand,
+            "rate": 50 + 5 * r.integers(0, 30, len(cand)),
+            "frm": day_s + _u(r, 0, DAY, len(cand)),
+            "to": np.full(len(cand), -1),
+            "id": self.n_rule + 1 + np.arange(len(cand)),
+        }
         self.n_rule += len(cand)
         for key in R:
             R[key] = np.r_[R[key], add[key]]
@@ -895,13 +1082,30 @@ class Model:
         extra = []
         if self.mess_n("rate_out_of_range", i, 1):
             self.n_rule += 1
-            extra.append({"scope": SC_SKU, "key": int(r.integers(0, len(self.sku_self))), "rate": 1500,
-                              "frm": day_s + HOUR, "to": -1, "id": self.n_rule, "bad": "rate_out_of_range"})
+            extra.append(
+                {
+                    "scope": SC_SKU,
+                    "key": int(r.integers(0, len(self.sku_self))),
+                    "rate": 1500,
+                    "frm": day_s + HOUR,
+                    "to": -1,
+                    "id": self.n_rule,
+                    "bad": "rate_out_of_range",
+                }
+            )
         if self.mess_n("valid_to_not_after_from", i, 1):
             self.n_rule += 1
-            extra.append({"scope": SC_MERCHANT, "key": N_SELF_MERCHANTS + 1, "rate": 50,
-                              "frm": day_s + 2 * HOUR, "to": day_s + 2 * HOUR - DAY, "id": self.n_rule,
-                              "bad": "valid_to_not_after_from"})
+            extra.append(
+                {
+                    "scope": SC_MERCHANT,
+                    "key": N_SELF_MERCHANTS + 1,
+                    "rate": 50,
+                    "frm": day_s + 2 * HOUR,
+                    "to": day_s + 2 * HOUR - DAY,
+                    "id": self.n_rule,
+                    "bad": "valid_to_not_after_from",
+                }
+            )
         if extra:
             xr = {key: np.array([e[key] for e in extra], np.int64) for key in R}
             xd = self.rule_rows(xr)
@@ -918,10 +1122,15 @@ class Model:
         self.build_groups()
         links0 = self.build_links()
         self.n_buyers = self.S.buyers
-        reg = np.sort(self.start - 1 - (5 * 365 * DAY * self.rng(6).random(self.n_buyers) ** 1.3)
-                      .astype(np.int64))
-        buyers0 = self.lazy(self.n_buyers, lambda a, b: self.buyer_rows(
-            self.rng(6, 1 + a // self.S.part_rows), a, reg[a:b]))
+        reg = np.sort(
+            self.start
+            - 1
+            - (5 * 365 * DAY * self.rng(6).random(self.n_buyers) ** 1.3).astype(np.int64)
+        )
+        buyers0 = self.lazy(
+            self.n_buyers,
+            lambda a, b: self.buyer_rows(self.rng(6, 1 + a // self.S.part_rows), a, reg[a:b]),
+        )
         self.refresh_group_cdf()
         self.g_total0 = self.g_total
         # warm-up: journeys that started before the start date and end inside the window
@@ -935,11 +1144,15 @@ class Model:
                 n_p = len(self.P["joined"])
                 P0 = {k: v.copy() for k, v in self.P.items()}
                 hist_rows = self.promoter_rows(
-                    hist, {"status": np.zeros(len(hist), np.int64), "updated": P0["joined"][hist]})
+                    hist, {"status": np.zeros(len(hist), np.int64), "updated": P0["joined"][hist]}
+                )
             m = self.master_day(i, r)
             if i == 0:
-                m["promoters"] = [hist_rows] + self.lazy(
-                    n_p, lambda a, b, P0=P0: self.promoter_rows(np.arange(a, b), P=P0)) + m["promoters"]
+                m["promoters"] = (
+                    [hist_rows]
+                    + self.lazy(n_p, lambda a, b, P0=P0: self.promoter_rows(np.arange(a, b), P=P0))
+                    + m["promoters"]
+                )
                 n_g = len(self.G["owner"])
                 m["groups"] = self.lazy(n_g, lambda a, b: self.group_rows(np.arange(a, b), 0))
                 m["links"] = links0 + m["links"]
@@ -961,8 +1174,9 @@ class Model:
                     n = len(data["buyer_id"])
                     k = self.mess_n("city_tier_out_of_range", i, n)
                     if k:
-                        data = self.inject(self.rng(70, i), data, n, k, "city_tier", "7",
-                                           "city_tier_out_of_range")
+                        data = self.inject(
+                            self.rng(70, i), data, n, k, "city_tier", "7", "city_tier_out_of_range"
+                        )
                 self.write(export, i, data)
             del m
             self.emit_clicks(i)
@@ -973,14 +1187,18 @@ class Model:
     def summary(self) -> str:
         first, last = self.day_str(0), self.day_str(self.days - 1)
         lines = [
-            (f"generated scale={self.scale} seed={self.seed} format={self.fmt_name} "
-             f"mess={'on' if self.mess else 'off'}: {self.days} daily deliveries {first}..{last}"),
+            (
+                f"generated scale={self.scale} seed={self.seed} format={self.fmt_name} "
+                f"mess={'on' if self.mess else 'off'}: {self.days} daily deliveries {first}..{last}"
+            ),
             f"  {self.w.files} files, {self.w.bytes / 1e6:.1f} MB under {self.w.out}",
         ]
         for e in C.EXPORT_NAMES:
             lines.append(f"  {e:<17}{self.w.rows.get(e, 0):>12,} rows")
         if self.mess:
-            lines.append("  mess: " + ", ".join(f"{k}={v}" for k, v in self.mess_counts.items() if v))
+            lines.append(
+                "  mess: " + ", ".join(f"{k}={v}" for k, v in self.mess_counts.items() if v)
+            )
         return "\n".join(lines)
 
 

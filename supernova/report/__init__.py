@@ -33,12 +33,38 @@ from supernova.report.data import MIN_BUYERS, MONTH_RE, collect, run_totals
 from supernova.report.markdown import render_markdown
 from supernova.report.messages import next_steps, scrub
 from supernova.report.month_index import write_month_index
-from supernova.report.reconcile import FUNNEL, ZERO, earnings_reconciliation, funnel_rows, reconciliation
+from supernova.report.reconcile import (
+    FUNNEL,
+    ZERO,
+    earnings_reconciliation,
+    funnel_rows,
+    reconciliation,
+)
 from supernova.report.render import BIN_LABELS, CSS, render_html, write_html
 from supernova.report.writer import write_report
 
 __all__ = [
-    "BIN_LABELS", "CSS", "FUNNEL", "MIN_BUYERS", "MONTH_RE", "PALETTE", "ZERO", "bar_chart", "collect",
-    "earnings_reconciliation", "funnel_rows", "heatmap", "line_chart", "next_steps", "reconciliation", "render_html", "render_markdown",
-    "run_totals", "scrub", "stacked_bars", "write_html", "write_month_index", "write_report",
+    "BIN_LABELS",
+    "CSS",
+    "FUNNEL",
+    "MIN_BUYERS",
+    "MONTH_RE",
+    "PALETTE",
+    "ZERO",
+    "bar_chart",
+    "collect",
+    "earnings_reconciliation",
+    "funnel_rows",
+    "heatmap",
+    "line_chart",
+    "next_steps",
+    "reconciliation",
+    "render_html",
+    "render_markdown",
+    "run_totals",
+    "scrub",
+    "stacked_bars",
+    "write_html",
+    "write_month_index",
+    "write_report",
 ]

@@ -26,8 +26,11 @@ def run_totals(warehouse: Path, run_id: str | None) -> dict | None:
     with connect(warehouse, read_only=True) as con:
         if not table_exists(con, "settlement", "settlement_runs"):
             return None
-        cur = con.execute("select * from settlement.settlement_runs where run_id = ? "
-                          "order by finished_at desc limit 1", [run_id])
+        cur = con.execute(
+            "select * from settlement.settlement_runs where run_id = ? "
+            "order by finished_at desc limit 1",
+            [run_id],
+        )
         row = cur.fetchone()
         return dict(zip([d[0] for d in cur.description], row)) if row else None
 
@@ -53,12 +56,19 @@ def _marts_demographics(con, month: str) -> dict | None:
     total row, suppressed ones with empty metrics), or None when the mart is not built."""
     if not table_exists(con, "marts", "buyer_demographics_monthly"):
         return None
-    rows = _rows(con, """
+    rows = _rows(
+        con,
+        """
         select coalesce(cast(city_tier as varchar), '?') as city_tier, coalesce(gender, '?') as gender, is_total,
                buyers, orders, gmv, aov, suppressed
         from marts.buyer_demographics_monthly where month = ?
-        order by is_total, city_tier nulls last, gender nulls last""", [_month_days(month)[0]])
-    return {"cells": [r for r in rows if not r["is_total"]], "total": next((r for r in rows if r["is_total"]), None)}
+        order by is_total, city_tier nulls last, gender nulls last""",
+        [_month_days(month)[0]],
+    )
+    return {
+        "cells": [r for r in rows if not r["is_total"]],
+        "total": next((r for r in rows if r["is_total"]), None),
+    }
 
 
 def _marts_activity(con, month: str) -> dict | None:
@@ -68,11 +78,17 @@ def _marts_activity(con, month: str) -> dict | None:
     if not table_exists(con, "marts", "group_activity_summary"):
         return None
     start, end = _month_days(month)
-    days = _rows(con, """
+    days = _rows(
+        con,
+        """
         select activity_date as d, sum(existing_groups) as groups, sum(dead_groups) as dead, sum(orders) as orders
         from marts.group_activity_summary where activity_date between ? and ?
-        group by 1 order by 1""", [start, end])
-    last = _one(con, "select max(activity_date) as last_day from marts.group_activity_summary").get("last_day")
+        group by 1 order by 1""",
+        [start, end],
+    )
+    last = _one(con, "select max(activity_date) as last_day from marts.group_activity_summary").get(
+        "last_day"
+    )
     return {"days": days, "last_day": last, "start": start, "end": end}
 
 
@@ -85,17 +101,32 @@ def _source(con, state: dict) -> dict | None:
         return None
     if status in ("published", "unchanged"):
         if table_exists(con, "settlement", "payouts"):
-            return {"schema": "settlement", "published": True, "month": month,
-                    "where": f"settlement_month = '{month}'",
-                    "terms_where": f"first_settlement_month = '{month}'"}
+            return {
+                "schema": "settlement",
+                "published": True,
+                "month": month,
+                "where": f"settlement_month = '{month}'",
+                "terms_where": f"first_settlement_month = '{month}'",
+            }
         return None
     build = state.get("build") or {}
     if build.get("ok") and table_exists(con, "settlement_build", "payouts"):
-        run_ids = {r["run_id"] for r in _rows(con, "select distinct run_id from settlement_build.payouts "
-                                                   "union select distinct run_id from settlement_build.payout_lines")}
+        run_ids = {
+            r["run_id"]
+            for r in _rows(
+                con,
+                "select distinct run_id from settlement_build.payouts "
+                "union select distinct run_id from settlement_build.payout_lines",
+            )
+        }
         if run_ids <= {plan.get("run_id")}:
-            return {"schema": "settlement_build", "published": False, "month": month,
-                    "where": "true", "terms_where": "true"}
+            return {
+                "schema": "settlement_build",
+                "published": False,
+                "month": month,
+                "where": "true",
+                "terms_where": "true",
+            }
     return None
 
 
@@ -105,12 +136,24 @@ def _totals(con, state: dict, src: dict | None, month: str) -> dict | None:
     totals = None
     if table_exists(con, "settlement", "settlement_runs"):
         if state.get("status") in ("published", "unchanged"):
-            totals = _one(con, "select * from settlement.settlement_runs where settlement_month = ? "
-                               "and status = 'published' order by finished_at desc limit 1", [month])
+            totals = _one(
+                con,
+                "select * from settlement.settlement_runs where settlement_month = ? "
+                "and status = 'published' order by finished_at desc limit 1",
+                [month],
+            )
         elif src is not None:
-            totals = _one(con, "select * from settlement.settlement_runs where attempt_id = ? "
-                               "order by finished_at desc limit 1", [state.get("attempt_id")])
-    if src is not None and not totals and table_exists(con, "settlement_build", "settlement_run_totals"):
+            totals = _one(
+                con,
+                "select * from settlement.settlement_runs where attempt_id = ? "
+                "order by finished_at desc limit 1",
+                [state.get("attempt_id")],
+            )
+    if (
+        src is not None
+        and not totals
+        and table_exists(con, "settlement_build", "settlement_run_totals")
+    ):
         totals = _one(con, "select * from settlement_build.settlement_run_totals")
     return totals
 
@@ -118,8 +161,11 @@ def _totals(con, state: dict, src: dict | None, month: str) -> dict | None:
 def _rejected_files(con) -> list[dict]:
     if not table_exists(con, "raw", "manifest"):
         return []
-    return _rows(con, "select file_path, reason from raw.manifest where status = 'rejected' "
-                      "order by file_path limit 50")
+    return _rows(
+        con,
+        "select file_path, reason from raw.manifest where status = 'rejected' "
+        "order by file_path limit 50",
+    )
 
 
 def _relations(con, src: dict) -> dict[str, str]:
@@ -127,19 +173,31 @@ def _relations(con, src: dict) -> dict[str, str]:
     line's terms up to the month (TA), as subqueries over the published or candidate tables."""
     s, w, tw, month = src["schema"], src["where"], src["terms_where"], src["month"]
     if src["published"]:
-        every_term = f"(select * from settlement.line_terms where first_settlement_month <= '{month}')"
+        every_term = (
+            f"(select * from settlement.line_terms where first_settlement_month <= '{month}')"
+        )
     elif table_exists(con, "settlement", "line_terms"):
-        every_term = (f"(select * from settlement.line_terms where first_settlement_month < '{month}' "
-                      f"union all by name select * from settlement_build.line_terms)")
+        every_term = (
+            f"(select * from settlement.line_terms where first_settlement_month < '{month}' "
+            f"union all by name select * from settlement_build.line_terms)"
+        )
     else:
         every_term = "settlement_build.line_terms"
-    return {"P": f"(select * from {s}.payouts where {w})", "L": f"(select * from {s}.payout_lines where {w})",
-            "T": f"(select * from {s}.line_terms where {tw})", "TA": every_term, "s": s, "w": w}
+    return {
+        "P": f"(select * from {s}.payouts where {w})",
+        "L": f"(select * from {s}.payout_lines where {w})",
+        "T": f"(select * from {s}.line_terms where {tw})",
+        "TA": every_term,
+        "s": s,
+        "w": w,
+    }
 
 
 # The sections read from the attempt's tables: name -> (one row or many, SQL over _relations).
 SECTION_SQL: dict[str, tuple[bool, str]] = {
-    "ledger": (True, """
+    "ledger": (
+        True,
+        """
         select count(*) as postings,
           coalesce(sum(amount) filter (where kind = 'accrual' and level = 1), 0) as accrual_l1,
           coalesce(sum(amount) filter (where kind = 'accrual' and level = 2), 0) as accrual_l2,
@@ -147,36 +205,57 @@ SECTION_SQL: dict[str, tuple[bool, str]] = {
           coalesce(sum(amount) filter (where kind = 'clawback'), 0) as clawback,
           coalesce(sum(amount) filter (where kind = 'adjustment'), 0) as adjustment,
           coalesce(sum(amount), 0) as total
-        from {L}"""),
-    "payout_sums": (True, """
+        from {L}""",
+    ),
+    "payout_sums": (
+        True,
+        """
         select count(*) as rows, coalesce(sum(carried_in), 0) as carried_in,
           coalesce(sum(level1_amount), 0) as level1, coalesce(sum(level2_amount), 0) as level2,
           coalesce(sum(tier_bonus), 0) as tier_bonus, coalesce(sum(clawback_amount), 0) as clawback,
           coalesce(sum(adjustment_amount), 0) as adjustment, coalesce(sum(gross_due), 0) as gross_due,
           coalesce(sum(tax_withheld), 0) as tax, coalesce(sum(net_paid), 0) as net_paid,
           coalesce(sum(carried_out), 0) as carried_out, coalesce(sum(forfeited_amount), 0) as forfeited
-        from {P}"""),
-    "status_rows": (False, """
+        from {P}""",
+    ),
+    "status_rows": (
+        False,
+        """
         select status, count(*) as promoters, sum(gross_due) as gross_due, sum(net_paid) as net_paid,
                sum(tax_withheld) as tax, sum(carried_out) as carried_out, sum(forfeited_amount) as forfeited
-        from {P} group by 1 order by 1"""),
-    "distribution": (False, """
+        from {P} group by 1 order by 1""",
+    ),
+    "distribution": (
+        False,
+        """
         select case when gross_due < 0 then 0 when gross_due < 10 then 1 when gross_due < 100 then 2
                     when gross_due < 500 then 3 when gross_due < 1000 then 4 when gross_due < 5000 then 5
                     when gross_due < 20000 then 6 else 7 end as bin, count(*) as n
-        from {P} group by 1 order by 1"""),
+        from {P} group by 1 order by 1""",
+    ),
     "tier_mix": (False, "select platform, tier, count(*) as n from {P} group by all order by all"),
-    "status_mix": (False, "select platform, status, count(*) as n from {P} group by all order by all"),
-    "clawbacks": (False, """
+    "status_mix": (
+        False,
+        "select platform, status, count(*) as n from {P} group by all order by all",
+    ),
+    "clawbacks": (
+        False,
+        """
         select coalesce(t.first_settlement_month, '?') as line_month, l.level, count(*) as postings,
                sum(l.amount) as amount
         from {L} l left join {TA} t using (order_id, line_no)
-        where l.kind = 'clawback' group by all order by all"""),
-    "top_promoters": (False, """
+        where l.kind = 'clawback' group by all order by all""",
+    ),
+    "top_promoters": (
+        False,
+        """
         select promoter_id, platform, tier, status, level1_amount, level2_amount, tier_bonus,
                clawback_amount, gross_due, tax_withheld, net_paid
-        from {P} order by gross_due desc, promoter_id limit 10"""),
-    "top_groups": (False, """
+        from {P} order by gross_due desc, promoter_id limit 10""",
+    ),
+    "top_groups": (
+        False,
+        """
         with lines as (
             select t.group_id, t.promoter_id, t.order_id, o.paid_amount
             from {T} t join staging.stg_exports__orders o using (order_id, line_no)
@@ -187,12 +266,13 @@ SECTION_SQL: dict[str, tuple[bool, str]] = {
         select l.group_id, any_value(l.promoter_id) as promoter_id, count(distinct l.order_id) as orders,
                sum(l.paid_amount) as gmv, coalesce(any_value(p.commission), 0) as commission
         from lines l left join posted p using (group_id)
-        group by l.group_id order by gmv desc, l.group_id limit 10"""),
+        group by l.group_id order by gmv desc, l.group_id limit 10""",
+    ),
 }
 MARTS_SECTIONS = {"demographics": _marts_demographics, "activity": _marts_activity}
 TAIL_SQL = {
     "suspense": "select reason, count(*) as lines, sum(base_amount) as base "
-                "from {s}.suspense where {w} group by 1 order by 2 desc",
+    "from {s}.suspense where {w} group by 1 order by 2 desc",
     "findings": "select kind, count(*) as n from {s}.findings where {w} group by 1 order by 2 desc",
 }
 
@@ -235,7 +315,11 @@ def collect(warehouse: Path, state: dict) -> dict:
         _section(data, "rejected_files", lambda: _rejected_files(con))
         if src is not None:
             _sections(con, data, src, month)
-            _section(data, "earnings", lambda: _earnings(con, month, (state.get("plan") or {}).get("run_id")))
+            _section(
+                data,
+                "earnings",
+                lambda: _earnings(con, month, (state.get("plan") or {}).get("run_id")),
+            )
     return data
 
 
@@ -243,7 +327,13 @@ def _earnings(con, month: str, run_id: str | None) -> dict:
     """The close's reconciliation of the promoters' estimated earnings (promoter_earnings_daily)
     with what this run accrued: built with the settlement, kept in settlement_build until
     the next close, so a later re-render of an older month finds none."""
-    if not run_id or not table_exists(con, "settlement_build", "rpt_promoter_earnings_reconciliation"):
+    if not run_id or not table_exists(
+        con, "settlement_build", "rpt_promoter_earnings_reconciliation"
+    ):
         return {}
-    return _one(con, "select * from settlement_build.rpt_promoter_earnings_reconciliation "
-                     "where settlement_month = ? and run_id = ?", [month, run_id])
+    return _one(
+        con,
+        "select * from settlement_build.rpt_promoter_earnings_reconciliation "
+        "where settlement_month = ? and run_id = ?",
+        [month, run_id],
+    )

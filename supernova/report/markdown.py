@@ -7,10 +7,24 @@ from __future__ import annotations
 from supernova.report.messages import next_steps, scrub
 from supernova.report.reconcile import funnel_rows
 
-TOTAL_FIGURES = ["base_amount", "line_commission", "platform_fee", "level1_amount", "level2_amount",
-                 "operator_retained", "tier_bonus_amount", "clawback_amount", "adjustment_amount",
-                 "postings_amount", "gross_due", "tax_withheld", "net_paid", "carried_out",
-                 "forfeited_amount", "suspense_base"]
+TOTAL_FIGURES = [
+    "base_amount",
+    "line_commission",
+    "platform_fee",
+    "level1_amount",
+    "level2_amount",
+    "operator_retained",
+    "tier_bonus_amount",
+    "clawback_amount",
+    "adjustment_amount",
+    "postings_amount",
+    "gross_due",
+    "tax_withheld",
+    "net_paid",
+    "carried_out",
+    "forfeited_amount",
+    "suspense_base",
+]
 
 
 def _money(v) -> str:
@@ -21,7 +35,10 @@ def _header(state: dict) -> list[str]:
     req = state.get("request", {})
     plan = state.get("plan") or {}
     attempt = state.get("attempt_id", "attempt")
-    lines = [f"# Settlement {req.get('month', 'unknown')}: {state.get('status', 'unknown').upper()}", ""]
+    lines = [
+        f"# Settlement {req.get('month', 'unknown')}: {state.get('status', 'unknown').upper()}",
+        "",
+    ]
     if req.get("preview"):
         lines += ["**PREVIEW** — nothing was published.", ""]
     lines += [
@@ -35,11 +52,22 @@ def _header(state: dict) -> list[str]:
     if req.get("reopen"):
         lines.append(f"- REOPEN, reason: {req.get('reason')}")
     if req.get("accept_suspense"):
-        lines.append(f"- suspense over the limit accepted by finance: {req.get('accept_suspense_reason')}")
+        lines.append(
+            f"- suspense over the limit accepted by finance: {req.get('accept_suspense_reason')}"
+        )
     if plan.get("message"):
         lines += ["", plan["message"]]
     if state.get("error"):
-        lines += ["", "## Why it failed", "", "```", scrub(state["error"]), "```", "", f"Next: {next_steps(state)}"]
+        lines += [
+            "",
+            "## Why it failed",
+            "",
+            "```",
+            scrub(state["error"]),
+            "```",
+            "",
+            f"Next: {next_steps(state)}",
+        ]
     ing = state.get("ingest")
     if ing:
         lines += ["", "## Ingestion", "", "```", ing.get("summary", ""), "```"]
@@ -51,8 +79,13 @@ def _totals(totals: dict | None) -> list[str]:
         return []
     lines = ["", "## Totals (lines first settled this month)", "", "| figure | CNY |", "|---|---:|"]
     lines += [f"| {k} | {_money(totals.get(k))} |" for k in TOTAL_FIGURES]
-    lines += ["", (f"Lines settled: {totals.get('lines_settled')}; payout rows: {totals.get('payout_rows')}; "
-                   f"suspense lines: {totals.get('suspense_lines')} (ratio {totals.get('suspense_ratio')})")]
+    lines += [
+        "",
+        (
+            f"Lines settled: {totals.get('lines_settled')}; payout rows: {totals.get('payout_rows')}; "
+            f"suspense lines: {totals.get('suspense_lines')} (ratio {totals.get('suspense_ratio')})"
+        ),
+    ]
     funnel = funnel_rows(totals)
     if funnel:
         lines += ["", "## Order-line funnel", "", "| order lines | lines |", "|---|---:|"]
@@ -66,11 +99,17 @@ def _checks(gate: dict | None) -> list[str]:
         return []
     lines = ["", "## Checks", "", "| check | violations |", "|---|---:|"]
     lines += [f"| {inv['check']} | {inv['violations']} |" for inv in gate.get("invariants", [])]
-    lines += ["", "| suite | expectation | column | outcome | unexpected | examples |", "|---|---|---|---|---:|---|"]
+    lines += [
+        "",
+        "| suite | expectation | column | outcome | unexpected | examples |",
+        "|---|---|---|---|---:|---|",
+    ]
     for r in gate.get("results", []):
-        lines.append(f"| {r['suite']} | {r['expectation']} | {r['column']} | "
-                     f"{'pass' if r['success'] else 'FAIL'} | {r['unexpected_count'] or 0} | "
-                     f"{scrub('; '.join(r['examples']))[:200]} |")
+        lines.append(
+            f"| {r['suite']} | {r['expectation']} | {r['column']} | "
+            f"{'pass' if r['success'] else 'FAIL'} | {r['unexpected_count'] or 0} | "
+            f"{scrub('; '.join(r['examples']))[:200]} |"
+        )
     return lines
 
 
@@ -86,5 +125,10 @@ def _dbt_failures(build: dict | None) -> list[str]:
 
 def render_markdown(state: dict, totals: dict | None) -> str:
     """The .md report; `totals` is the published run's settlement_runs row (None otherwise)."""
-    lines = _header(state) + _totals(totals) + _checks(state.get("gate")) + _dbt_failures(state.get("build"))
+    lines = (
+        _header(state)
+        + _totals(totals)
+        + _checks(state.get("gate"))
+        + _dbt_failures(state.get("build"))
+    )
     return "\n".join(lines) + "\n"

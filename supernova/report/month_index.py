@@ -21,16 +21,26 @@ def _attempts(out_dir: Path) -> list[dict]:
             continue
         if isinstance(st, dict) and st.get("attempt_id"):
             states.append(st)
-    return sorted(states, key=lambda st: (str(st.get("finished_at") or st.get("started_at") or ""), st["attempt_id"]))
+    return sorted(
+        states,
+        key=lambda st: (str(st.get("finished_at") or st.get("started_at") or ""), st["attempt_id"]),
+    )
 
 
 def _listing_rows(attempts: list[dict], shown: str | None) -> list[dict]:
     rows = []
     for st in reversed(attempts):
         text = (st.get("error") or (st.get("plan") or {}).get("message") or "").strip()
-        rows.append({"attempt": st["attempt_id"], "shown": st["attempt_id"] == shown, "status": str(st.get("status")),
-                     "started": str(st.get("started_at") or ""), "finished": str(st.get("finished_at") or ""),
-                     "why": scrub((text.splitlines() or [""])[0])[:200]})
+        rows.append(
+            {
+                "attempt": st["attempt_id"],
+                "shown": st["attempt_id"] == shown,
+                "status": str(st.get("status")),
+                "started": str(st.get("started_at") or ""),
+                "finished": str(st.get("finished_at") or ""),
+                "why": scrub((text.splitlines() or [""])[0])[:200],
+            }
+        )
     return rows
 
 
@@ -41,12 +51,19 @@ def write_month_index(out_dir: Path) -> Path:
     a page that says so and lists the attempts. A failed attempt never stands for the month."""
     attempts = _attempts(out_dir)
     month = out_dir.name
-    published = [st for st in attempts if st.get("status") == "published"
-                 and (out_dir / f"{st['attempt_id']}.html").exists()]
+    published = [
+        st
+        for st in attempts
+        if st.get("status") == "published" and (out_dir / f"{st['attempt_id']}.html").exists()
+    ]
     best = published[-1] if published else None
-    ctx = {"month": month, "css": Markup(CSS), "best": best,
-           "run_id": str(((best or {}).get("plan") or {}).get("run_id", "-")),
-           "rows": _listing_rows(attempts, best["attempt_id"] if best else None)}
+    ctx = {
+        "month": month,
+        "css": Markup(CSS),
+        "best": best,
+        "run_id": str(((best or {}).get("plan") or {}).get("run_id", "-")),
+        "rows": _listing_rows(attempts, best["attempt_id"] if best else None),
+    }
     listing = ENV.get_template("_attempts.html.j2").render(ctx)
     if best:
         page = (out_dir / f"{best['attempt_id']}.html").read_text(encoding="utf-8")

@@ -19,16 +19,24 @@ def write_report(warehouse: Path, state: dict) -> Path:
     out_dir = Path(warehouse) / "reports" / month
     out_dir.mkdir(parents=True, exist_ok=True)
     attempt = state.get("attempt_id", "attempt")
-    (out_dir / f"{attempt}.json").write_text(json.dumps(state, indent=2, default=str, ensure_ascii=False))
+    (out_dir / f"{attempt}.json").write_text(
+        json.dumps(state, indent=2, default=str, ensure_ascii=False)
+    )
     try:
         write_html(warehouse, state, out_dir / f"{attempt}.html")
     except Exception as exc:  # noqa: BLE001 - never lose the .md because of the HTML
         (out_dir / f"{attempt}.html").write_text(render_error_page(state, exc), encoding="utf-8")
-    totals = run_totals(warehouse, plan.get("run_id")) if state.get("status", "unknown") == "published" else None
+    totals = (
+        run_totals(warehouse, plan.get("run_id"))
+        if state.get("status", "unknown") == "published"
+        else None
+    )
     path = out_dir / f"{attempt}.md"
     path.write_text(render_markdown(state, totals), encoding="utf-8")
     try:
         write_month_index(out_dir)
     except Exception as exc:  # noqa: BLE001 - the attempt's own report is written; say so, do not fail the run
-        (out_dir / "index-error.txt").write_text(f"index.html could not be rewritten: {exc}\n", encoding="utf-8")
+        (out_dir / "index-error.txt").write_text(
+            f"index.html could not be rewritten: {exc}\n", encoding="utf-8"
+        )
     return path

@@ -46,8 +46,12 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 CI_USER = "supernova-ci"
-AIRFLOW_SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
-                    "airflow-triggerer")
+AIRFLOW_SERVICES = (
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+)
 LOOPBACK = "127.0.0.1"
 
 # Added for a quick test only (not deployment settings): poll often, parse the DAG folder
@@ -63,7 +67,9 @@ TEST_TUNING = {
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
 }
 
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_VAR = re.compile(
+    r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)"
+)
 
 
 # ---------------------------------------------------------------------------- compose
@@ -137,8 +143,9 @@ def service_env(service: dict) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in env.items()}
 
 
-def native_service(compose: dict, name: str, env_file: dict[str, str], base: Path,
-                   ports: dict[str, dict[int, int]]) -> NativeService:
+def native_service(
+    compose: dict, name: str, env_file: dict[str, str], base: Path, ports: dict[str, dict[int, int]]
+) -> NativeService:
     """The compose service `name` rewritten for this host (see the module docstring)."""
     svc = compose["services"][name]
     image_root = base / "image"
@@ -154,7 +161,7 @@ def native_service(compose: dict, name: str, env_file: dict[str, str], base: Pat
     def host_path(p: str) -> str:
         for dst in sorted(path_map, key=len, reverse=True):
             if p == dst or p.startswith(dst.rstrip("/") + "/"):
-                return str(path_map[dst]) + p[len(dst.rstrip("/")):]
+                return str(path_map[dst]) + p[len(dst.rstrip("/")) :]
         return str(image_root) + p  # inside the image (e.g. AIRFLOW_HOME)
 
     def host_ports(value: str) -> str:
@@ -210,7 +217,7 @@ def _children() -> dict[int, list[int]]:
             text = Path(stat).read_text()
         except OSError:
             continue
-        fields = text[text.rindex(")") + 2:].split()
+        fields = text[text.rindex(")") + 2 :].split()
         kids.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
     return kids
 
@@ -242,8 +249,18 @@ class RunAs:
         try:
             pw = pwd.getpwnam(CI_USER)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
-                            "--shell", "/usr/sbin/nologin", CI_USER], check=True)
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    CI_USER,
+                ],
+                check=True,
+            )
             pw = pwd.getpwnam(CI_USER)
         return cls(pw.pw_uid, pw.pw_gid, CI_USER)
 
@@ -284,8 +301,9 @@ class Stack:
         self.env_file = generated_env_file(self.landing, self.warehouse)
         self.ports = {"postgres": {5432: free_port()}, "airflow-api-server": {8080: free_port()}}
         for name in ("airflow-init", *AIRFLOW_SERVICES):
-            self.services[name] = native_service(self.compose, name, self.env_file, self.base,
-                                                 self.ports)
+            self.services[name] = native_service(
+                self.compose, name, self.env_file, self.base, self.ports
+            )
         self.python_env = self.base / "venv"
         atexit.register(self.stop)
 
@@ -306,7 +324,7 @@ class Stack:
         exist and are owned by it (docker/airflow.Dockerfile does the same)."""
         for svc in self.services.values():
             Path(svc.environment["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-            for dst, src in svc.path_map.items():
+            for _dst, src in svc.path_map.items():
                 if src.is_relative_to(self.base):
                     src.mkdir(parents=True, exist_ok=True)
         (self.base / "home").mkdir(exist_ok=True)
@@ -321,34 +339,51 @@ class Stack:
         import sysconfig
 
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        candidates = [os.path.realpath(sys.executable), f"/usr/bin/python{version}",
-                      f"/usr/local/bin/python{version}"]
+        candidates = [
+            os.path.realpath(sys.executable),
+            f"/usr/bin/python{version}",
+            f"/usr/local/bin/python{version}",
+        ]
         for interp in dict.fromkeys(candidates):
             if not os.path.exists(interp):
                 continue
             try:
-                probe = self._run([interp, "-c", "import sys; print(sys.version_info[:2])"],
-                                  check=False, capture=True)
+                probe = self._run(
+                    [interp, "-c", "import sys; print(sys.version_info[:2])"],
+                    check=False,
+                    capture=True,
+                )
             except PermissionError:
                 continue
             if probe.returncode == 0 and probe.stdout.strip() == str(sys.version_info[:2]):
                 break
         else:
-            raise RuntimeError(f"no Python {version} that {self.run_as.name} may execute "
-                               f"(tried {candidates})")
+            raise RuntimeError(
+                f"no Python {version} that {self.run_as.name} may execute (tried {candidates})"
+            )
         self._run([interp, "-m", "venv", "--without-pip", str(self.python_env)])
         site = self.python_env / "lib" / f"python{version}" / "site-packages"
         (site / "supernova_project_env.pth").write_text(
-            f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+            f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n"
+        )
         airflow = self.python_env / "bin" / "airflow"
         airflow.write_text(f'#!/bin/sh\nexec "{self.python_env}/bin/python" -m airflow "$@"\n')
         airflow.chmod(0o755)
         self.run_as.own(self.python_env)
-        probe = self._run([str(self.python_env / "bin" / "python"), "-c",
-                           "import airflow, asyncpg, psycopg2, supernova"], check=False, capture=True)
+        probe = self._run(
+            [
+                str(self.python_env / "bin" / "python"),
+                "-c",
+                "import airflow, asyncpg, psycopg2, supernova",
+            ],
+            check=False,
+            capture=True,
+        )
         if probe.returncode:
-            raise RuntimeError(f"{self.run_as.name} cannot import the project environment "
-                               f"(is {ROOT} readable to it?): {probe.stderr[-2000:]}")
+            raise RuntimeError(
+                f"{self.run_as.name} cannot import the project environment "
+                f"(is {ROOT} readable to it?): {probe.stderr[-2000:]}"
+            )
 
     def _base_env(self) -> dict[str, str]:
         return {
@@ -359,18 +394,31 @@ class Stack:
         }
 
     def _run(self, cmd, env=None, check=True, capture=False, timeout=600):
-        res = subprocess.run(cmd, env=env or self._base_env(), cwd=self.base, text=True,
-                             capture_output=capture, timeout=timeout,
-                             **self.run_as.popen_kwargs())
+        res = subprocess.run(
+            cmd,
+            env=env or self._base_env(),
+            cwd=self.base,
+            text=True,
+            capture_output=capture,
+            timeout=timeout,
+            **self.run_as.popen_kwargs(),
+        )
         if check and res.returncode:
             raise RuntimeError(f"{cmd} failed ({res.returncode}): {res.stderr}")
         return res
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, env=env, cwd=self.base, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                **self.run_as.popen_kwargs())
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=self.base,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            **self.run_as.popen_kwargs(),
+        )
         log.close()
         self.procs.append((name, proc))
         return proc
@@ -380,26 +428,67 @@ class Stack:
     def start_postgres(self) -> None:
         pg = postgres_bin()
         if pg is None:
-            raise FileNotFoundError("PostgreSQL is not installed (/usr/lib/postgresql/*/bin/pg_ctl)")
-        user, password, db = (self.env_file[k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))
+            raise FileNotFoundError(
+                "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/pg_ctl)"
+            )
+        user, password, db = (
+            self.env_file[k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+        )
         data, sock = self.base / "volumes" / "postgres-data", self.base / "pg-socket"
         sock.mkdir(exist_ok=True)
         pwfile = self.base / "pg-password"
         pwfile.write_text(password + "\n")
         self.run_as.own(sock, pwfile)
         shutil.rmtree(data, ignore_errors=True)
-        self._run([str(pg / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
-                   "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C"], capture=True)
+        self._run(
+            [
+                str(pg / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                user,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+            capture=True,
+        )
         pwfile.unlink()
         port = self.ports["postgres"][5432]
-        self._spawn("postgres", [str(pg / "postgres"), "-D", str(data), "-h", LOOPBACK,
-                                 "-p", str(port), "-k", str(sock)], self._base_env())
+        self._spawn(
+            "postgres",
+            [
+                str(pg / "postgres"),
+                "-D",
+                str(data),
+                "-h",
+                LOOPBACK,
+                "-p",
+                str(port),
+                "-k",
+                str(sock),
+            ],
+            self._base_env(),
+        )
         env = {**self._base_env(), "PGPASSWORD": password}
-        self.wait_for(lambda: self._run([str(pg / "pg_isready"), "-h", LOOPBACK, "-p", str(port)],
-                                        check=False, capture=True).returncode == 0,
-                      60, "PostgreSQL accepting connections")
-        self._run([str(pg / "createdb"), "-h", LOOPBACK, "-p", str(port), "-U", user, db], env=env,
-                  capture=True)
+        self.wait_for(
+            lambda: (
+                self._run(
+                    [str(pg / "pg_isready"), "-h", LOOPBACK, "-p", str(port)],
+                    check=False,
+                    capture=True,
+                ).returncode
+                == 0
+            ),
+            60,
+            "PostgreSQL accepting connections",
+        )
+        self._run(
+            [str(pg / "createdb"), "-h", LOOPBACK, "-p", str(port), "-U", user, db],
+            env=env,
+            capture=True,
+        )
 
     # --- Airflow ------------------------------------------------------------------------
 
@@ -408,8 +497,13 @@ class Stack:
 
     def start_airflow(self) -> None:
         init = self.services["airflow-init"]
-        res = self._run(init.command, env=self.service_env("airflow-init"), check=False,
-                        capture=True, timeout=900)
+        res = self._run(
+            init.command,
+            env=self.service_env("airflow-init"),
+            check=False,
+            capture=True,
+            timeout=900,
+        )
         (self.logs / "airflow-init.log").write_text(res.stdout + res.stderr)
         if res.returncode:
             raise RuntimeError(f"airflow-init failed: {res.stderr[-4000:]}")
@@ -450,8 +544,10 @@ class Stack:
         while True:
             for name, proc in self.procs:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited ({proc.returncode}) while waiting for "
-                                       f"{what}:\n{self.log_tail(name)}")
+                    raise RuntimeError(
+                        f"{name} exited ({proc.returncode}) while waiting for "
+                        f"{what}:\n{self.log_tail(name)}"
+                    )
             try:
                 result = predicate()
             except (OSError, urllib.error.URLError):
@@ -469,7 +565,9 @@ class Stack:
     def task_logs(self, dag_id: str, run_id: str, chars: int = 4000) -> str:
         """The task logs of one run (for assertion messages)."""
         out = []
-        for p in sorted((self.airflow_home / "logs").glob(f"dag_id={dag_id}/run_id={run_id}/*/*.log")):
+        for p in sorted(
+            (self.airflow_home / "logs").glob(f"dag_id={dag_id}/run_id={run_id}/*/*.log")
+        ):
             out.append(f"--- {p.parent.name}/{p.name}\n{p.read_text(errors='replace')[-chars:]}")
         return "\n".join(out)
 
@@ -542,8 +640,12 @@ class Api:
         return status, payload
 
     def login(self) -> None:
-        status, payload = self._send("POST", "/auth/token",
-                                     {"username": self.username, "password": self.password}, auth=False)
+        status, payload = self._send(
+            "POST",
+            "/auth/token",
+            {"username": self.username, "password": self.password},
+            auth=False,
+        )
         if status not in (200, 201):
             raise ApiError(f"POST /auth/token: {status} {payload}")
         self.token = payload["access_token"]
@@ -567,14 +669,19 @@ class Api:
         self.ok("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": paused})
 
     def trigger(self, dag_id: str, conf: dict) -> tuple[int, object]:
-        return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                            {"logical_date": None, "conf": conf})
+        return self.request(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}
+        )
 
     def runs(self, dag_id: str) -> list[dict]:
-        return self.ok("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=run_after")["dag_runs"]
+        return self.ok("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=run_after")[
+            "dag_runs"
+        ]
 
     def run(self, dag_id: str, run_id: str) -> dict:
-        return self.ok("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}")
+        return self.ok(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+        )
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
@@ -586,4 +693,3 @@ class Api:
         if not ids:
             return []
         return self.ok("GET", f"/api/v2/assets/events?asset_id={ids[0]}&limit=100")["asset_events"]
-

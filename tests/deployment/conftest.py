@@ -17,7 +17,8 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "deployment: starts PostgreSQL and the Airflow services of docker-compose.yml natively "
-        "and drives them through the REST API (a few minutes; runs in CI)")
+        "and drives them through the REST API (a few minutes; runs in CI)",
+    )
 
 
 def _unavailable(reason: str):
@@ -33,8 +34,10 @@ def stack():
     unprivileged user, on tiny generated exports 2026-09-01..2026-11-07. Stopped by PID
     whatever happens (finally, and atexit)."""
     if postgres_bin() is None:
-        _unavailable("PostgreSQL is not installed (/usr/lib/postgresql/*/bin/pg_ctl): "
-                     "`make postgres` installs the Debian package")
+        _unavailable(
+            "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/pg_ctl): "
+            "`make postgres` installs the Debian package"
+        )
     from supernova.generator import generate
 
     started = time.monotonic()
@@ -48,18 +51,26 @@ def stack():
     try:
         st.start()
         api = Api(st.api_url, *st.admin)
-        st.wait_for(lambda: api._send("GET", "/api/v2/monitor/health", auth=False)[0] == 200,
-                    180, "the api-server's health endpoint")
+        st.wait_for(
+            lambda: api._send("GET", "/api/v2/monitor/health", auth=False)[0] == 200,
+            180,
+            "the api-server's health endpoint",
+        )
 
         def components_healthy():
             health = api._send("GET", "/api/v2/monitor/health", auth=False)[1]
-            return all(health.get(c, {}).get("status") == "healthy"
-                       for c in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
+            return all(
+                health.get(c, {}).get("status") == "healthy"
+                for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            )
 
         st.wait_for(components_healthy, 180, "scheduler, triggerer and dag-processor healthy")
         for dag_id in ("monthly_settlement", "ingest_exports", "analytics_marts"):
-            st.wait_for(lambda d=dag_id: api.request("GET", f"/api/v2/dags/{d}")[0] == 200,
-                        180, f"DAG {dag_id} parsed by the dag-processor")
+            st.wait_for(
+                lambda d=dag_id: api.request("GET", f"/api/v2/dags/{d}")[0] == 200,
+                180,
+                f"DAG {dag_id} parsed by the dag-processor",
+            )
         st.api = api
         st.started_in = time.monotonic() - started
         print(f"\ndeployment stack up in {st.started_in:.0f} s (base {base})")

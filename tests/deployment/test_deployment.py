@@ -34,6 +34,7 @@ INGEST_MAY_SKIP = ("announce_new_data",)
 
 def _wait_run(stack, dag_id: str, run_id: str) -> dict:
     """The run once finished (its state terminal and its end date set)."""
+
     def finished():
         run = stack.api.run(dag_id, run_id)
         return run if run["state"] in TERMINAL and run["end_date"] else None
@@ -43,6 +44,7 @@ def _wait_run(stack, dag_id: str, run_id: str) -> dict:
 
 def _wait_idle(stack, dag_id: str, *, states=("queued", "running")) -> list[dict]:
     """Wait until dag_id has runs and none in `states`; return its runs."""
+
     def idle():
         runs = stack.api.runs(dag_id)
         return runs if runs and not any(r["state"] in states for r in runs) else None
@@ -59,11 +61,14 @@ def _trigger(stack, dag_id: str, conf: dict) -> str:
 def _assert_succeeded(stack, dag_id: str, run: dict, *, may_skip=()) -> None:
     """The run succeeded and so did every task (but those in may_skip, which may be skipped)."""
     tis = {ti["task_id"]: ti["state"] for ti in stack.api.task_instances(dag_id, run["dag_run_id"])}
-    ok = all(state == "success" or (task in may_skip and state == "skipped")
-             for task, state in tis.items())
+    ok = all(
+        state == "success" or (task in may_skip and state == "skipped")
+        for task, state in tis.items()
+    )
     assert run["state"] == "success" and tis and ok, (
         f"{dag_id} {run['dag_run_id']}: {run['state']} {tis}\n"
-        f"{stack.task_logs(dag_id, run['dag_run_id'])}")
+        f"{stack.task_logs(dag_id, run['dag_run_id'])}"
+    )
 
 
 def _settlement_runs(warehouse: Path) -> list[dict]:
@@ -75,8 +80,11 @@ def _settlement_runs(warehouse: Path) -> list[dict]:
 
 
 def _published(warehouse: Path, month: str) -> list[dict]:
-    return [r for r in _settlement_runs(warehouse)
-            if r["settlement_month"] == month and r["status"] == "published"]
+    return [
+        r
+        for r in _settlement_runs(warehouse)
+        if r["settlement_month"] == month and r["status"] == "published"
+    ]
 
 
 def _payouts_partition(warehouse: Path, month: str) -> list[Path]:
@@ -101,12 +109,16 @@ def test_ingest_that_loads_files_triggers_marts_once_and_a_noop_ingest_nothing(s
         _trigger(stack, "ingest_exports", {})
 
     def next_finished():
-        later = [r for r in api.runs("ingest_exports") if r["state"] in TERMINAL
-                 and r["start_date"] and r["start_date"] > first["end_date"]]
+        later = [
+            r
+            for r in api.runs("ingest_exports")
+            if r["state"] in TERMINAL and r["start_date"] and r["start_date"] > first["end_date"]
+        ]
         return min(later, key=lambda r: r["start_date"]) if later else None
 
-    second = stack.wait_for(next_finished, RUN_TIMEOUT, "an ingest run after the loading one",
-                            interval=2)
+    second = stack.wait_for(
+        next_finished, RUN_TIMEOUT, "an ingest run after the loading one", interval=2
+    )
     noop = second["dag_run_id"]
     api.set_paused("ingest_exports", True)  # further catch-up runs stay queued from here on
     _assert_succeeded(stack, "ingest_exports", second, may_skip=INGEST_MAY_SKIP)
@@ -115,10 +127,14 @@ def test_ingest_that_loads_files_triggers_marts_once_and_a_noop_ingest_nothing(s
 
     events = api.asset_events(RAW_ASSET)
     sources = [(e["source_dag_id"], e["source_run_id"]) for e in events]
-    assert len(events) == 1, f"one ingest loaded the files, yet {RAW_ASSET} was updated by {sources}"
+    assert len(events) == 1, (
+        f"one ingest loaded the files, yet {RAW_ASSET} was updated by {sources}"
+    )
     assert sources[0][1] != noop, "the ingest run that loaded nothing updated the Asset"
     assert [(r["run_type"], r["state"]) for r in marts] == [("asset_triggered", "success")], (
-        marts, stack.task_logs("analytics_marts", marts[0]["dag_run_id"]) if marts else "")
+        marts,
+        stack.task_logs("analytics_marts", marts[0]["dag_run_id"]) if marts else "",
+    )
     assert (stack.warehouse / "parquet" / "marts").is_dir()
 
 
@@ -136,13 +152,15 @@ def test_first_month_settles_under_the_scheduler(stack):
     published = [r for r in _settlement_runs(stack.warehouse) if r["status"] == "published"]
     assert published and published[0]["settlement_month"] == "2026-09", (
         "the first month published must be the programme's first month, 2026-09: "
-        f"{[(r['settlement_month'], r['status'], r['started_at']) for r in published]}")
+        f"{[(r['settlement_month'], r['status'], r['started_at']) for r in published]}"
+    )
     assert _payouts_partition(stack.warehouse, "2026-09")
 
 
 def test_next_month_settles(stack):
-    run = _wait_run(stack, "monthly_settlement",
-                    _trigger(stack, "monthly_settlement", {"month": "2026-10"}))
+    run = _wait_run(
+        stack, "monthly_settlement", _trigger(stack, "monthly_settlement", {"month": "2026-10"})
+    )
     _assert_succeeded(stack, "monthly_settlement", run)
     assert len(_published(stack.warehouse, "2026-10")) == 1
     assert _payouts_partition(stack.warehouse, "2026-10")
@@ -153,8 +171,11 @@ REOPEN_REASON = "finance: a late refund to correct (deployment test)"
 
 def test_reopen_with_a_reason(stack):
     before = _published(stack.warehouse, "2026-10")
-    run = _wait_run(stack, "monthly_settlement", _trigger(
-        stack, "monthly_settlement", {"month": "2026-10", "reopen_reason": REOPEN_REASON}))
+    run = _wait_run(
+        stack,
+        "monthly_settlement",
+        _trigger(stack, "monthly_settlement", {"month": "2026-10", "reopen_reason": REOPEN_REASON}),
+    )
     _assert_succeeded(stack, "monthly_settlement", run)
     now = _published(stack.warehouse, "2026-10")
     assert len(now) == 1 and now[0]["reopen_reason"] == REOPEN_REASON, now
@@ -164,10 +185,14 @@ def test_reopen_with_a_reason(stack):
     assert _payouts_partition(stack.warehouse, "2026-10")
 
 
-@pytest.mark.parametrize("conf, words", [
-    ({"month": "2026-13"}, "2026-13"),
-    ({"Month": "2026-09"}, "Month"),
-], ids=["month-13", "misspelt-key"])
+@pytest.mark.parametrize(
+    "conf, words",
+    [
+        ({"month": "2026-13"}, "2026-13"),
+        ({"Month": "2026-09"}, "Month"),
+    ],
+    ids=["month-13", "misspelt-key"],
+)
 def test_bad_requests_are_refused_at_trigger_time(stack, conf, words):
     runs_before = len(stack.api.runs("monthly_settlement"))
     status, payload = stack.api.trigger("monthly_settlement", conf)
@@ -186,4 +211,5 @@ def test_runs_record_the_triggering_user(stack):
     assert september and september[0]["triggered_by"] == user, september
     assert reopen and reopen[0]["triggered_by"] == user, reopen
     assert {r["triggered_by"] for r in rows} <= {user, "scheduler"}, [
-        (r["settlement_month"], r["status"], r["triggered_by"]) for r in rows]
+        (r["settlement_month"], r["status"], r["triggered_by"]) for r in rows
+    ]
