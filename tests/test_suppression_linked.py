@@ -21,10 +21,19 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pytest
+import test_marts
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from test_marts import ATTRIBUTED_LINES, q
+from test_properties import assert_no_cell_recoverable
 
-from test_marts import ATTRIBUTED_LINES, built, con, q  # noqa: F401  (fixtures)
+# the fixtures of tests/test_marts.py (module-scoped: this module builds its own warehouse once)
+built = test_marts.built
+con = test_marts.con
 
 NO_PROFILE = ("-", "-")  # key for buyers without tier / gender
 
@@ -32,17 +41,24 @@ NO_PROFILE = ("-", "-")  # key for buyers without tier / gender
 def _key(tier, gender):
     tier = None if tier is None or pd.isna(tier) else int(tier)
     gender = None if gender is None or pd.isna(gender) else str(gender)
-    return (tier if tier is not None else NO_PROFILE[0], gender if gender is not None else NO_PROFILE[1])
+    return (
+        tier if tier is not None else NO_PROFILE[0],
+        gender if gender is not None else NO_PROFILE[1],
+    )
 
 
 def _true_cells(con) -> pd.DataFrame:
     """gmv per month x category x tier x gender, independently from raw."""
-    df = q(con, ATTRIBUTED_LINES + """
+    df = q(
+        con,
+        ATTRIBUTED_LINES
+        + """
         select date_trunc('month', order_date)::date as month, coalesce(s.category, 'unknown') as category,
                b.city_tier, b.gender, sum(l.paid_amount) as gmv
         from attributed_lines l left join raw.buyers b using (buyer_id)
         left join raw.skus s on s.sku_id = l.sku_id
-        group by all""")
+        group by all""",
+    )
     df["col"] = [_key(t, g) for t, g in zip(df.city_tier, df.gender)]
     df["gmv"] = [Decimal(str(v)) for v in df.gmv]
     return df
@@ -63,10 +79,15 @@ def _months(con):
     mix, demo = _published(con)
     for month, cells in truth.groupby("month"):
         m, d = mix[mix.month == month], demo[demo.month == month]
-        yield (month,
-               {(c, k): g for c, k, g in zip(cells.category, cells.col, cells.gmv)},
-               [(r.category, None if r.is_total else r.col, bool(r.suppressed)) for r in m.itertuples()],
-               [(None if r.is_total else r.col, bool(r.suppressed)) for r in d.itertuples()])
+        yield (
+            month,
+            {(c, k): g for c, k, g in zip(cells.category, cells.col, cells.gmv)},
+            [
+                (r.category, None if r.is_total else r.col, bool(r.suppressed))
+                for r in m.itertuples()
+            ],
+            [(None if r.is_total else r.col, bool(r.suppressed)) for r in d.itertuples()],
+        )
 
 
 def check_subtractions(cells: dict, mix: list, demo: list) -> int:
@@ -122,12 +143,20 @@ def check_not_determined(cells: dict, mix: list, demo: list) -> int:
         if k is None:
             figures.append((("category total", c), functional(lambda cc, kk, c=c: cc == c), hidden))
         else:
-            figures.append((("category cell", c, k), functional(lambda cc, kk, c=c, k=k: (cc, kk) == (c, k)), hidden))
+            figures.append(
+                (
+                    ("category cell", c, k),
+                    functional(lambda cc, kk, c=c, k=k: (cc, kk) == (c, k)),
+                    hidden,
+                )
+            )
     for k, hidden in demo:
         if k is None:
             figures.append((("month total",), np.ones(n), hidden))
         else:
-            figures.append((("demographics cell", k), functional(lambda cc, kk, k=k: kk == k), hidden))
+            figures.append(
+                (("demographics cell", k), functional(lambda cc, kk, k=k: kk == k), hidden)
+            )
     assert sorted(((c, k) for c, k, _ in mix if k is not None), key=repr) == sorted(cells, key=repr)
     published = np.array([f for _, f, hidden in figures if not hidden])
     tried = 0
@@ -166,12 +195,6 @@ def test_no_hidden_gmv_is_determined_by_both_marts_together(con):
 # buyers do. Both marts' rows go through the same two checks as the built marts, and
 # each mart on its own through the within-partition subtraction of tests/test_properties.py.
 
-from hypothesis import HealthCheck, example, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-import duckdb  # noqa: E402
-import pytest  # noqa: E402
-
-from test_properties import assert_no_cell_recoverable  # noqa: E402
 
 LINKED_SQL = """
 with lines as (select * from input_lines),
@@ -191,7 +214,11 @@ def compiled_linked(tmp_path_factory):
     ensure_raw_schema(wh)
     out = {}
     for mart in ("demographics", "category_mix"):
-        res = dbt_invoke(wh, ["compile", "--inline", LINKED_SQL.replace("MART", mart)], {"settlement_month": "2026-09"})
+        res = dbt_invoke(
+            wh,
+            ["compile", "--inline", LINKED_SQL.replace("MART", mart)],
+            {"settlement_month": "2026-09"},
+        )
         assert res.success, res.exception
         out[mart] = res.result.results[0].node.compiled_code
     return out
@@ -205,16 +232,29 @@ def _lines(table: dict) -> list[tuple]:
     for (cat, k), (buyers, gmv) in sorted(table.items()):
         tier, gender = COLUMNS[k]
         for i in range(buyers):
-            rows.append((cat, f"{cat}-{k}-{i}", f"b{k}-{i}", gmv if i == 0 else Decimal("0.00"), tier, gender))
+            rows.append(
+                (
+                    cat,
+                    f"{cat}-{k}-{i}",
+                    f"b{k}-{i}",
+                    gmv if i == 0 else Decimal("0.00"),
+                    tier,
+                    gender,
+                )
+            )
     return rows
 
 
 def _run_linked(compiled: dict, table: dict):
     con = duckdb.connect(":memory:")
     try:
-        con.execute("create table input_lines (month date, category varchar, order_id varchar, buyer_id varchar, "
-                    "paid_amount decimal(18,2), city_tier integer, gender varchar)")
-        con.executemany("insert into input_lines values (date '2026-09-01', ?, ?, ?, ?, ?, ?)", _lines(table))
+        con.execute(
+            "create table input_lines (month date, category varchar, order_id varchar, buyer_id varchar, "
+            "paid_amount decimal(18,2), city_tier integer, gender varchar)"
+        )
+        con.executemany(
+            "insert into input_lines values (date '2026-09-01', ?, ?, ?, ?, ?, ?)", _lines(table)
+        )
         out = {}
         for mart, sql in compiled.items():
             cur = con.execute(f"select * from ({sql})")
@@ -225,25 +265,51 @@ def _run_linked(compiled: dict, table: dict):
         con.close()
 
 
-cell_values = st.tuples(st.integers(min_value=1, max_value=25),
-                        st.one_of(st.just(Decimal("0.00")),
-                                  st.decimals(min_value=Decimal("0.01"), max_value=Decimal("500"), places=2)))
-tables = st.dictionaries(st.tuples(st.sampled_from(CATEGORIES), st.integers(min_value=0, max_value=len(COLUMNS) - 1)),
-                         cell_values, min_size=1, max_size=16)
+cell_values = st.tuples(
+    st.integers(min_value=1, max_value=25),
+    st.one_of(
+        st.just(Decimal("0.00")),
+        st.decimals(min_value=Decimal("0.01"), max_value=Decimal("500"), places=2),
+    ),
+)
+tables = st.dictionaries(
+    st.tuples(st.sampled_from(CATEGORIES), st.integers(min_value=0, max_value=len(COLUMNS) - 1)),
+    cell_values,
+    min_size=1,
+    max_size=16,
+)
 
 
-@settings(max_examples=40, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(tables)
 # one small category whose total is hidden alone ('unknown' with 6 buyers)
-@example({("apparel", 0): (30, Decimal("100.00")), ("apparel", 1): (30, Decimal("90.00")),
-          ("food", 0): (30, Decimal("50.00")), ("food", 1): (20, Decimal("40.00")),
-          ("unknown", 0): (6, Decimal("60.00"))})
+@example(
+    {
+        ("apparel", 0): (30, Decimal("100.00")),
+        ("apparel", 1): (30, Decimal("90.00")),
+        ("food", 0): (30, Decimal("50.00")),
+        ("food", 1): (20, Decimal("40.00")),
+        ("unknown", 0): (6, Decimal("60.00")),
+    }
+)
 # one hidden category cell in a (tier, gender) whose demographics cell is shown
-@example({("apparel", 0): (30, Decimal("100.00")), ("apparel", 1): (30, Decimal("90.00")),
-          ("food", 0): (30, Decimal("50.00")), ("food", 1): (20, Decimal("40.00")),
-          ("food", 2): (5, Decimal("7.00")), ("food", 3): (15, Decimal("9.00")),
-          ("apparel", 2): (25, Decimal("70.00")), ("apparel", 3): (25, Decimal("80.00"))})
+@example(
+    {
+        ("apparel", 0): (30, Decimal("100.00")),
+        ("apparel", 1): (30, Decimal("90.00")),
+        ("food", 0): (30, Decimal("50.00")),
+        ("food", 1): (20, Decimal("40.00")),
+        ("food", 2): (5, Decimal("7.00")),
+        ("food", 3): (15, Decimal("9.00")),
+        ("apparel", 2): (25, Decimal("70.00")),
+        ("apparel", 3): (25, Decimal("80.00")),
+    }
+)
 def test_linked_suppression_on_generated_months(compiled_linked, table):
     rows = _run_linked(compiled_linked, table)
     mix_rows, demo_rows = rows["category_mix"], rows["demographics"]
@@ -259,17 +325,30 @@ def test_linked_suppression_on_generated_months(compiled_linked, table):
 
     # each mart on its own: buyers, orders and gmv by subtraction within each partition
     def published(rs):
-        return [{"dim": col(r), "suppressed": r["suppressed"],
-                 **{m: r[m] for m in ("buyers", "orders", "gmv")}} for r in rs]
+        return [
+            {
+                "dim": col(r),
+                "suppressed": r["suppressed"],
+                **{m: r[m] for m in ("buyers", "orders", "gmv")},
+            }
+            for r in rs
+        ]
 
     for cat in {c for c, _ in table}:
-        part = {(_key(*COLUMNS[k])): {"buyers": b, "orders": b, "gmv": g}
-                for (c, k), (b, g) in table.items() if c == cat}
+        part = {
+            (_key(*COLUMNS[k])): {"buyers": b, "orders": b, "gmv": g}
+            for (c, k), (b, g) in table.items()
+            if c == cat
+        }
         part[None] = {m: sum(v[m] for v in part.values()) for m in ("buyers", "orders", "gmv")}
         assert_no_cell_recoverable(part, published([r for r in mix_rows if r["category"] == cat]))
     demo_truth = {}
-    for (c, k), (b, g) in table.items():
-        t = demo_truth.setdefault(_key(*COLUMNS[k]), {"buyers": 0, "orders": 0, "gmv": Decimal("0.00")})
+    for (_c, k), (b, g) in table.items():
+        t = demo_truth.setdefault(
+            _key(*COLUMNS[k]), {"buyers": 0, "orders": 0, "gmv": Decimal("0.00")}
+        )
         t["buyers"], t["orders"], t["gmv"] = max(t["buyers"], b), t["orders"] + b, t["gmv"] + g
-    demo_truth[None] = {m: sum(v[m] for v in demo_truth.values()) for m in ("buyers", "orders", "gmv")}
+    demo_truth[None] = {
+        m: sum(v[m] for v in demo_truth.values()) for m in ("buyers", "orders", "gmv")
+    }
     assert_no_cell_recoverable(demo_truth, published(demo_rows))
