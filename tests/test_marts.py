@@ -25,8 +25,11 @@ from supernova import marts, serving
 from supernova.warehouse import connect
 
 FIRST_PART_LAST_DAY = "2026-10-10"
+
+
 def QUIET(*a, **k):  # a no-op logger
     return None
+
 
 # Independent attribution (settlement-rules §1) written without the project's macro:
 # the order's lowest line gives buyer and time; the last click by that buyer in
@@ -88,8 +91,14 @@ def built(tiny_landing, tmp_path_factory):
     _copy_deliveries(tiny_landing, landing, lambda d: d > FIRST_PART_LAST_DAY)
     second = marts.refresh(landing, wh, log=QUIET)
     incremental = _snapshot(wh)
-    return {"landing": landing, "wh": wh, "first": first, "second": second,
-            "first_last_day": str(first_last_day), "incremental": incremental}
+    return {
+        "landing": landing,
+        "wh": wh,
+        "first": first,
+        "second": second,
+        "first_last_day": str(first_last_day),
+        "incremental": incremental,
+    }
 
 
 @pytest.fixture
@@ -110,37 +119,63 @@ def q(con, sql, params=None) -> pd.DataFrame:
 def test_raw_keys_unique_so_raw_is_a_fair_reference(con):
     # tiny data has no re-deliveries: raw rows are the staging rows (else the independent
     # figures below would need the §0 rules too)
-    assert q(con, "select count(*) - count(distinct (order_id, line_no)) as d from raw.orders").d[0] == 0
+    assert (
+        q(con, "select count(*) - count(distinct (order_id, line_no)) as d from raw.orders").d[0]
+        == 0
+    )
     assert q(con, "select count(*) - count(distinct click_id) as d from raw.clicks").d[0] == 0
 
 
 def test_group_daily_activity_matches_raw(con):
-    expected = q(con, ATTRIBUTED_LINES + """
+    expected = q(
+        con,
+        ATTRIBUTED_LINES
+        + """
         select order_date as activity_date, group_id, count(distinct order_id) as orders,
                count(*) as order_lines, count(distinct buyer_id) as buyers, sum(paid_amount) as gmv
-        from attributed_lines where group_id is not null group by all""")
-    got = q(con, "select activity_date, group_id, orders, order_lines, buyers, gmv from marts.group_daily_activity")
+        from attributed_lines where group_id is not null group by all""",
+    )
+    got = q(
+        con,
+        "select activity_date, group_id, orders, order_lines, buyers, gmv from marts.group_daily_activity",
+    )
     assert len(got) > 1000
-    m = expected.merge(got, on=["activity_date", "group_id"], how="outer", suffixes=("_e", "_g"), indicator=True)
+    m = expected.merge(
+        got, on=["activity_date", "group_id"], how="outer", suffixes=("_e", "_g"), indicator=True
+    )
     assert (m["_merge"] == "both").all(), m[m["_merge"] != "both"].head()
     for c in ("orders", "order_lines", "buyers"):
         assert (m[f"{c}_e"] == m[f"{c}_g"]).all(), c
     assert (m["gmv_e"].astype(str) == m["gmv_g"].astype(str)).all()
     # GMV per day, exactly (decimals)
-    daily_e = q(con, ATTRIBUTED_LINES + "select order_date, cast(sum(paid_amount) as varchar) s from attributed_lines "
-                "where group_id is not null group by 1 order by 1")
-    daily_g = q(con, "select activity_date as order_date, cast(sum(gmv) as varchar) s from marts.group_daily_activity "
-                "group by 1 order by 1")
+    daily_e = q(
+        con,
+        ATTRIBUTED_LINES
+        + "select order_date, cast(sum(paid_amount) as varchar) s from attributed_lines "
+        "where group_id is not null group by 1 order by 1",
+    )
+    daily_g = q(
+        con,
+        "select activity_date as order_date, cast(sum(gmv) as varchar) s from marts.group_daily_activity "
+        "group by 1 order by 1",
+    )
     assert daily_e.equals(daily_g)
 
 
 def _status_counts_independently(con, as_of: str) -> dict:
     """Status counts for one as-of date from raw, in pandas."""
-    acts = q(con, ATTRIBUTED_LINES + "select group_id, order_date, count(distinct order_id) n from attributed_lines "
-             "where group_id is not null group by all")
-    groups = q(con, """select group_id, cast(created_at as date) c, cast(dissolved_at as date) d from (
+    acts = q(
+        con,
+        ATTRIBUTED_LINES
+        + "select group_id, order_date, count(distinct order_id) n from attributed_lines "
+        "where group_id is not null group by all",
+    )
+    groups = q(
+        con,
+        """select group_id, cast(created_at as date) c, cast(dissolved_at as date) d from (
                  select *, row_number() over (partition by group_id order by snapshot_date desc) rn from raw.groups)
-               where rn = 1""")
+               where rn = 1""",
+    )
     day = pd.Timestamp(as_of)
     acts["order_date"] = pd.to_datetime(acts["order_date"])
     acts = acts[acts.order_date <= day]
@@ -168,15 +203,22 @@ def _status_counts_independently(con, as_of: str) -> dict:
 @pytest.mark.parametrize("as_of", ["2026-09-20", "2026-10-12", "2026-11-07"])
 def test_group_status_counts_match_raw(con, as_of):
     expected = _status_counts_independently(con, as_of)
-    got = dict(q(con, "select status, count(*) n from marts.group_status where as_of_date = ? group by 1",
-                 [as_of]).itertuples(index=False))
+    got = dict(
+        q(
+            con,
+            "select status, count(*) n from marts.group_status where as_of_date = ? group by 1",
+            [as_of],
+        ).itertuples(index=False)
+    )
     assert got == expected
     assert expected.get("dead", 0) > 0 and expected.get("active", 0) > 0
 
 
 def test_group_status_windows_and_summary_agree(con):
     # orders_7d / orders_30d against group_daily_activity summed over the window
-    d = q(con, """
+    d = q(
+        con,
+        """
         select s.as_of_date, s.group_id, s.orders_7d, s.orders_30d,
                coalesce(sum(case when a.activity_date > s.as_of_date - 7 then a.orders end), 0) e7,
                coalesce(sum(a.orders), 0) e30
@@ -184,45 +226,69 @@ def test_group_status_windows_and_summary_agree(con):
         left join marts.group_daily_activity a
           on a.group_id = s.group_id and a.activity_date <= s.as_of_date and a.activity_date > s.as_of_date - 30
         where s.as_of_date in (date '2026-10-01', date '2026-11-07')
-        group by all""")
+        group by all""",
+    )
     assert (d.orders_7d == d.e7).all() and (d.orders_30d == d.e30).all()
     # the summary's dead groups and orders per day add up to the row-level marts
-    s = q(con, """select activity_date, sum(dead_groups) dead, sum(existing_groups) ex, sum(orders) o
-                  from marts.group_activity_summary group by 1""")
-    g = q(con, """select as_of_date activity_date, count(case when status='dead' then 1 end) dead,
-                  count(case when status<>'dissolved' then 1 end) ex from marts.group_status group by 1""")
+    s = q(
+        con,
+        """select activity_date, sum(dead_groups) dead, sum(existing_groups) ex, sum(orders) o
+                  from marts.group_activity_summary group by 1""",
+    )
+    g = q(
+        con,
+        """select as_of_date activity_date, count(case when status='dead' then 1 end) dead,
+                  count(case when status<>'dissolved' then 1 end) ex from marts.group_status group by 1""",
+    )
     a = q(con, "select activity_date, sum(orders) o from marts.group_daily_activity group by 1")
-    m = s.merge(g, on="activity_date", suffixes=("", "_g")).merge(a, on="activity_date", how="left",
-                                                                  suffixes=("", "_a"))
+    m = s.merge(g, on="activity_date", suffixes=("", "_g")).merge(
+        a, on="activity_date", how="left", suffixes=("", "_a")
+    )
     assert len(m) == len(s) == len(g) == 68
     assert (m.dead == m.dead_g).all() and (m.ex == m.ex_g).all()
     assert (m.o == m.o_a.fillna(0)).all()
 
 
 def test_buyer_demographics_match_raw(con):
-    expected = q(con, ATTRIBUTED_LINES + """
+    expected = q(
+        con,
+        ATTRIBUTED_LINES
+        + """
         select date_trunc('month', order_date)::date as month, b.city_tier, b.gender,
                count(distinct l.buyer_id) buyers, count(distinct l.order_id) orders, sum(l.paid_amount) gmv
         from attributed_lines l left join raw.buyers b using (buyer_id)
-        group by all""")
-    got = q(con, "select month, city_tier, gender, buyers, orders, gmv from marts.buyer_demographics_monthly "
-                 "where not is_total and not suppressed")
+        group by all""",
+    )
+    got = q(
+        con,
+        "select month, city_tier, gender, buyers, orders, gmv from marts.buyer_demographics_monthly "
+        "where not is_total and not suppressed",
+    )
     m = got.merge(expected, on=["month", "city_tier", "gender"], how="left", suffixes=("", "_e"))
     assert len(got) >= 50
     assert (m.buyers == m.buyers_e).all() and (m.orders == m.orders_e).all()
     assert (m.gmv.astype(str) == m.gmv_e.astype(str)).all()
-    totals = q(con, ATTRIBUTED_LINES + """
+    totals = q(
+        con,
+        ATTRIBUTED_LINES
+        + """
         select date_trunc('month', order_date)::date as month, count(distinct buyer_id) buyers,
                count(distinct order_id) orders, cast(sum(paid_amount) as varchar) gmv
-        from attributed_lines group by 1 order by 1""")
-    got_t = q(con, "select month, buyers, orders, cast(gmv as varchar) gmv from marts.buyer_demographics_monthly "
-                   "where is_total order by month")
+        from attributed_lines group by 1 order by 1""",
+    )
+    got_t = q(
+        con,
+        "select month, buyers, orders, cast(gmv as varchar) gmv from marts.buyer_demographics_monthly "
+        "where is_total order by month",
+    )
     assert totals.astype(str).equals(got_t.astype(str)), (totals, got_t)
 
 
 def test_generator_shares_come_back_out(con):
     """The generator draws 60 % female buyers, 26 % tier-1, 18 % tier-6 (buyer profiles)."""
-    d = q(con, """
+    d = q(
+        con,
+        """
         select month,
             sum(case when gender = 'F' then buyers end) / max(t.total) f,
             sum(case when city_tier = 1 then buyers end) / max(t.total) t1,
@@ -230,25 +296,33 @@ def test_generator_shares_come_back_out(con):
         from marts.buyer_demographics_monthly
         join (select month, buyers total from marts.buyer_demographics_monthly where is_total) t using (month)
         where not is_total and not suppressed and month < date '2026-11-01'
-        group by month""")
+        group by month""",
+    )
     assert len(d) == 2
     assert ((d.f - 0.60).abs() <= 0.05).all(), d
     assert ((d.t1 - 0.26).abs() <= 0.05).all(), d
     assert ((d.t6 - 0.18).abs() <= 0.05).all(), d
 
 
-@pytest.mark.parametrize("table,partition", [
-    ("buyer_demographics_monthly", ["month"]),
-    ("buyer_category_mix_monthly", ["month", "category"]),
-])
+@pytest.mark.parametrize(
+    "table,partition",
+    [
+        ("buyer_demographics_monthly", ["month"]),
+        ("buyer_category_mix_monthly", ["month", "category"]),
+    ],
+)
 def test_small_cells_suppressed_and_totals_right(con, table, partition):
     extra_dim = ", coalesce(s.category, 'unknown') as category" if "category" in partition else ""
     extra_join = "left join raw.skus s on s.sku_id = l.sku_id" if "category" in partition else ""
-    cells = q(con, ATTRIBUTED_LINES + f"""
+    cells = q(
+        con,
+        ATTRIBUTED_LINES
+        + f"""
         select date_trunc('month', order_date)::date as month {extra_dim}, b.city_tier, b.gender,
                count(distinct l.buyer_id) n
         from attributed_lines l left join raw.buyers b using (buyer_id) {extra_join}
-        group by all""")
+        group by all""",
+    )
     mart = q(con, f"select * from marts.{table}")
     keys = partition + ["city_tier", "gender"]
     m = mart[~mart.is_total].merge(cells, on=keys, how="outer", indicator=True)
@@ -273,13 +347,18 @@ def test_small_cells_suppressed_and_totals_right(con, table, partition):
     assert tot.loc[small, "suppressed"].all() and tot.loc[small, "buyers"].isna().all()
     visible = sums[sums >= 10].index
     shown = tot.loc[visible]
-    assert (shown[~shown.suppressed].buyers.values == sums[visible][~shown.suppressed.values].values).all()
+    assert (
+        shown[~shown.suppressed].buyers.values == sums[visible][~shown.suppressed.values].values
+    ).all()
 
 
-@pytest.mark.parametrize("table,partition", [
-    ("buyer_demographics_monthly", ["month"]),
-    ("buyer_category_mix_monthly", ["month", "category"]),
-])
+@pytest.mark.parametrize(
+    "table,partition",
+    [
+        ("buyer_demographics_monthly", ["month"]),
+        ("buyer_category_mix_monthly", ["month", "category"]),
+    ],
+)
 def test_no_suppressed_cell_recoverable_by_subtraction(con, table, partition):
     """outputs.md: no published figure lets a reader compute a suppressed cell. For every
     partition of the mart, total - sum(visible cells) of buyers, orders and gmv is tried
@@ -288,18 +367,22 @@ def test_no_suppressed_cell_recoverable_by_subtraction(con, table, partition):
 
     extra_dim = ", coalesce(s.category, 'unknown') as category" if "category" in partition else ""
     extra_join = "left join raw.skus s on s.sku_id = l.sku_id" if "category" in partition else ""
-    truth = q(con, ATTRIBUTED_LINES + f"""
+    truth = q(
+        con,
+        ATTRIBUTED_LINES
+        + f"""
         , cells as (
             select date_trunc('month', order_date)::date as month {extra_dim}, b.city_tier, b.gender,
                    l.buyer_id, l.order_id, l.paid_amount
             from attributed_lines l left join raw.buyers b using (buyer_id) {extra_join})
-        select {', '.join(partition)}, city_tier, gender, false as is_total, count(distinct buyer_id) as buyers,
+        select {", ".join(partition)}, city_tier, gender, false as is_total, count(distinct buyer_id) as buyers,
                count(distinct order_id) as orders, sum(paid_amount) as gmv
         from cells group by all
         union all
-        select {', '.join(partition)}, null, null, true, count(distinct buyer_id), count(distinct order_id),
+        select {", ".join(partition)}, null, null, true, count(distinct buyer_id), count(distinct order_id),
                sum(paid_amount)
-        from cells group by all""")
+        from cells group by all""",
+    )
     mart = q(con, f"select * from marts.{table}")
 
     def dim(r):
@@ -314,7 +397,10 @@ def test_no_suppressed_cell_recoverable_by_subtraction(con, table, partition):
         sel = mart
         for c, v in zip(partition, key):
             sel = sel[sel[c] == v]
-        t = {dim(r): {m: clean(r[m]) for m in ("buyers", "orders", "gmv")} for r in grp.to_dict("records")}
+        t = {
+            dim(r): {m: clean(r[m]) for m in ("buyers", "orders", "gmv")}
+            for r in grp.to_dict("records")
+        }
         t = {k: {**v, "gmv": Decimal(str(v["gmv"]))} for k, v in t.items()}
         published = []
         for r in sel.to_dict("records"):
@@ -334,18 +420,32 @@ def test_no_suppressed_cell_recoverable_by_subtraction(con, table, partition):
 
 
 def test_promoter_performance_matches_raw(con):
-    e = q(con, ATTRIBUTED_LINES + """
+    e = q(
+        con,
+        ATTRIBUTED_LINES
+        + """
         select date_trunc('month', order_date)::date as month, count(distinct order_id) orders,
                cast(sum(paid_amount) as varchar) gmv, count(distinct promoter_id) active
-        from attributed_lines group by 1 order by 1""")
-    g = q(con, """select month, sum(orders) orders, cast(sum(gmv) as varchar) gmv, sum(active_promoters) active
-                  from marts.promoter_performance_monthly group by 1 order by 1""")
+        from attributed_lines group by 1 order by 1""",
+    )
+    g = q(
+        con,
+        """select month, sum(orders) orders, cast(sum(gmv) as varchar) gmv, sum(active_promoters) active
+                  from marts.promoter_performance_monthly group by 1 order by 1""",
+    )
     m = e.merge(g, on="month", suffixes=("_e", "_g"))
     assert len(m) == len(e) == len(g) == 3
-    assert (m.orders_e == m.orders_g).all() and (m.gmv_e == m.gmv_g).all() and (m.active_e == m.active_g).all()
+    assert (
+        (m.orders_e == m.orders_g).all()
+        and (m.gmv_e == m.gmv_g).all()
+        and (m.active_e == m.active_g).all()
+    )
     # dead groups at the month's last as-of date, and no commission before any settlement
-    dead = q(con, """select sum(dead_groups) d from marts.promoter_performance_monthly
-                     where month = date '2026-10-01'""").d[0]
+    dead = q(
+        con,
+        """select sum(dead_groups) d from marts.promoter_performance_monthly
+                     where month = date '2026-10-01'""",
+    ).d[0]
     assert dead == _status_counts_independently(con, "2026-10-31")["dead"]
     assert q(con, "select sum(commission_paid) c from marts.promoter_performance_monthly").c[0] == 0
 
@@ -359,21 +459,33 @@ def test_sku_ranking(con):
     got = q(con, "select * from marts.sku_ranking where ranking_date = ? order by sku_rank", [day])
     assert len(got) == q(con, "select count(distinct sku_id) n from raw.skus").n[0]
     assert list(got.sku_rank) == list(range(1, len(got) + 1))
-    score = [(r or Decimal(0)) * c for r, c in zip(got.positive_review_rate.map(_dec), got.commission_rate.map(_dec))]
-    assert all(a >= b for a, b in itertools.pairwise(score)), "rank must put high review x commission rate first"
-    e = q(con, ATTRIBUTED_LINES + """
+    score = [
+        (r or Decimal(0)) * c
+        for r, c in zip(got.positive_review_rate.map(_dec), got.commission_rate.map(_dec))
+    ]
+    assert all(a >= b for a, b in itertools.pairwise(score)), (
+        "rank must put high review x commission rate first"
+    )
+    e = q(
+        con,
+        ATTRIBUTED_LINES
+        + """
         select sku_id, count(distinct order_id) orders, sum(paid_amount) gmv from attributed_lines
-        where order_date > date '2026-11-07' - 30 and order_date <= date '2026-11-07' group by 1""")
+        where order_date > date '2026-11-07' - 30 and order_date <= date '2026-11-07' group by 1""",
+    )
     m = got.merge(e, on="sku_id", how="left")
     assert (m.attributed_orders_30d == m.orders.fillna(0)).all()
     assert (m.gmv_30d.astype(float).round(2) == m.gmv.fillna(0).astype(float).round(2)).all()
     # a SKU-scoped rule in force at the end of the day wins over everything else
-    r = q(con, """select sku_id, rate from (
+    r = q(
+        con,
+        """select sku_id, rate from (
                       select *, row_number() over (partition by rule_id
                           order by _delivery_date desc, _file_name desc, _line_no desc) rn
                       from raw.commission_rules)
                   where rn = 1 and scope = 'sku'
-                  and valid_from < date '2026-11-08' and (valid_to is null or valid_to >= date '2026-11-08')""")
+                  and valid_from < date '2026-11-08' and (valid_to is null or valid_to >= date '2026-11-08')""",
+    )
     assert len(r) > 0
     mr = got.merge(r, on="sku_id")
     assert (mr.commission_rate.map(_dec) == mr.rate.map(_dec)).all()
@@ -386,7 +498,10 @@ BUYER_ID = re.compile(r"^B\d{8}$")
 
 
 def test_no_personal_data_in_marts(con, built):
-    cols = q(con, "select table_name, column_name from information_schema.columns where table_schema = 'marts'")
+    cols = q(
+        con,
+        "select table_name, column_name from information_schema.columns where table_schema = 'marts'",
+    )
     assert set(cols.table_name) == set(marts.MART_TABLES)
     bad = cols[cols.column_name.str.contains("phone|name|buyer_id|birth", regex=True)]
     assert bad.empty, bad
@@ -401,7 +516,12 @@ def test_no_personal_data_in_marts(con, built):
     for t, n in built["second"]["rows"].items():
         files = list((built["wh"] / "parquet" / "marts" / t).glob("*.parquet"))
         assert len(files) == 1
-        assert duckdb.connect().execute(f"select count(*) from read_parquet('{files[0]}')").fetchone()[0] == n
+        assert (
+            duckdb.connect()
+            .execute(f"select count(*) from read_parquet('{files[0]}')")
+            .fetchone()[0]
+            == n
+        )
     assert not list((built["wh"] / "parquet" / "marts").glob(".*"))
 
 
@@ -410,9 +530,13 @@ def test_no_personal_data_in_marts(con, built):
 
 def test_bi_queries_run_on_duckdb_and_parquet(con, built):
     queries = marts.bi_queries()
-    assert set(queries) == {"female_buyer_share_by_month", "gmv_aov_by_city_tier",
-                            "dead_group_rate_by_platform_and_owner_role", "orders_per_group_per_day",
-                            "top_categories_by_city_tier"}
+    assert set(queries) == {
+        "female_buyer_share_by_month",
+        "gmv_aov_by_city_tier",
+        "dead_group_rate_by_platform_and_owner_role",
+        "orders_per_group_per_day",
+        "top_categories_by_city_tier",
+    }
     doc = (marts.settings.PROJECT_ROOT / "docs" / "bi.md").read_text(encoding="utf-8")
     # the BI views file: views over the Parquet copies only, opened read-only like a BI tool
     pq_con = duckdb.connect(str(serving.catalog_path(built["wh"])), read_only=True)
@@ -451,8 +575,13 @@ def test_incremental_run_only_recomputes_new_days(built):
     from supernova.settle import dbt_invoke
 
     wh = built["wh"]
-    models = ["int_marts__attributed_lines", "group_daily_activity", "group_status",
-              "group_activity_summary", "sku_ranking"]
+    models = [
+        "int_marts__attributed_lines",
+        "group_daily_activity",
+        "group_status",
+        "group_activity_summary",
+        "sku_ranking",
+    ]
     res = dbt_invoke(wh, ["compile", "--select", *models])
     assert res.success
     compiled = {p.stem: p.read_text() for p in (wh / "dbt" / "target" / "compiled").rglob("*.sql")}
@@ -470,8 +599,12 @@ def test_incremental_run_only_recomputes_new_days(built):
 def test_dag_loads(dagbag):
     assert "analytics_marts" not in dagbag.import_errors
     dag = dagbag.dags["analytics_marts"]
-    assert [t.task_id for t in dag.topological_sort()] == ["wait_for_warehouse", "ingest", "build",
-                                                           "parquet"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "wait_for_warehouse",
+        "ingest",
+        "build",
+        "parquet",
+    ]
     assert {"landing", "warehouse", "full_refresh"} <= set(dag.params.keys())
     assert "supernova://warehouse/raw" in str(dag.timetable.asset_condition)
 
@@ -491,7 +624,9 @@ def test_dag_runs_end_to_end(airflow_db, dagbag, built):
 
 def test_dag_fails_on_a_broken_warehouse_path(airflow_db, dagbag, tmp_path):
     dag = dagbag.dags["analytics_marts"]
-    run = dag.test(run_conf={"landing": str(tmp_path / "missing"), "warehouse": str(tmp_path / "wh")})
+    run = dag.test(
+        run_conf={"landing": str(tmp_path / "missing"), "warehouse": str(tmp_path / "wh")}
+    )
     assert not str(run.state).endswith("success")
 
 
@@ -514,9 +649,13 @@ def empty_marts_warehouse(tmp_path_factory):
 def test_every_marts_unit_test_passes(empty_marts_warehouse):
     from supernova.settle import dbt_invoke
 
-    res = dbt_invoke(empty_marts_warehouse, ["test", "--select", "test_type:unit,path:models/marts"], {})
+    res = dbt_invoke(
+        empty_marts_warehouse, ["test", "--select", "test_type:unit,path:models/marts"], {}
+    )
     ran = [r for r in res.result.results if r.node.resource_type == "unit_test"]
-    assert {r.node.name for r in ran} >= {"promoter_category_affinity_window_shares_lift_and_suppression"}
+    assert {r.node.name for r in ran} >= {
+        "promoter_category_affinity_window_shares_lift_and_suppression"
+    }
     failed = [(r.node.name, r.message) for r in ran if str(r.status) != "pass"]
     assert res.success and not failed, failed
 
@@ -529,7 +668,10 @@ def test_promoter_category_affinity_matches_raw(con):
     from test_properties import assert_no_cell_recoverable
 
     for as_of in ("2026-10-01", "2026-10-31", "2026-11-07"):
-        truth = q(con, ATTRIBUTED_LINES + f"""
+        truth = q(
+            con,
+            ATTRIBUTED_LINES
+            + f"""
             , w as (
                 select l.*, coalesce(s.category, 'unknown') as category
                 from attributed_lines l left join raw.skus s using (sku_id)
@@ -539,8 +681,11 @@ def test_promoter_category_affinity_matches_raw(con):
             from w group by all
             union all
             select promoter_id, null, count(distinct buyer_id), count(distinct order_id), sum(paid_amount)
-            from w group by all""")
-        mart = q(con, "select * from marts.promoter_category_affinity where as_of_date = ?", [as_of])
+            from w group by all""",
+        )
+        mart = q(
+            con, "select * from marts.promoter_category_affinity where as_of_date = ?", [as_of]
+        )
         cells = truth[truth.category.notna()]
         assert len(mart) == len(cells) > 0
         m = mart.merge(cells, on=["promoter_id", "category"], suffixes=("", "_raw"))
@@ -552,18 +697,40 @@ def test_promoter_category_affinity_matches_raw(con):
         assert all(Decimal(str(a)) == Decimal(str(b)) for a, b in zip(shown.gmv, shown.gmv_raw))
         totals = truth[truth.category.isna()].set_index("promoter_id")
         for r in shown.itertuples():
-            want = (Decimal(str(r.gmv_raw)) / Decimal(str(totals.loc[r.promoter_id, "gmv"]))).quantize(
-                Decimal("0.000001"), rounding="ROUND_HALF_UP")
+            want = (
+                Decimal(str(r.gmv_raw)) / Decimal(str(totals.loc[r.promoter_id, "gmv"]))
+            ).quantize(Decimal("0.000001"), rounding="ROUND_HALF_UP")
             assert Decimal(str(r.share_of_promoter_gmv)) == want, r
         for promoter, grp in m.groupby("promoter_id"):
-            t = {r.category: {"buyers": int(r.buyers_raw), "orders": int(r.orders_raw), "gmv": Decimal(str(r.gmv_raw))}
-                 for r in grp.itertuples()}
+            t = {
+                r.category: {
+                    "buyers": int(r.buyers_raw),
+                    "orders": int(r.orders_raw),
+                    "gmv": Decimal(str(r.gmv_raw)),
+                }
+                for r in grp.itertuples()
+            }
             tot = totals.loc[promoter]
-            t[None] = {"buyers": int(tot.buyers), "orders": int(tot.orders), "gmv": Decimal(str(tot.gmv))}
-            published = [{"dim": r.category, "suppressed": bool(r.suppressed),
-                          **{k: (None if r.suppressed else (Decimal(str(getattr(r, k))) if k == "gmv"
-                                                            else int(getattr(r, k))))
-                             for k in ("buyers", "orders", "gmv")}} for r in grp.itertuples()]
+            t[None] = {
+                "buyers": int(tot.buyers),
+                "orders": int(tot.orders),
+                "gmv": Decimal(str(tot.gmv)),
+            }
+            published = [
+                {
+                    "dim": r.category,
+                    "suppressed": bool(r.suppressed),
+                    **{
+                        k: (
+                            None
+                            if r.suppressed
+                            else (Decimal(str(getattr(r, k))) if k == "gmv" else int(getattr(r, k)))
+                        )
+                        for k in ("buyers", "orders", "gmv")
+                    },
+                }
+                for r in grp.itertuples()
+            ]
             # the promoter's total is implied by any visible cell's share: gmv / share
             published.append({"dim": None, "suppressed": not (~grp.suppressed).any(), **t[None]})
             assert_no_cell_recoverable(t, published, metrics=("gmv",))

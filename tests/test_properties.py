@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, UTC
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -37,7 +37,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 TRIM = " \t\r\n\f\v\u00a0\u3000"  # exports.md: surrounding whitespace is trimmed (docs/ingestion.md list)
 CENT = Decimal("0.01")
 MAX_MONEY = Decimal("9999999999999999.99")  # DECIMAL(18,2)
-FAST = settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def r2(x: Decimal) -> Decimal:
@@ -58,14 +60,20 @@ def validate(export: str, column: str, values: list[str]) -> list[tuple]:
     ex = EXPORTS[export]
     base = VALID[export]
     names = [c.name for c in ex.stored_columns]
-    cols = {n: pa.array([values[i] if n == column else base.get(n, "") for i in range(len(values))],
-                        pa.string()) for n in names}
+    cols = {
+        n: pa.array(
+            [values[i] if n == column else base.get(n, "") for i in range(len(values))], pa.string()
+        )
+        for n in names
+    }
     cols["_line_no"] = pa.array(range(2, len(values) + 2), pa.int64())
     src = pa.Table.from_arrays(list(cols.values()), names=list(cols))
     _COMPUTE.register("src", src)
     try:
         sql = validation_sql(ex, set(names))
-        rows = _COMPUTE.execute(f'SELECT "{column}", _reason FROM ({sql}) ORDER BY _line_no').fetchall()
+        rows = _COMPUTE.execute(
+            f'SELECT "{column}", _reason FROM ({sql}) ORDER BY _line_no'
+        ).fetchall()
     finally:
         _COMPUTE.unregister("src")
     assert len(rows) == len(values)
@@ -73,8 +81,15 @@ def validate(export: str, column: str, values: list[str]) -> list[tuple]:
 
 
 money_strings = st.decimals(min_value=0, max_value=MAX_MONEY, places=2).flatmap(
-    lambda d: st.sampled_from([f"{d:.2f}", f"{d:.2f}".rstrip("0").rstrip(".") or "0",
-                               f" {d:.2f}\t", f"\u3000{d:.2f}\u00a0", f"{d:.2f}".replace(".00", "")])
+    lambda d: st.sampled_from(
+        [
+            f"{d:.2f}",
+            f"{d:.2f}".rstrip("0").rstrip(".") or "0",
+            f" {d:.2f}\t",
+            f"\u3000{d:.2f}\u00a0",
+            f"{d:.2f}".replace(".00", ""),
+        ]
+    )
 )
 
 
@@ -103,10 +118,34 @@ def money_oracle(s: str):
 
 
 @FAST
-@given(st.lists(st.one_of(st.text(max_size=25), st.from_regex(r"-?[0-9]{0,18}(\.[0-9]{0,4})?", fullmatch=True),
-                          st.sampled_from(["1,299.00", "¥12", "1e3", "NaN", "inf", "0x10", "12.345", "+5",
-                                           "١٢٣", "１２", "5.", ".5", "--1", "1 000"])),
-                min_size=1, max_size=60))
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=25),
+            st.from_regex(r"-?[0-9]{0,18}(\.[0-9]{0,4})?", fullmatch=True),
+            st.sampled_from(
+                [
+                    "1,299.00",
+                    "¥12",
+                    "1e3",
+                    "NaN",
+                    "inf",
+                    "0x10",
+                    "12.345",
+                    "+5",
+                    "١٢٣",
+                    "１２",
+                    "5.",
+                    ".5",
+                    "--1",
+                    "1 000",
+                ]
+            ),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
 def test_any_money_text_is_loaded_exactly_or_quarantined(values):
     for v, (typed, reason) in zip(values, validate("orders", "paid_amount", values)):
         want = money_oracle(v)
@@ -115,16 +154,27 @@ def test_any_money_text_is_loaded_exactly_or_quarantined(values):
         else:
             assert typed is None or want == "negative", (v, typed)
             assert reason.startswith("paid_amount: "), (v, reason)
-            assert {"missing": "missing required value", "invalid": "is not a CNY amount",
-                    "negative": "is negative"}[want] in reason, (v, reason)
+            assert {
+                "missing": "missing required value",
+                "invalid": "is not a CNY amount",
+                "negative": "is negative",
+            }[want] in reason, (v, reason)
 
 
 @FAST
-@given(st.lists(st.one_of(
-    st.decimals(min_value=0, max_value=Decimal("0.9"), places=6).map(str),
-    st.decimals(min_value=0, max_value=Decimal("0.9"), places=3).map(lambda d: f"{d}".rstrip("0")),
-    st.text(alphabet="0123456789.-+e% ", max_size=12),
-), min_size=1, max_size=60))
+@given(
+    st.lists(
+        st.one_of(
+            st.decimals(min_value=0, max_value=Decimal("0.9"), places=6).map(str),
+            st.decimals(min_value=0, max_value=Decimal("0.9"), places=3).map(
+                lambda d: f"{d}".rstrip("0")
+            ),
+            st.text(alphabet="0123456789.-+e% ", max_size=12),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
 @example(["0", "0.9", "0.900000", "0.9000001", "0.95", "-0", ".5", "5.", "0.1234567", "1e-1"])
 def test_rates_load_exactly_or_are_quarantined(values):
     for v, (typed, reason) in zip(values, validate("commission_rules", "rate", values)):
@@ -146,7 +196,9 @@ def test_rates_load_exactly_or_are_quarantined(values):
             assert reason == "" and typed == d, (v, typed, reason)  # exact, never rounded
 
 
-offsets = st.sampled_from([None, "Z", "+08:00", "+0800", "+08", "-05:00", "+05:45", "+14:00", "-12:00"])
+offsets = st.sampled_from(
+    [None, "Z", "+08:00", "+0800", "+08", "-05:00", "+05:45", "+14:00", "-12:00"]
+)
 
 
 def _tz(off: str | None):
@@ -160,16 +212,27 @@ def _tz(off: str | None):
 
 
 @FAST
-@given(st.lists(st.tuples(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)),
-                          offsets, st.sampled_from(["T", " "]), st.sampled_from(["s", "ms", "min"])),
-                min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)),
+            offsets,
+            st.sampled_from(["T", " "]),
+            st.sampled_from(["s", "ms", "min"]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_timestamps_are_converted_to_naive_shanghai_time(items):
     values, expected = [], []
     for naive, off, sep, prec in items:
         naive = naive.replace(microsecond=(naive.microsecond // 1000) * 1000 if prec == "ms" else 0)
         if prec == "min":
             naive = naive.replace(second=0)
-        fmt = {"s": "%Y-%m-%d{}%H:%M:%S", "ms": "%Y-%m-%d{}%H:%M:%S.%f", "min": "%Y-%m-%d{}%H:%M"}[prec]
+        fmt = {"s": "%Y-%m-%d{}%H:%M:%S", "ms": "%Y-%m-%d{}%H:%M:%S.%f", "min": "%Y-%m-%d{}%H:%M"}[
+            prec
+        ]
         text = naive.strftime(fmt.format(sep))
         if prec == "ms":
             text = text[:-3]
@@ -201,12 +264,26 @@ def test_timestamp_text_never_crashes_and_bad_values_are_quarantined(values):
 
 
 @FAST
-@given(st.lists(st.one_of(
-    st.sampled_from(["true", "false", "1", "0"]).flatmap(
-        lambda b: st.tuples(st.just(b), st.lists(st.booleans(), min_size=len(b), max_size=len(b)),
-                            st.sampled_from(["", " ", "\t", "\u3000"]))
-    ).map(lambda t: t[2] + "".join(c.upper() if u else c for c, u in zip(t[0], t[1])) + t[2]),
-    st.text(max_size=8)), min_size=1, max_size=60))
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["true", "false", "1", "0"])
+            .flatmap(
+                lambda b: st.tuples(
+                    st.just(b),
+                    st.lists(st.booleans(), min_size=len(b), max_size=len(b)),
+                    st.sampled_from(["", " ", "\t", "\u3000"]),
+                )
+            )
+            .map(
+                lambda t: t[2] + "".join(c.upper() if u else c for c, u in zip(t[0], t[1])) + t[2]
+            ),
+            st.text(max_size=8),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
 def test_booleans(values):
     for v, (typed, reason) in zip(values, validate("skus", "is_self_operated", values)):
         t = v.strip(TRIM).lower()
@@ -220,18 +297,31 @@ def test_booleans(values):
             assert typed is None and "is not a boolean" in reason, (v, reason)
 
 
-@settings(max_examples=8, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.decimals(min_value=0, max_value=Decimal("99999999.99"), places=2),
-                          st.text(st.characters(blacklist_characters="\x00"), max_size=6)),
-                min_size=1, max_size=20))
+@settings(
+    max_examples=8,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.decimals(min_value=0, max_value=Decimal("99999999.99"), places=2),
+            st.text(st.characters(blacklist_characters="\x00"), max_size=6),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_money_round_trips_through_a_real_ingest(tmp_path_factory, items):
     """Whole path: CSV writer (quoting), reader, trim, validation, Parquet, raw view."""
     base = tmp_path_factory.mktemp("prop-ingest")
     rows = []
     for i, (d, junk) in enumerate(items):
         rows.append(dict(VALID["orders"], order_id=f"O{i}", paid_amount=f" {d} "))
-        rows.append(dict(VALID["orders"], order_id=f"X{i}", paid_amount=f"{d}{junk}x"))  # always invalid
+        rows.append(
+            dict(VALID["orders"], order_id=f"X{i}", paid_amount=f"{d}{junk}x")
+        )  # always invalid
     write(base / "l", "orders", "o.csv", csv_text(rows))
     res = ingest(base / "l", base / "w")
     [f] = res.files
@@ -245,7 +335,9 @@ def test_money_round_trips_through_a_real_ingest(tmp_path_factory, items):
 
 # ----------------------------------------------------------------------------- 2. money math
 
-CFG = yaml.safe_load((sn_settings.DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]["supernova"]
+CFG = yaml.safe_load((sn_settings.DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))[
+    "vars"
+]["supernova"]
 
 ENTITLEMENT_SQL = """
 with c as (select *, {{ round_money('base * rate') }} as c from input),
@@ -281,15 +373,17 @@ def compiled(tmp_path_factory):
 def evaluate(sql: str, rows: list[dict]) -> list[dict]:
     con = duckdb.connect(":memory:")
     try:
-        t = pa.table({
-            "base": pa.array([r["base"] for r in rows], pa.decimal128(18, 2)),
-            "rate": pa.array([r["rate"] for r in rows], pa.decimal128(9, 6)),
-            "fee": pa.array([r["fee"] for r in rows], pa.decimal128(9, 6)),
-            "s1": pa.array([r["s1"] for r in rows], pa.decimal128(9, 6)),
-            "s2": pa.array([r["s2"] for r in rows], pa.decimal128(9, 6)),
-            "has_l2": pa.array([r["has_l2"] for r in rows], pa.bool_()),
-            "x": pa.array([r["x"] for r in rows], pa.decimal128(18, 2)),
-        })
+        t = pa.table(
+            {
+                "base": pa.array([r["base"] for r in rows], pa.decimal128(18, 2)),
+                "rate": pa.array([r["rate"] for r in rows], pa.decimal128(9, 6)),
+                "fee": pa.array([r["fee"] for r in rows], pa.decimal128(9, 6)),
+                "s1": pa.array([r["s1"] for r in rows], pa.decimal128(9, 6)),
+                "s2": pa.array([r["s2"] for r in rows], pa.decimal128(9, 6)),
+                "has_l2": pa.array([r["has_l2"] for r in rows], pa.bool_()),
+                "x": pa.array([r["x"] for r in rows], pa.decimal128(18, 2)),
+            }
+        )
         con.register("input_arrow", t)
         con.execute("create view input as select * from input_arrow")
         cur = con.execute(f"select * from ({sql}) order by all")
@@ -325,32 +419,63 @@ def reference_tax(x: Decimal) -> Decimal:
     return r2(taxable * Decimal("0.40") - 7000)
 
 
-SHARES = [(Decimal(v["level1"]), Decimal(v.get("level2", "0"))) for v in CFG["split_shares"].values()]
+SHARES = [
+    (Decimal(v["level1"]), Decimal(v.get("level2", "0"))) for v in CFG["split_shares"].values()
+]
 FEE = Decimal(CFG["platform_fee_rate"])
 rates = st.decimals(min_value=0, max_value=Decimal("0.9"), places=6)
-bases = st.one_of(st.decimals(min_value=0, max_value=Decimal("100000"), places=2),
-                  st.decimals(min_value=0, max_value=Decimal("1"), places=2))
+bases = st.one_of(
+    st.decimals(min_value=0, max_value=Decimal("100000"), places=2),
+    st.decimals(min_value=0, max_value=Decimal("1"), places=2),
+)
 entitlement_inputs = st.one_of(
     # the configured fee and shares
     st.tuples(bases, rates, st.just(FEE), st.sampled_from(SHARES), st.booleans()),
     # any fee and any shares with level1 + level2 <= 1
-    st.tuples(bases, rates, rates, st.decimals(min_value=0, max_value=1, places=6).flatmap(
-        lambda a: st.tuples(st.just(a), st.decimals(min_value=0, max_value=1 - a, places=6))), st.booleans()),
+    st.tuples(
+        bases,
+        rates,
+        rates,
+        st.decimals(min_value=0, max_value=1, places=6).flatmap(
+            lambda a: st.tuples(st.just(a), st.decimals(min_value=0, max_value=1 - a, places=6))
+        ),
+        st.booleans(),
+    ),
 )
-amounts = st.one_of(st.decimals(min_value=0, max_value=Decimal("100000"), places=2),
-                    st.decimals(min_value=Decimal("-1000"), max_value=Decimal("1000000000"), places=2),
-                    st.sampled_from([Decimal(x) for x in ("800", "800.01", "4000", "4000.01", "25000",
-                                                          "25000.01", "62500", "62500.01", "0.01")]))
+amounts = st.one_of(
+    st.decimals(min_value=0, max_value=Decimal("100000"), places=2),
+    st.decimals(min_value=Decimal("-1000"), max_value=Decimal("1000000000"), places=2),
+    st.sampled_from(
+        [
+            Decimal(x)
+            for x in (
+                "800",
+                "800.01",
+                "4000",
+                "4000.01",
+                "25000",
+                "25000.01",
+                "62500",
+                "62500.01",
+                "0.01",
+            )
+        ]
+    ),
+)
 
 
 @FAST
 @given(st.lists(st.tuples(entitlement_inputs, amounts), min_size=1, max_size=80))
 def test_split_identity_and_tax_match_the_reference(compiled, items):
-    rows = [{"base": b, "rate": rt, "fee": fee, "s1": sh[0], "s2": sh[1], "has_l2": l2, "x": x}
-            for (b, rt, fee, sh, l2), x in items]
+    rows = [
+        {"base": b, "rate": rt, "fee": fee, "s1": sh[0], "s2": sh[1], "has_l2": l2, "x": x}
+        for (b, rt, fee, sh, l2), x in items
+    ]
     result = evaluate(compiled, rows)
     for got in result:
-        want = reference_entitlement(got["base"], got["rate"], got["fee"], got["s1"], got["s2"], got["has_l2"])
+        want = reference_entitlement(
+            got["base"], got["rate"], got["fee"], got["s1"], got["s2"], got["has_l2"]
+        )
         for k, v in want.items():
             assert got[k] == v, (k, got, want)
         assert got["f"] + got["l1"] + got["l2"] + got["r"] == got["c"]  # §3, exactly
@@ -364,10 +489,26 @@ def test_split_identity_and_tax_match_the_reference(compiled, items):
 
 
 @FAST
-@given(st.lists(st.decimals(min_value=Decimal("-99999999.999999"), max_value=Decimal("99999999.999999"),
-                            places=6), min_size=1, max_size=80))
-@example([Decimal("0.005"), Decimal("-0.005"), Decimal("0.015"), Decimal("-0.015"), Decimal("2.675"),
-          Decimal("0.004999"), Decimal("-0.004999")])
+@given(
+    st.lists(
+        st.decimals(
+            min_value=Decimal("-99999999.999999"), max_value=Decimal("99999999.999999"), places=6
+        ),
+        min_size=1,
+        max_size=80,
+    )
+)
+@example(
+    [
+        Decimal("0.005"),
+        Decimal("-0.005"),
+        Decimal("0.015"),
+        Decimal("-0.015"),
+        Decimal("2.675"),
+        Decimal("0.004999"),
+        Decimal("-0.004999"),
+    ]
+)
 def test_round_money_is_half_away_from_zero(compiled, values):
     # the round_money expression as dbt compiled it, applied to DECIMAL(18,6) values
     expr = re.search(r"cast\(round\(base \* rate, 2\) as decimal\(18,2\)\)", compiled)
@@ -376,7 +517,9 @@ def test_round_money_is_half_away_from_zero(compiled, values):
     try:
         t = pa.table({"v": pa.array(values, pa.decimal128(18, 6))})
         con.register("t", t)
-        got = [r[0] for r in con.execute("select cast(round(v, 2) as decimal(18,2)) from t").fetchall()]
+        got = [
+            r[0] for r in con.execute("select cast(round(v, 2) as decimal(18,2)) from t").fetchall()
+        ]
     finally:
         con.close()
     assert got == [r2(v) for v in values]
@@ -388,8 +531,15 @@ def test_absurd_amounts_overflow_loudly_not_silently(compiled):
     accepts money up to 16 integer digits, so one absurd (but valid) paid_amount makes
     the month's dbt build fail (reported as F6). Pinned here: it fails loudly, it never
     yields a wrong figure."""
-    ok = {"base": Decimal("1000000000.00"), "rate": Decimal("0.9"), "fee": FEE, "s1": SHARES[0][0],
-          "s2": SHARES[0][1], "has_l2": True, "x": Decimal("12499999999.99")}
+    ok = {
+        "base": Decimal("1000000000.00"),
+        "rate": Decimal("0.9"),
+        "fee": FEE,
+        "s1": SHARES[0][0],
+        "s2": SHARES[0][1],
+        "has_l2": True,
+        "x": Decimal("12499999999.99"),
+    }
     [got] = evaluate(compiled, [ok])
     assert got["c"] == Decimal("900000000.00") and got["tax"] == reference_tax(ok["x"])
     with pytest.raises(duckdb.OutOfRangeException):
@@ -441,8 +591,10 @@ def suppress(sql: str, cells: list[dict]) -> list[dict]:
         }
         con.register("cells_arrow", pa.table(cols))
         con.execute("create view input_cells as select * from cells_arrow")
-        con.execute("create view input_totals as select part, sum(buyers) as buyers, sum(new_buyers) as new_buyers, "
-                    "sum(orders) as orders, cast(sum(gmv) as decimal(18,2)) as gmv from input_cells group by part")
+        con.execute(
+            "create view input_totals as select part, sum(buyers) as buyers, sum(new_buyers) as new_buyers, "
+            "sum(orders) as orders, cast(sum(gmv) as decimal(18,2)) as gmv from input_cells group by part"
+        )
         cur = con.execute(f"select * from ({sql}) order by part, is_total, dim")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
@@ -450,7 +602,9 @@ def suppress(sql: str, cells: list[dict]) -> list[dict]:
         con.close()
 
 
-def assert_no_cell_recoverable(truth: dict, published: list[dict], metrics=("buyers", "orders", "gmv"), min_buyers=10):
+def assert_no_cell_recoverable(
+    truth: dict, published: list[dict], metrics=("buyers", "orders", "gmv"), min_buyers=10
+):
     """One partition. `truth`: dim -> true metrics of every cell, plus key None for the
     total. `published`: the rows a reader sees (dim None = the total row), metrics empty
     where suppressed. Tries the subtraction total - sum(visible cells) for every metric."""
@@ -473,25 +627,42 @@ def assert_no_cell_recoverable(truth: dict, published: list[dict], metrics=("buy
             assert residual != truth[h["dim"]][m], (m, residual, h["dim"], truth)
 
 
-cell_metrics = st.integers(min_value=1, max_value=40).flatmap(lambda b: st.tuples(
-    st.just(b), st.integers(min_value=0, max_value=b), st.integers(min_value=b, max_value=3 * b),
-    st.one_of(st.just(Decimal("0.00")), st.decimals(min_value=0, max_value=Decimal("5000"), places=2))))
+cell_metrics = st.integers(min_value=1, max_value=40).flatmap(
+    lambda b: st.tuples(
+        st.just(b),
+        st.integers(min_value=0, max_value=b),
+        st.integers(min_value=b, max_value=3 * b),
+        st.one_of(
+            st.just(Decimal("0.00")), st.decimals(min_value=0, max_value=Decimal("5000"), places=2)
+        ),
+    )
+)
 partitions = st.lists(st.lists(cell_metrics, min_size=1, max_size=8), min_size=1, max_size=6)
 
 
 @FAST
 @given(partitions)
-@example([[(6, 1, 6, Decimal("60.00"))], [(2, 0, 2, Decimal("2.01"))]])  # 'unknown' totals of 6 and 2 buyers
-@example([[(3, 0, 3, Decimal("0.00")), (20, 5, 20, Decimal("100.00")), (30, 5, 31, Decimal("7.00"))]])
+@example(
+    [[(6, 1, 6, Decimal("60.00"))], [(2, 0, 2, Decimal("2.01"))]]
+)  # 'unknown' totals of 6 and 2 buyers
+@example(
+    [[(3, 0, 3, Decimal("0.00")), (20, 5, 20, Decimal("100.00")), (30, 5, 31, Decimal("7.00"))]]
+)
 @example([[(3, 0, 3, Decimal("9.00")), (12, 5, 20, Decimal("0.00")), (30, 5, 31, Decimal("7.00"))]])
 def test_no_suppressed_cell_can_be_recovered_by_subtraction(compiled_suppression, parts):
-    cells = [{"part": p, "dim": d, "buyers": b, "new_buyers": n, "orders": o, "gmv": g}
-             for p, part in enumerate(parts) for d, (b, n, o, g) in enumerate(part)]
+    cells = [
+        {"part": p, "dim": d, "buyers": b, "new_buyers": n, "orders": o, "gmv": g}
+        for p, part in enumerate(parts)
+        for d, (b, n, o, g) in enumerate(part)
+    ]
     rows = suppress(compiled_suppression, cells)
     for p, part in enumerate(parts):
         truth = {d: {"buyers": b, "orders": o, "gmv": g} for d, (b, _, o, g) in enumerate(part)}
-        truth[None] = {"buyers": sum(x[0] for x in part), "orders": sum(x[2] for x in part),
-                       "gmv": sum((x[3] for x in part), Decimal("0.00"))}
+        truth[None] = {
+            "buyers": sum(x[0] for x in part),
+            "orders": sum(x[2] for x in part),
+            "gmv": sum((x[3] for x in part), Decimal("0.00")),
+        }
         assert_no_cell_recoverable(truth, [r for r in rows if r["part"] == p])
 
 
@@ -503,8 +674,11 @@ def half_up(x: Decimal, places: str) -> Decimal:
 @given(partitions)
 @example([[(10, 1, 2, Decimal("2.01")), (10, 0, 3, Decimal("0.05"))]])  # 2.01 / 2 = 1.005 -> 1.01
 def test_aov_and_shares_are_exact_decimals_half_up(compiled_suppression, parts):
-    cells = [{"part": p, "dim": d, "buyers": b, "new_buyers": n, "orders": o, "gmv": g}
-             for p, part in enumerate(parts) for d, (b, n, o, g) in enumerate(part)]
+    cells = [
+        {"part": p, "dim": d, "buyers": b, "new_buyers": n, "orders": o, "gmv": g}
+        for p, part in enumerate(parts)
+        for d, (b, n, o, g) in enumerate(part)
+    ]
     rows = suppress(compiled_suppression, cells)
     for r in rows:
         if r["suppressed"]:
