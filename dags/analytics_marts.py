@@ -27,7 +27,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from supernova import dag_support, settings
+from supernova import dag_support
 
 
 def _run(fn, *args):
@@ -50,18 +50,7 @@ def _run(fn, *args):
     tags=["supernova", "analytics"],
     default_args=dag_support.default_args(retries=3),
     params={
-        "landing": Param(
-            str(settings.default_landing()),
-            type="string",
-            minLength=1,
-            description="landing directory: <export>/<YYYY-MM-DD>/<files>",
-        ),
-        "warehouse": Param(
-            str(settings.default_warehouse()),
-            type="string",
-            minLength=1,
-            description="warehouse directory (supernova.duckdb + parquet/)",
-        ),
+        **dag_support.path_params(),
         "full_refresh": Param(
             False, type="boolean", description="Rebuild the incremental marts from scratch."
         ),

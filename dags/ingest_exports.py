@@ -32,10 +32,10 @@ Failures are announced (supernova/dag_support.py). Trigger by hand with params
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from supernova import dag_support, settings
+from supernova import dag_support
 
 
 @dag(
@@ -47,18 +47,7 @@ from supernova import dag_support, settings
     tags=["supernova", "ingestion"],
     default_args=dag_support.default_args(retries=3),
     params={
-        "landing": Param(
-            str(settings.default_landing()),
-            type="string",
-            minLength=1,
-            description="landing directory: <export>/<YYYY-MM-DD>/<files>",
-        ),
-        "warehouse": Param(
-            str(settings.default_warehouse()),
-            type="string",
-            minLength=1,
-            description="warehouse directory (supernova.duckdb + raw/)",
-        ),
+        **dag_support.path_params(),
     },
     doc_md=__doc__,
 )

@@ -40,7 +40,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from supernova import dag_support, lock, settings
+from supernova import dag_support, lock
 from supernova import settle as s
 
 
@@ -95,18 +95,7 @@ def _fail_closed(step, ctx: dict, *args):
             description="Non-empty: accept suspense above the limit for "
             "this run, for this reason (recorded).",
         ),
-        "landing": Param(
-            str(settings.default_landing()),
-            type="string",
-            minLength=1,
-            description="Landing directory.",
-        ),
-        "warehouse": Param(
-            str(settings.default_warehouse()),
-            type="string",
-            minLength=1,
-            description="Warehouse directory.",
-        ),
+        **dag_support.path_params(),
         "attempt_id": Param(
             "",
             type="string",

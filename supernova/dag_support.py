@@ -157,6 +157,26 @@ def wait_for_warehouse_task():
     return wait_for_warehouse
 
 
+def path_params() -> dict:
+    """The `landing` and `warehouse` Params every DAG takes (defaults: supernova.settings)."""
+    from airflow.sdk import Param
+
+    return {
+        "landing": Param(
+            str(settings.default_landing()),
+            type="string",
+            minLength=1,
+            description="landing directory: <export>/<YYYY-MM-DD>/<files>",
+        ),
+        "warehouse": Param(
+            str(settings.default_warehouse()),
+            type="string",
+            minLength=1,
+            description="warehouse directory (supernova.duckdb, raw/, parquet/)",
+        ),
+    }
+
+
 def resolve_warehouse(params) -> Path:
     return (
         Path((params or {}).get("warehouse") or settings.default_warehouse()).expanduser().resolve()
