@@ -28,18 +28,11 @@ os.environ.setdefault("SUPERNOVA_INGEST_QUIET_SECONDS", "0")
 
 
 def _ctx(month: str, landing: Path, warehouse: Path) -> tuple[dict, dict]:
-    ctx = {
-        "attempt_id": f"bench-{month}",
-        "month": month,
-        "landing": str(landing),
-        "warehouse": str(warehouse),
-        "preview": False,
-        "reopen": False,
-        "reason": "",
-        "accept_suspense": False,
-        "accept_suspense_reason": "",
-        "triggered_by": "bench",
-    }
+    from supernova.settle import RunRequest
+
+    ctx = RunRequest(month, str(landing), str(warehouse), triggered_by="bench").context(
+        f"bench-{month}"
+    )
     plan = {
         "action": "settle",
         "run_id": f"{month}-bench",

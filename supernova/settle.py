@@ -137,6 +137,10 @@ class RunRequest:
     triggered_by: str = ""
     scheduled: bool = False  # started by the schedule, not by a person
 
+    def context(self, attempt_id: str) -> dict:
+        """The attempt context every step takes (what `begin` returns)."""
+        return {"attempt_id": attempt_id, **asdict(self)}
+
     @classmethod
     def from_params(cls, params: dict) -> RunRequest:
         problems = request_problems(params)
@@ -271,7 +275,7 @@ def begin(
         + (" (PREVIEW: publishes nothing)" if req.preview else "")
         + (f" (REOPEN: {req.reason})" if req.reopen else "")
     )
-    return {"attempt_id": attempt_id, **asdict(req)}
+    return req.context(attempt_id)
 
 
 def ingest_step(ctx: dict, log=print) -> dict:

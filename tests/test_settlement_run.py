@@ -236,18 +236,9 @@ def test_fresh_warehouse_publishes_byte_identical_parquet(
 
 
 def _ctx(warehouse: Path, landing: Path, month: str, **kw) -> dict:
-    ctx = {
-        "month": month,
-        "landing": str(landing),
-        "warehouse": str(warehouse),
-        "preview": False,
-        "reopen": False,
-        "reason": "",
-        "accept_suspense": False,
-        "accept_suspense_reason": "",
-        "triggered_by": "test",
-        "attempt_id": f"{month}-plan-test",
-    }
+    ctx = s.RunRequest(month, str(landing), str(warehouse), triggered_by="test").context(
+        f"{month}-plan-test"
+    )
     ctx.update(kw)
     return ctx
 
