@@ -54,13 +54,19 @@ def build(
     first_month: str | None = None,
     run_id: str | None = None,
     select: str = "+path:models/settlement",
+    manifest: Path | None = None,
 ) -> dict:
-    """`dbt build` of the settlement (and upstream) on Spark; returns a result dict."""
+    """`dbt build` of the settlement (and upstream) on Spark; returns a result dict.
+    `manifest`: the ingestion manifest as Parquet (supernova.spark_support,
+    `<raw>/_manifest/manifest.parquet`); without it, it is exported from the DuckDB file."""
     from supernova.settle import dbt_invoke
 
     warehouse = Path(warehouse).resolve()
     spark_env(warehouse)
-    export_manifest(warehouse)
+    if manifest is None:
+        export_manifest(warehouse)
+    else:
+        os.environ["SUPERNOVA_MANIFEST_PARQUET"] = str(Path(manifest).resolve())
     vars_ = {
         "settlement_month": month,
         "run_id": run_id or f"{month}-bench",

@@ -1,0 +1,106 @@
+"""What a Spark run needs beside the dbt project (docs/spark.md): the ingestion manifest
+as Parquet next to the raw files, the session settings for a standalone cluster, and the
+CPU accounting of the run's processes.
+
+The manifest: Spark reads `<raw>/_manifest/manifest.parquet` (one row per landing file,
+DuckDB's `raw.manifest`), never the DuckDB file. `write_manifest_parquet` writes it from
+ingestion's connection; called after every ingestion commit, the Parquet always lists
+exactly the committed files. It is written to a hidden temporary file in the same folder
+and swapped in with one rename, so a reader sees the old manifest or the new one, never a
+half-written file. `_manifest` starts with an underscore: Spark's and DuckDB's readers of
+`<raw>/<export>` never list it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MANIFEST_DIR = "_manifest"
+MANIFEST_FILE = "manifest.parquet"
+
+
+def manifest_parquet_path(raw_dir: Path) -> Path:
+    """<raw>/_manifest/manifest.parquet"""
+    return Path(raw_dir) / MANIFEST_DIR / MANIFEST_FILE
+
+
+def write_manifest_parquet(con, raw_dir: Path) -> Path:
+    """Write DuckDB's raw.manifest (committed rows, as `con` sees them) to
+    <raw>/_manifest/manifest.parquet, atomically (temporary file + rename)."""
+    out = manifest_parquet_path(raw_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp-{MANIFEST_FILE}-{os.getpid()}")
+    target = str(tmp).replace("'", "''")
+    con.execute(
+        f"copy (select * from raw.manifest order by file_path, sha256) to '{target}' "
+        "(format parquet, compression zstd)"
+    )
+    os.replace(tmp, out)
+    return out
+
+
+def write_manifest_of_warehouse(warehouse: Path) -> Path:
+    """The same, from a warehouse's DuckDB file (read-only), for a warehouse ingested
+    before ingestion wrote the Parquet manifest itself."""
+    import duckdb
+
+    from supernova import settings
+
+    raw = (Path(warehouse) / "raw").resolve()
+    con = duckdb.connect(str(settings.duckdb_path(raw.parent)), read_only=True)
+    try:
+        return write_manifest_parquet(con, raw)
+    finally:
+        con.close()
+
+
+def cluster_session_env(
+    master_url: str, driver_memory: str = "2g", executor_memory: str = "1g"
+) -> dict[str, str]:
+    """Environment for dbt-spark `method: session` on a standalone master: profiles.yml
+    reads the master and the driver memory; executor settings go through
+    PYSPARK_SUBMIT_ARGS (read when the driver JVM starts). The driver binds to loopback,
+    where the test's cluster listens."""
+    return {
+        "SUPERNOVA_SPARK_MASTER": master_url,
+        "SUPERNOVA_SPARK_DRIVER_MEMORY": driver_memory,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_SUBMIT_ARGS": (
+            f"--conf spark.executor.memory={executor_memory} "
+            "--conf spark.driver.host=127.0.0.1 --conf spark.driver.bindAddress=127.0.0.1 "
+            "pyspark-shell"
+        ),
+    }
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # fields[11], fields[12]: utime, stime (fields 14 and 15 of proc(5), counted from 1)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pids_in_groups(groups: set[int]) -> list[int]:
+    """Live processes whose process group is one of `groups` (a daemon and the
+    executors it launched)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in groups:  # field 5 of proc(5): pgrp
+            out.append(int(entry.name))
+    return out
+
+
+def driver_jvm_pid(spark) -> int | None:
+    """The PID of the driver JVM PySpark launched for this process (None if attached)."""
+    proc = getattr(spark.sparkContext._gateway, "proc", None)
+    return proc.pid if proc is not None else None

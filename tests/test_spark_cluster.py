@@ -1,0 +1,237 @@
+"""Two months settled on a real Spark standalone cluster (a master and two workers, each
+its own JVM, started and stopped by this test; executors in the workers' JVMs) through
+the same steps as on DuckDB: the dbt build (dbt-spark `method: session` pointed at the
+master), the gate (the Great Expectations suites through GX's Spark datasource, the
+`settlement_checks` invariants through Spark SQL, all 0) and the publish (the same
+Parquet partitions and commit markers as supernova/publish.py). October is built on top
+of what Spark published for September. Spark reads the ingestion manifest as Parquet
+(`<raw>/_manifest/manifest.parquet`), not the DuckDB file.
+
+Every published table (payouts, payout_lines, suspense, findings, line_terms) and the run
+totals must equal the DuckDB run's to the fen, row for row.
+
+    UV_PROJECT_ENVIRONMENT=.venv-spark uv run --frozen --group spark \\
+        pytest -m spark tests/test_spark_cluster.py -s
+
+SUPERNOVA_SPARK_TEST_MASTER=local[2] runs the same flow on local mode instead (for the
+timing comparison in docs/spark.md). Needs Java 17 and the `spark` group; skipped
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import time
+import urllib.request
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from spark_cluster import jvm_pids, standalone_cluster
+from test_spark_parity import HAVE_SPARK, SKIP_REASON
+
+pytestmark = [pytest.mark.spark, pytest.mark.skipif(not HAVE_SPARK, reason=SKIP_REASON)]
+
+MONTHS = [("2026-09", "2026-09"), ("2026-10", "2026-09")]  # (month, first month)
+LOCAL_MASTER = os.environ.get("SUPERNOVA_SPARK_TEST_MASTER", "")  # e.g. local[2]: no cluster
+
+
+def _step_ctx(landing: Path, wh: Path, month: str) -> dict:
+    return {
+        "attempt_id": f"cluster-{month}",
+        "month": month,
+        "landing": str(landing),
+        "warehouse": str(wh),
+        "preview": False,
+        "reopen": False,
+        "reason": "",
+        "accept_suspense": False,
+        "accept_suspense_reason": "",
+        "triggered_by": "test",
+    }
+
+
+def _duckdb_months(landing: Path, wh: Path) -> dict:
+    """September and October on DuckDB with the run's own steps; returns each month's run
+    totals (the published Parquet stays in <wh>/parquet for the comparison)."""
+    from ingestion import ingest
+    from supernova import settle as s
+
+    ingest(landing, wh, progress=lambda *_: None)
+    totals = {}
+    for month, first in MONTHS:
+        ctx = _step_ctx(landing, wh, month)
+        plan = {
+            "action": "settle",
+            "run_id": f"{month}-cluster",
+            "first_month": first,
+            "input_fingerprint": "cluster",
+            "code_fingerprint": "cluster",
+            "input_files": 0,
+        }
+        s.RunState(wh, ctx["attempt_id"]).update(started_at="2026-11-25T00:00:00+08:00")
+        s.build_step(ctx, plan, log=lambda *_: None)
+        s.gate_step(ctx, plan, log=lambda *_: None)
+        con = duckdb.connect(str(wh / "supernova.duckdb"), read_only=True)
+        try:
+            cur = con.execute("select * from settlement_build.settlement_run_totals")
+            names = [d[0] for d in cur.description]
+            totals[month] = [dict(zip(names, r)) for r in cur.fetchall()]
+        finally:
+            con.close()
+        s.publish_step(ctx, plan, log=lambda *_: None)
+    return totals
+
+
+def _norm(v):
+    if isinstance(v, Decimal):
+        return format(v, "f")  # 0E-8 and 0.00000000 are the same amount
+    return "" if v is None else str(v)
+
+
+def _rows(path: Path) -> tuple[list[str], list[tuple]]:
+    table = pq.read_table(path)
+    return table.column_names, sorted(
+        tuple(_norm(v) for v in r.values()) for r in table.to_pylist()
+    )
+
+
+def _executors_per_worker(cluster, app_id: str) -> dict[str, int]:
+    """From the master's JSON: each worker's cores and memory in use (only our app runs),
+    and from each worker's JSON (linked by the master), its executors of our app."""
+    state = cluster.state()
+    assert [a["id"] for a in state["activeapps"]] == [app_id], state["activeapps"]
+    out = {}
+    for w in state["workers"]:
+        assert (w["state"], w["coresused"], w["memoryused"]) == ("ALIVE", 1, 1024), w
+        with urllib.request.urlopen(f"{w['webuiaddress']}/json", timeout=5) as resp:
+            executors = json.load(resp)["executors"]
+        out[w["id"]] = sum(e["appid"] == app_id for e in executors)
+    return out
+
+
+def _cpu(groups: set[int], driver_jvm: int | None) -> dict[int, float]:
+    """CPU seconds so far of this process, the driver JVM and every cluster JVM."""
+    from supernova.spark_support import pids_in_groups, process_cpu_seconds
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    out = {os.getpid(): me.ru_utime + me.ru_stime}
+    for pid in pids_in_groups(groups) + ([driver_jvm] if driver_jvm else []):
+        out[pid] = process_cpu_seconds(pid)
+    return out
+
+
+def test_two_months_on_a_standalone_cluster_equal_duckdb(tiny_landing, tmp_path_factory):
+    from bench import spark as sb
+    from supernova import spark_gate, spark_publish, spark_support
+    from supernova.publish import PUBLISHED_TABLES, PublishError, partition_dir
+
+    duck_wh = tmp_path_factory.mktemp("duck-warehouse")
+    duck_totals = _duckdb_months(tiny_landing, duck_wh)
+    # what ingestion would write on every commit (the one-line change in docs/spark.md)
+    manifest = spark_support.write_manifest_of_warehouse(duck_wh)
+    assert manifest == duck_wh / "raw" / "_manifest" / "manifest.parquet"
+
+    spark_wh = tmp_path_factory.mktemp("spark-warehouse")
+    os.symlink(duck_wh / "raw", spark_wh / "raw")
+    cluster_tmp = tmp_path_factory.mktemp("spark-cluster")
+    saved = dict(os.environ)
+    cluster_cm = contextlib.nullcontext() if LOCAL_MASTER else standalone_cluster(cluster_tmp)
+    with cluster_cm as cluster:
+        try:
+            if cluster is not None:
+                os.environ.update(spark_support.cluster_session_env(cluster.master_url))
+            else:
+                os.environ.update(
+                    SUPERNOVA_SPARK_MASTER=LOCAL_MASTER, SUPERNOVA_SPARK_DRIVER_MEMORY="2g"
+                )
+            groups = {p.pid for p in cluster.processes} if cluster else set()
+            t0, cpu0 = time.perf_counter(), _cpu(groups, None)
+            spark, driver_jvm, dbt_seconds = None, None, {}
+            for month, first in MONTHS:
+                if spark is not None:
+                    assert spark_publish.register_published(spark, spark_wh) == list(
+                        PUBLISHED_TABLES
+                    )
+                res = sb.build(
+                    spark_wh, month, first_month=first, run_id=f"{month}-cluster", manifest=manifest
+                )
+                assert res["ok"], res["failures"]
+                dbt_seconds[month] = res["dbt_seconds"]
+                spark = sb.spark_session()
+                driver_jvm = spark_support.driver_jvm_pid(spark)
+                if cluster is not None and month == MONTHS[0][0]:
+                    assert spark.sparkContext.master == cluster.master_url
+                    per_worker = _executors_per_worker(cluster, spark.sparkContext.applicationId)
+                    assert len(per_worker) == 2 and all(n >= 1 for n in per_worker.values()), (
+                        per_worker
+                    )
+
+                gate = spark_gate.run_gate(spark, month)
+                assert gate["ok"], (
+                    gate["failed_checks"],
+                    [r for r in gate["results"] if not r["success"]],
+                )
+                assert len(gate["invariants"]) == 18
+                assert all(c["violations"] == 0 for c in gate["invariants"])
+                assert gate["checks_failed"] == 0 and gate["checks_passed"] == len(gate["results"])
+
+                with pytest.raises(PublishError):  # a failed gate publishes nothing
+                    spark_publish.publish_month(
+                        spark, spark_wh, month, f"{month}-cluster", {"ok": False}
+                    )
+                assert spark_publish.published_run(spark_wh, month) is None
+                counts = spark_publish.publish_month(
+                    spark, spark_wh, month, f"{month}-cluster", gate
+                )
+                assert spark_publish.published_run(spark_wh, month) == f"{month}-cluster"
+                assert spark_publish.publish_month(
+                    spark, spark_wh, month, f"{month}-cluster", gate
+                ) == {"unchanged": f"{month}-cluster"}
+
+                # run totals and every published table equal DuckDB's, to the fen
+                cols = list(duck_totals[month][0])
+                got = spark.sql(
+                    f"select {', '.join(cols)} from settlement_build.settlement_run_totals"
+                ).collect()
+                assert [{c: _norm(r[c]) for c in cols} for r in got] == [
+                    {c: _norm(v) for c, v in t.items()} for t in duck_totals[month]
+                ]
+                for table in PUBLISHED_TABLES:
+                    want_cols, want = _rows(partition_dir(duck_wh, table, month) / "part-0.parquet")
+                    have_cols, have = _rows(
+                        partition_dir(spark_wh, table, month) / "part-0.parquet"
+                    )
+                    assert have_cols == want_cols, (table, have_cols, want_cols)
+                    assert len(have) == len(want) == counts[table], (month, table)
+                    diffs = [(w, h) for w, h in zip(want, have) if w != h]
+                    assert not diffs, (month, table, diffs[:5])
+                print(f"spark {month}: {counts}, dbt build {res['dbt_seconds']} s")
+            wall = time.perf_counter() - t0
+            cpu1 = _cpu(groups, driver_jvm)
+            cpu = sum(v - cpu0.get(pid, 0.0) for pid, v in cpu1.items())
+            print(
+                f"SPARK_RUN master={LOCAL_MASTER or 'standalone 2x(1 core, 1g)'} "
+                f"wall={wall:.0f}s cpu={cpu:.0f}s dbt={dbt_seconds} jvms={len(cpu1) - 1}"
+            )
+            # October carried September's clawbacks: the ledger has clawback lines
+            clawbacks = spark.sql(
+                "select count(*) from settlement_build.payout_lines where kind = 'clawback'"
+            ).collect()[0][0]
+            assert clawbacks > 0
+        finally:
+            with contextlib.suppress(Exception):
+                sb.spark_session().stop()
+            os.environ.clear()
+            os.environ.update(saved)
+    if cluster is not None:
+        assert not [p for p in cluster.processes if p.poll() is None]
+        assert jvm_pids(str(cluster_tmp)) == []
+        from supernova.spark_support import pids_in_groups
+
+        assert pids_in_groups(groups) == []
