@@ -9,11 +9,13 @@ cross-export statistics (attribution, tiers).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import itertools
 import re
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 
@@ -658,3 +660,40 @@ def test_bad_arguments_are_refused(tmp_path):
         generate(tmp_path, "2026-09-01", 1, fmt="xlsx")
     with pytest.raises(ValueError):
         generate(tmp_path, "2026-09-01", 0)
+
+
+def test_probabilities_table_documents_every_knob():
+    """Every knob of the one table has a meaning and a source; shares are distributions over
+    the contract's values, in its order."""
+    from supernova.generator import probabilities
+
+    rows = probabilities.rows()
+    assert len(rows) >= 100
+    for name, value, meaning, source in rows:
+        assert meaning.strip() and source.strip(), name
+        if not name.endswith(("_share", "_by_platform", "_by_role")):
+            continue
+        if isinstance(value, Mapping) and isinstance(next(iter(value.values())), tuple):
+            distributions = list(value.values())  # one per platform / role
+        elif isinstance(value, Mapping):
+            distributions = [list(value.values())]
+        elif isinstance(value, tuple):
+            distributions = [value]
+        else:
+            continue  # a single probability
+        for shares in distributions:
+            assert abs(sum(shares) - 1) < 1e-9, (name, shares)
+    knobs = probabilities.KNOBS
+    assert tuple(knobs.role_share_by_platform) == C.PLATFORMS
+    assert tuple(knobs.gender_share_by_role) == C.ROLES
+    assert all(len(v) == len(C.ROLES) for v in knobs.role_share_by_platform.values())
+    assert len(knobs.platform_share) == len(C.PLATFORMS)
+    assert tuple(knobs.category_rate_permille) == C.CATEGORIES
+    assert tuple(knobs.price_median_yuan) == C.CATEGORIES
+    assert set(knobs.pop_category_share) | set(knobs.self_operated_category_share) == set(
+        C.CATEGORIES
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        knobs.order_cancelled = 0.5
+    with pytest.raises(TypeError):
+        knobs.category_rate_permille["food"] = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from supernova.generator import _fmt
+from supernova.generator import _fmt as render
 from supernova.generator._model import MESS_KINDS, SCALES, Model
 
 __all__ = ["MESS_KINDS", "SCALES", "generate"]
@@ -36,5 +36,5 @@ def generate(
         start = start.date()
     if mess is None:
         mess = scale != "tiny"
-    model = Model(Path(out), _fmt.day_number(start), int(days), scale, int(seed), fmt, bool(mess))
+    model = Model(Path(out), render.day_number(start), int(days), scale, int(seed), fmt, bool(mess))
     return model.run()
