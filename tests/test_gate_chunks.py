@@ -157,3 +157,41 @@ def test_prefetched_chunks_keep_order_bound_memory_and_raise_errors():
     assert next(it).i == 0
     it.close()  # the consumer stops early (e.g. GX raised): the producer ends
     assert not [t for t in threading.enumerate() if t.name == "gate-prefetch"]
+
+
+def test_chunks_are_read_in_one_pass_and_hold_every_row_once(con, monkeypatch, tmp_path):
+    """The chunks come from one partitioned pass over the table (temporary Parquet under
+    `spill_under`, removed afterwards). Each equals, row for row and type for type, what
+    filtering the table by hash(order_id) gives (how chunks were read before, one scan of
+    the table per chunk), and together they hold every row of the table once."""
+    monkeypatch.setenv("SUPERNOVA_GATE_CHUNK_ROWS", "25")
+    parts = 9  # 203 rows, 25 per chunk
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    chunks = list(gate.table_chunks(con, "payout_lines", "order_id", spill_under=spill))
+    assert len(chunks) == parts
+    assert list(spill.iterdir()) == []  # the temporary chunk files are gone
+    order = ["order_id", "line_no", "kind", "amount"]
+    for i, chunk in enumerate(chunks):
+        filtered = con.execute(
+            f"select * from settlement_build.payout_lines where hash(order_id) % {parts} = {i}"
+        ).df()
+        assert len(chunk) > 0, i
+        assert (chunk.dtypes == filtered.dtypes).all(), i
+        left = chunk.sort_values(order, na_position="first").reset_index(drop=True)
+        right = filtered.sort_values(order, na_position="first").reset_index(drop=True)
+        assert left.equals(right), i
+    assert sum(len(c) for c in chunks) == 203
+
+
+def test_an_empty_chunk_is_an_empty_frame_of_the_tables_columns(tmp_path):
+    c = duckdb.connect()
+    _payout_lines(c, [_row(1)])
+    folder = tmp_path / "gate_chunk=5"  # no row hashed here: no folder
+    frame = c.execute(gate._chunk_query("payout_lines", folder)).df()
+    assert len(frame) == 0 and list(frame.columns)[:3] == [
+        "settlement_month",
+        "order_id",
+        "line_no",
+    ]
+    c.close()
