@@ -697,3 +697,13 @@ def test_probabilities_table_documents_every_knob():
         knobs.order_cancelled = 0.5
     with pytest.raises(TypeError):
         knobs.category_rate_permille["food"] = 0
+
+
+def test_docs_hold_the_current_probability_table():
+    from supernova.generator import probabilities
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "generator.md").read_text("utf-8")
+    start = doc.index("<!-- probability table: generated, do not edit by hand -->\n")
+    end = doc.index("<!-- end of probability table -->")
+    copy = doc[start:end].split("\n", 1)[1]
+    assert copy == probabilities.markdown()

@@ -15,12 +15,11 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
-# Where the figures come from. None of them is measured from production data: they are
-# plausible values chosen, then tuned until the realism targets of docs/generator.md
-# ("Realism targets and how the tests check them") held at every scale.
-TUNED = "chosen, tuned to the realism targets (docs/generator.md)"
-TARGET = "realism target checked by tests/test_generator.py"
-SPEC = "the brief's description of the programme (docs/generator.md, What is simulated)"
+# Where the figures come from. None is measured from production data: each was chosen to
+# look plausible and tuned until the realism targets of docs/generator.md ("Realism targets
+# and how the tests check them") held; TARGET marks the ones a test checks directly.
+TUNED = "chosen to look plausible, tuned with the others to the realism targets"
+TARGET = "a realism target: tests/test_generator.py checks the result with a tolerance"
 
 
 def knob(value, meaning: str, source: str = TUNED):
@@ -46,7 +45,6 @@ class Probabilities:
             "yundian": (0, 0, 0, 0, 0, 0.95, 0, 0.05),
         },
         "roles of a platform's promoters, in contract.ROLES order",
-        SPEC,
     )
     gender_share_by_role: dict = knob(
         {
@@ -69,7 +67,7 @@ class Probabilities:
     promoter_history_years: int = knob(3, "promoters joined up to this long before the start")
     promoter_join_skew: float = knob(1.6, "exponent on the join age: > 1 = more recent joiners")
     status_share_at_start: tuple = knob(
-        (0.96, 0.025, 0.015), "active / suspended / terminated at the start", SPEC
+        (0.96, 0.025, 0.015), "active / suspended / terminated at the start"
     )
     active_suspended_per_day: float = knob(0.0004, "an active promoter is suspended on a day")
     active_suspended_or_terminated_per_day: float = knob(
@@ -87,7 +85,7 @@ class Probabilities:
     group_created_within_days: int = knob(30, "a group is created within this of its owner")
     group_members_median: int = knob(170, "log-normal median of members (also weight norm)")
     group_members_sigma: float = knob(0.55, "log-normal sigma of members at the start")
-    group_members_range: tuple = knob((50, 500), "members are clipped to [low, high]", SPEC)
+    group_members_range: tuple = knob((50, 500), "members are clipped to [low, high]", TARGET)
     group_dissolved_before_start: float = knob(0.04, "groups dissolved before the start")
     group_activity_sigma: float = knob(1.6, "log-normal sigma of a group's activity weight")
     group_activity_clip: float = knob(4, "the activity's normal draw is clipped to +-this")
@@ -137,7 +135,7 @@ class Probabilities:
     heavy_buyer_draws: float = knob(0.5, "draws skewed (u squared) to the oldest buyers")
 
     # -- SKUs ---------------------------------------------------------------------------
-    self_operated_sku_share: float = knob(0.25, "self-operated SKUs, share of SKUs", SPEC)
+    self_operated_sku_share: float = knob(0.25, "self-operated SKUs, share of SKUs", TARGET)
     self_operated_line_share: float = knob(
         0.09, "order lines on self-operated SKUs (expensive: roughly half the GMV)", TARGET
     )
@@ -314,3 +312,21 @@ def rows() -> list[tuple[str, object, str, str]]:
         (f.name, getattr(KNOBS, f.name), f.metadata["meaning"], f.metadata["source"])
         for f in dataclasses.fields(Probabilities)
     ]
+
+
+def _cell(value) -> str:
+    if isinstance(value, tuple):
+        return " / ".join(_cell(v) for v in value)
+    if isinstance(value, MappingProxyType | dict):
+        return "; ".join(f"{k}: {_cell(v)}" for k, v in value.items())
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def markdown() -> str:
+    """The table as Markdown (docs/generator.md holds this text; a test keeps it current)."""
+    sources = {TUNED: "tuned", TARGET: "target (tested)"}
+    lines = ["| knob | value | meaning | source |", "|---|---|---|---|"]
+    for name, value, meaning, source in rows():
+        cell = _cell(value).replace("|", "\\|")
+        lines.append(f"| `{name}` | {cell} | {meaning.replace('|', '/')} | {sources[source]} |")
+    return "\n".join(lines) + "\n"
