@@ -5,10 +5,11 @@
     layer during a dbt invocation. -#}
 
 {#- The marts' calendar: from the first order day to the last delivered day (the greatest
-    delivery date of the orders export). Returns {'first_day': 'YYYY-MM-DD' | none,
+    delivery date of the orders export), over every delivered version of the orders
+    (stg_exports__order_versions). Returns {'first_day': 'YYYY-MM-DD' | none,
     'last_day': 'YYYY-MM-DD' | none}; none when nothing is loaded yet. -#}
 {% macro marts_bounds() -%}
-    {%- set orders = source('exports', 'orders') -%}
+    {%- set orders = ref('stg_exports__order_versions') -%}
     {%- if not execute -%}
         {{ return({'first_day': none, 'last_day': none}) }}
     {%- endif -%}
@@ -41,16 +42,11 @@
       rules  : for a re-delivered commission rule, the first day its versions differ.
     The result is the earliest of those and W + 1 (new days). Attributes joined as "current"
     (a group's owner, a promoter's platform and role) are not restated by an incremental run;
-    a --full-refresh restates them (docs/marts.md). -#}
+    a --full-refresh restates them (docs/marts.md).
+    The versions are read from the staging versions models (stg_exports__*_versions), and
+    only those of `parts` (clicks: also links): the model's lineage shows what it reads. -#}
 {% macro marts_refresh_from(date_column, parts) -%}
-    {%- set src = {
-        'orders': source('exports', 'orders'),
-        'clicks': source('exports', 'clicks'),
-        'links': source('exports', 'links'),
-        'groups': source('exports', 'groups'),
-        'skus': source('exports', 'skus'),
-        'rules': source('exports', 'commission_rules'),
-    } -%}
+    {%- set src = marts_versions(parts) -%}
     {#- `this` is empty while a dbt unit test compiles the model: a full build -#}
     {%- if not execute or this is none or not is_incremental() -%}
         {{ return(none) }}
@@ -135,6 +131,30 @@
     {%- endset -%}
     {%- set d = run_query(sql).rows[0][0] -%}
     {{ return(d | string) }}
+{%- endmacro %}
+
+{#- The staging versions models of `parts` (orders, clicks, groups, skus, rules; clicks
+    brings links), as {part: relation}. Only these are ref()'d, so that parsing records
+    exactly the parents a mart reads. -#}
+{% macro marts_versions(parts) -%}
+    {%- set models = {
+        'orders': 'stg_exports__order_versions',
+        'clicks': 'stg_exports__click_versions',
+        'links': 'stg_exports__link_versions',
+        'groups': 'stg_exports__group_versions',
+        'skus': 'stg_exports__sku_versions',
+        'rules': 'stg_exports__commission_rule_versions',
+    } -%}
+    {%- set unknown = parts | reject('in', models) | list -%}
+    {%- if unknown -%}
+        {{ exceptions.raise_compiler_error('marts_refresh_from: unknown parts ' ~ unknown) }}
+    {%- endif -%}
+    {%- set wanted = parts + (['links'] if 'clicks' in parts else []) -%}
+    {%- set relations = {} -%}
+    {%- for part in wanted -%}
+        {%- do relations.update({part: ref(models[part])}) -%}
+    {%- endfor -%}
+    {{ return(relations) }}
 {%- endmacro %}
 
 {#- Pre-hook of an incremental mart: remove the days that are recomputed. -#}

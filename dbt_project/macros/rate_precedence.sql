@@ -1,56 +1,50 @@
-{#- settlement-rules §2 rate precedence, and the §2–§3 estimate of what an order line
-    earns, for the estimated-earnings mart (promoter_earnings_daily) and its monthly
-    reconciliation (rpt_promoter_earnings_reconciliation). int_settlement__new_line_terms
-    and sku_ranking still spell the precedence out themselves; they should switch to
-    rate_in_force (one definition of §2). -#}
+{#- settlement-rules §2 rate precedence, written once (rate_in_force) and used by the
+    settlement (int_settlement__new_line_terms), the product list (sku_ranking) and the
+    §2–§3 estimate of what an order line earns (estimated_line_earnings, below) for the
+    estimated-earnings mart (promoter_earnings_daily) and its monthly reconciliation
+    (rpt_promoter_earnings_reconciliation). -#}
 
 {#- The rate in force at `at_column` for every row of `items` (§2): the rule with
     valid_from <= t < valid_to, by precedence sku rule > merchant rule for the SKU's
     merchant > category rule for the SKU's category, self-operated SKUs only; no rule:
-    rate 0. `items` needs the `key_columns`, sku_id, merchant_id, category,
-    is_self_operated and `at_column`; returns the key columns, rate, rule_id and
-    rule_scope (null when no rule applies). One equi-join per scope (an OR of the three
-    keys would be a nested-loop join, see sku_ranking). Overlapping rules of one scope and
-    key stop the settlement run (§2); here the greatest rule_id would win. -#}
-{% macro rate_in_force(items, key_columns, at_column, rules=none) -%}
+    rate 0 (a rule of rate 0 is a rule). `items` needs sku_id, merchant_id, category,
+    is_self_operated and `at_column`; returns one row per row of `items`: its `columns`
+    (its key, and any others a caller carries on rather than join back), rate, rule_id
+    and rule_scope (both null when no rule applies). just_before=true: the rule in force
+    in the instant before `at_column` (valid_from < t <= valid_to): at the end of a day
+    when t is the next midnight.
+    One left equi-join per scope, the validity range a residual condition, and a
+    coalesce in precedence order: no window over the items (an OR of the three keys
+    would be a nested-loop join; a union of the scopes ranked by row_number() sorts every
+    item, docs/benchmarks.md). Overlapping rules of one scope and key would repeat an
+    item's row; they fail the build first (tests/assert_commission_rules_do_not_overlap.sql,
+    on stg_exports__commission_rules, before any model reads the rules). -#}
+{% macro rate_in_force(items, columns, at_column, rules=none, just_before=false) -%}
     {%- set rules = rules if rules is not none else ref('stg_exports__commission_rules') -%}
+    {%- set after, before = ('<', '<=') if just_before else ('<=', '<') -%}
     {%- set scopes = [
-        ('sku', 1, 'r.sku_id = i.sku_id'),
-        ('merchant', 2, 'r.merchant_id = i.merchant_id'),
-        ('category', 3, 'r.category = i.category and i.is_self_operated'),
+        ('sku', 'rule_sku.sku_id = i.sku_id'),
+        ('merchant', 'rule_merchant.merchant_id = i.merchant_id'),
+        ('category', 'rule_category.category = i.category and i.is_self_operated'),
     ] -%}
     select
-        {%- for k in key_columns %}
-        i.{{ k }},
+        {%- for c in columns %}
+        i.{{ c }},
         {%- endfor %}
-        cast(coalesce(chosen.rate, 0) as {{ rate_type() }}) as rate,
-        chosen.rule_id,
-        chosen.rule_scope
-    from {{ items }} as i
-    left join (
-        select *
-        from (
-            {%- for scope, precedence, match in scopes %}
-            select
-                {%- for k in key_columns %}
-                i.{{ k }},
-                {%- endfor %}
-                r.rate,
-                r.rule_id,
-                '{{ scope }}' as rule_scope,
-                {{ precedence }} as precedence
-            from {{ items }} as i
-            inner join {{ rules }} as r
-                on r.scope = '{{ scope }}' and {{ match }}
-                and r.valid_from <= i.{{ at_column }}
-                and (r.valid_to is null or i.{{ at_column }} < r.valid_to)
-            {{ "union all" if not loop.last }}
+        cast(coalesce(rule_sku.rate, rule_merchant.rate, rule_category.rate, 0) as {{ rate_type() }}) as rate,
+        coalesce(rule_sku.rule_id, rule_merchant.rule_id, rule_category.rule_id) as rule_id,
+        case
+            {%- for scope, match in scopes %}
+            when rule_{{ scope }}.rule_id is not null then '{{ scope }}'
             {%- endfor %}
-        ) as candidates
-        qualify row_number() over (
-            partition by {{ key_columns | join(', ') }} order by precedence, rule_id desc) = 1
-    ) as chosen
-        on {% for k in key_columns %}chosen.{{ k }} = i.{{ k }}{{ " and " if not loop.last }}{% endfor %}
+        end as rule_scope
+    from {{ items }} as i
+    {%- for scope, match in scopes %}
+    left join {{ rules }} as rule_{{ scope }}
+        on rule_{{ scope }}.scope = '{{ scope }}' and {{ match }}
+        and rule_{{ scope }}.valid_from {{ after }} i.{{ at_column }}
+        and (rule_{{ scope }}.valid_to is null or i.{{ at_column }} {{ before }} rule_{{ scope }}.valid_to)
+    {%- endfor %}
 {%- endmacro %}
 
 {#- What every line of `lines` (order_id, line_no, ordered_at, sku_id, paid_amount,

@@ -1,22 +1,9 @@
 -- Terms for every newly settled, attributed line (organic lines drop out here, §1):
 -- beneficiaries from the click's link and the promoter as of the cutoff, the rate in
 -- force at ordered_at by precedence sku > merchant > category (self-operated only) > 0
--- (§2), the split shares of the promoter's platform (§3), or the reason the line goes
+-- (§2, macros/rate_precedence.sql rate_in_force), the split shares of the promoter's platform (§3), or the reason the line goes
 -- to suspense (§7).
-with rules as (
-    select
-        rule_id,
-        scope,
-        sku_id,
-        merchant_id,
-        category,
-        rate,
-        valid_from,
-        coalesce(valid_to, cast('9999-12-31 00:00:00' as timestamp)) as valid_to
-    from {{ ref('stg_exports__commission_rules') }}
-),
-
-joined as (
+with joined as (
     select
         l.order_id,
         l.line_no,
@@ -59,29 +46,38 @@ shares as (
     {{ split_shares_relation() }}
 ),
 
+-- the rate in force at ordered_at (§2), the joined columns carried along
+with_rates as (
+    {{ rate_in_force('joined', [
+        'order_id',
+        'line_no',
+        'sku_id',
+        'ordered_at',
+        'paid_amount',
+        'base_amount',
+        'completed_at',
+        'click_id',
+        'link_id',
+        'link_known',
+        'promoter_id',
+        'group_id',
+        'sku_known',
+        'promoter_known',
+        'platform',
+        'inviter_id',
+        'inviter_known',
+        'inviter_loop'
+    ], 'ordered_at') }}
+),
+
 with_rules as (
     select
-        j.*,
-        sr.rule_id as sku_rule_id,
-        sr.rate as sku_rate,
-        mr.rule_id as merchant_rule_id,
-        mr.rate as merchant_rate,
-        cr.rule_id as category_rule_id,
-        cr.rate as category_rate,
+        r.*,
         sh.level1_share,
         sh.level2_share
-    from joined as j
-    left join rules as sr
-        on sr.scope = 'sku' and sr.sku_id = j.sku_id
-        and sr.valid_from <= j.ordered_at and j.ordered_at < sr.valid_to
-    left join rules as mr
-        on mr.scope = 'merchant' and mr.merchant_id = j.merchant_id
-        and mr.valid_from <= j.ordered_at and j.ordered_at < mr.valid_to
-    left join rules as cr
-        on cr.scope = 'category' and cr.category = j.category and j.is_self_operated
-        and cr.valid_from <= j.ordered_at and j.ordered_at < cr.valid_to
+    from with_rates as r
     left join shares as sh
-        on sh.platform = j.platform
+        on sh.platform = r.platform
 )
 
 select
@@ -105,13 +101,9 @@ select
         when not promoter_known then 'unknown_promoter'
         when level2_share > 0 and inviter_id is not null and not inviter_known then 'unknown_inviter'
     end as suspense_reason,
-    coalesce(sku_rule_id, merchant_rule_id, category_rule_id) as rule_id,
-    case
-        when sku_rule_id is not null then 'sku'
-        when merchant_rule_id is not null then 'merchant'
-        when category_rule_id is not null then 'category'
-    end as rule_scope,
-    cast(coalesce(sku_rate, merchant_rate, category_rate, 0) as {{ rate_type() }}) as rate,
+    rule_id,
+    rule_scope,
+    rate,
     {{ dec(cfg('platform_fee_rate'), 9, 6) }} as platform_fee_rate,
     level1_share,
     case

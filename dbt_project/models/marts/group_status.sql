@@ -47,10 +47,10 @@ groups_now as (
 ),
 
 -- member_count as of a day: the latest snapshot on or before it (the first snapshot
--- stands for the days before it).
+-- stands for the days before it); a snapshot delivered twice: the version delivered last.
 snapshots as (
     select group_id, snapshot_date, member_count
-    from {{ source('exports', 'groups') }}
+    from {{ ref('stg_exports__group_versions') }}
     qualify row_number() over (partition by group_id, snapshot_date order by {{ delivered_last() }}) = 1
 ),
 

@@ -72,7 +72,7 @@ in_range as (
     from windowed
     where {{ marts_refresh_filter('as_of_date', refresh_from) }}
         -- up to the last delivered day (the marts' calendar, marts_bounds)
-        and as_of_date <= (select max(_delivery_date) from {{ source('exports', 'orders') }})
+        and as_of_date <= (select max(_delivery_date) from {{ ref('stg_exports__order_versions') }})
 ),
 
 cells as (
@@ -102,6 +102,12 @@ totals as (
     group by as_of_date, promoter_id, platform
 ),
 
+platform_totals as (
+    select as_of_date, platform, sum(gmv) as platform_gmv
+    from totals
+    group by as_of_date, platform
+),
+
 platform_category as (
     select
         c.as_of_date,
@@ -110,13 +116,16 @@ platform_category as (
         sum(c.gmv) as category_gmv,
         max(p.platform_gmv) as platform_gmv
     from cells as c
-    inner join (
-        select as_of_date, platform, sum(gmv) as platform_gmv
-        from totals
-        group by as_of_date, platform
-    ) as p
+    inner join platform_totals as p
         on p.as_of_date = c.as_of_date and p.platform = c.platform
     group by c.as_of_date, c.platform, c.category
+),
+
+-- the cells with their suppression flags (macros/marts_suppression.sql)
+suppressed as (
+    with
+    {{ marts_suppressed_cells('cells', 'totals', ['as_of_date', 'promoter_id', 'platform'], ['category'],
+                              [dbt.type_string()], total_rows=false) }}
 )
 
 select
@@ -132,11 +141,7 @@ select
         cast({{ marts_ratio('c.gmv * pc.platform_gmv', 't.gmv * pc.category_gmv', 6) }} as decimal(18,6))
     end as lift,
     s.suppressed
-from (
-    with
-    {{ marts_suppressed_cells('cells', 'totals', ['as_of_date', 'promoter_id', 'platform'], ['category'],
-                              [dbt.type_string()], total_rows=false) }}
-) as s
+from suppressed as s
 inner join cells as c
     on c.as_of_date = s.as_of_date and c.promoter_id = s.promoter_id
     and c.platform = s.platform and c.category = s.category

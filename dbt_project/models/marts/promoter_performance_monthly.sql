@@ -17,12 +17,19 @@ with days as (
     {{ marts_days(bounds.first_day, bounds.last_day) }}
 ),
 
+days_by_month as (
+    select
+        day,
+        cast({{ dbt.date_trunc('month', 'day') }} as date) as month
+    from days
+),
+
 months as (
     select
-        cast({{ dbt.date_trunc('month', 'day') }} as date) as month,
+        month,
         max(day) as last_as_of_date
-    from days
-    group by 1
+    from days_by_month
+    group by month
 ),
 
 versions as (
@@ -48,14 +55,23 @@ versions as (
     ) = 1
 ),
 
-promoter_orders as (
+attributed_by_month as (
     select
         cast({{ dbt.date_trunc('month', 'order_date') }} as date) as month,
         promoter_id,
+        order_id,
+        paid_amount
+    from {{ ref('int_marts__attributed_lines') }}
+),
+
+promoter_orders as (
+    select
+        month,
+        promoter_id,
         count(distinct order_id) as orders,
         sum(paid_amount) as gmv
-    from {{ ref('int_marts__attributed_lines') }}
-    group by 1, 2
+    from attributed_by_month
+    group by month, promoter_id
 ),
 
 ledger as (

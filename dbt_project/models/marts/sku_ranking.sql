@@ -3,7 +3,9 @@
       positive_review_rate : the SKU's value as delivered by that day (latest delivery on
                              or before it);
       commission_rate      : the rate in force at the end of the day (the rate a share made
-                             now earns), by settlement-rules §2 precedence: sku rule >
+                             now earns; orders earn the rate in force at ordered_at, which
+                             differs on a day a rule changes after midnight), by
+                             settlement-rules §2 precedence (rate_in_force): sku rule >
                              merchant rule > category rule (self-operated SKUs only); no
                              rule: 0;
       attributed_orders_30d, gmv_30d : attributed orders with a line of the SKU ordered in
@@ -28,9 +30,10 @@ with days as (
     {{ marts_days(compute_from, bounds.last_day) }}
 ),
 
+-- a SKU's attributes as delivered by each day: the version delivered last on a delivery date
 sku_deliveries as (
     select sku_id, merchant_id, category, is_self_operated, positive_review_rate, _delivery_date
-    from {{ source('exports', 'skus') }}
+    from {{ ref('stg_exports__sku_versions') }}
     qualify row_number() over (partition by sku_id, _delivery_date order by {{ delivered_last() }}) = 1
 ),
 
@@ -45,6 +48,7 @@ sku_versions as (
 sku_days as (
     select
         d.day as ranking_date,
+        {{ dbt.dateadd('day', 1, 'd.day') }} as next_midnight,
         v.sku_id, v.merchant_id, v.category, v.is_self_operated, v.positive_review_rate
     from days as d
     inner join sku_versions as v
@@ -52,35 +56,11 @@ sku_days as (
         and (v.valid_to is null or d.day < v.valid_to)
 ),
 
-rules as (
-    select scope, sku_id, merchant_id, category, rate, valid_from, valid_to, rule_id
-    from {{ ref('stg_exports__commission_rules') }}
-),
-
--- one equi-join per rule scope (an OR of the three join keys would force a nested-loop
--- join of every SKU-day with every rule: the mart's largest cost at programme scale)
-{%- set scopes = [
-    ('sku', 1, 'r.sku_id = s.sku_id'),
-    ('merchant', 2, 'r.merchant_id = s.merchant_id'),
-    ('category', 3, 'r.category = s.category and s.is_self_operated'),
-] %}
-
-rate_candidates as (
-    {%- for scope, precedence, match in scopes %}
-    select s.ranking_date, s.sku_id, r.rate, {{ precedence }} as precedence, r.rule_id
-    from sku_days as s
-    inner join rules as r
-        on r.scope = '{{ scope }}' and {{ match }}
-        and r.valid_from < {{ dbt.dateadd('day', 1, 's.ranking_date') }}
-        and (r.valid_to is null or r.valid_to >= {{ dbt.dateadd('day', 1, 's.ranking_date') }})
-    {{ "union all" if not loop.last }}
-    {%- endfor %}
-),
-
-rates as (
-    select ranking_date, sku_id, rate
-    from rate_candidates
-    qualify row_number() over (partition by ranking_date, sku_id order by precedence, rule_id desc) = 1
+-- the rate in force at the end of the day: just before the next midnight
+rated_sku_days as (
+    {{ rate_in_force('sku_days', [
+        'ranking_date', 'sku_id', 'merchant_id', 'category', 'is_self_operated', 'positive_review_rate'
+    ], 'next_midnight', just_before=true) }}
 ),
 
 sku_daily as (
@@ -119,12 +99,10 @@ scored as (
         s.category,
         s.is_self_operated,
         s.positive_review_rate,
-        coalesce(r.rate, 0) as commission_rate,
+        s.rate as commission_rate,
         coalesce(a.orders_30d, 0) as attributed_orders_30d,
         coalesce(a.gmv_30d, 0) as gmv_30d
-    from sku_days as s
-    left join rates as r
-        on r.ranking_date = s.ranking_date and r.sku_id = s.sku_id
+    from rated_sku_days as s
     left join last_30d as a
         on a.ranking_date = s.ranking_date and a.sku_id = s.sku_id
 )
@@ -146,6 +124,6 @@ select
             coalesce(positive_review_rate, 0) desc,
             commission_rate desc,
             gmv_30d desc,
-            sku_id
+            sku_id asc
     ) as integer) as sku_rank
 from scored

@@ -1,0 +1,17 @@
+-- Every delivered version of every SKU (a view over the raw export, one row per
+-- delivered row, no version rule: a view costs nothing to keep current and the readers
+-- filter it): sku_ranking reads a SKU's attributes as delivered by each day
+-- (stg_exports__skus keeps only the latest), and the marts' incremental refresh the
+-- delivery dates (marts_refresh_from).
+{{ config(materialized='view') }}
+select
+    sku_id,
+    merchant_id,
+    category,
+    is_self_operated,
+    positive_review_rate,
+    title,
+    _delivery_date,
+    _file_name,
+    _line_no
+from {{ source('exports', 'skus') }}
