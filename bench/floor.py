@@ -29,7 +29,7 @@ import duckdb
 import yaml
 
 from supernova import settings
-from supernova.publish import PUBLISHED_TABLES
+from supernova.tables import PUBLISHED_TABLES
 from supernova.warehouse import table_exists
 
 

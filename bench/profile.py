@@ -29,7 +29,7 @@ def main(argv=None) -> int:
 
     from bench.floor import _ordered_nodes, profile_settings
     from supernova import settings
-    from supernova.settle import dbt_invoke
+    from supernova.dbt_runner import dbt_invoke
 
     base = a.root / "data" / a.scale / "warehouse"
     wh = clone(base, a.root / "runs" / a.scale / "profile")

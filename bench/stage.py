@@ -28,7 +28,7 @@ os.environ.setdefault("SUPERNOVA_INGEST_QUIET_SECONDS", "0")
 
 
 def _ctx(month: str, landing: Path, warehouse: Path) -> tuple[dict, dict]:
-    from supernova.settle import RunRequest
+    from supernova.run_request import RunRequest
 
     ctx = RunRequest(month, str(landing), str(warehouse), triggered_by="bench").context(
         f"bench-{month}"

@@ -27,7 +27,7 @@ Unknown keys (a misspelt `Month`), `preview` together with `reopen_reason`, and 
 wording of errors need the whole conf: the API server's trigger guard
 (supernova/trigger_guard.py, an Airflow plugin) refuses them at trigger time with words;
 where it is not installed, `begin` refuses them within seconds with the same words
-(settle.request_problems), before anything is read or written.
+(run_request.request_problems), before anything is read or written.
 
 A scheduled run never starts the programme: into a warehouse with nothing published it
 settles only the programme's first month (`vars.supernova.first_month`). No catch-up:
@@ -42,6 +42,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from supernova import dag_support, lock
 from supernova import settle as s
+from supernova.run_request import RunRefused, request_problems
+from supernova.run_state import record_error
 
 
 def _fail_closed(step, ctx: dict, *args):
@@ -52,7 +54,7 @@ def _fail_closed(step, ctx: dict, *args):
         with lock.keep_alive(ctx["warehouse"], ctx["attempt_id"]):
             return step(ctx, *args)
     except Exception as exc:
-        s.record_error(ctx, exc)
+        record_error(ctx, exc)
         raise AirflowFailException(str(exc)) from exc
 
 
@@ -109,7 +111,7 @@ def monthly_settlement():
     @task
     def begin(**context) -> dict:
         params = dict(context["params"])
-        problems = s.request_problems(params, month_required=False)
+        problems = request_problems(params, month_required=False)
         if problems:
             raise AirflowFailException("the run's parameters are refused: " + "; ".join(problems))
         if not params.get("month"):
@@ -125,7 +127,7 @@ def monthly_settlement():
                 dag_id=dag_run.dag_id,
                 dag_run_id=dag_run.run_id,
             )
-        except (s.RunRefused, lock.WarehouseBusy) as exc:
+        except (RunRefused, lock.WarehouseBusy) as exc:
             raise AirflowFailException(str(exc)) from exc
 
     @task

@@ -106,9 +106,9 @@ def triggering_user(context) -> str:
         return "scheduler (asset update)"
     name = getattr(context["dag_run"], "triggering_user_name", None)
     if not name or name == "dag_test":
-        from supernova.settle import _os_user
+        from supernova.run_request import os_user
 
-        return _os_user()
+        return os_user()
     return str(name)
 
 
@@ -118,7 +118,7 @@ def triggering_user(context) -> str:
 def settlement_schedule() -> str:
     """02:00 on the cutoff day (vars.supernova.cutoff_day), Asia/Shanghai: right after the
     previous month's cutoff. Read once when the DAG file is parsed."""
-    from supernova.settle import settlement_config
+    from supernova.months import settlement_config
 
     return f"0 2 {settlement_config()['cutoff_day']} * *"
 

@@ -28,21 +28,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from supernova import lock, settings
+from supernova.dbt_runner import dbt_invoke, failures
+from supernova.tables import MART_TABLES
 from supernova.warehouse import connect, table_exists, wait_until_free
 
-# mart -> sort key of its Parquet copy (rows are written sorted, so the same table
-# always gives the same file contents)
-MART_TABLES = {
-    "group_daily_activity": "activity_date, group_id",
-    "group_status": "as_of_date, group_id",
-    "group_activity_summary": "activity_date, platform, owner_role",
-    "buyer_demographics_monthly": "month, is_total, city_tier, gender",
-    "buyer_category_mix_monthly": "month, category, is_total, city_tier, gender",
-    "promoter_performance_monthly": "month, platform, role, city_tier",
-    "sku_ranking": "ranking_date, sku_rank",
-    "promoter_category_affinity": "as_of_date, promoter_id, platform, category",
-    "promoter_earnings_daily": "activity_date, promoter_id",
-}
 # The dbt selection of one marts refresh: the marts and everything upstream of them
 # (staging, intermediate/marts). Unit tests run in pytest, not in the daily refresh.
 DBT_SELECT = ["--select", "+path:models/marts", "--exclude-resource-type", "unit_test"]
@@ -79,21 +68,9 @@ def ingest_step(landing: Path, warehouse: Path, log=print) -> dict:
     return {"files_loaded": len(result.by_status("loaded")), "rows_loaded": result.rows_loaded}
 
 
-def _dbt_failures(res) -> list[str]:
-    out = []
-    for r in getattr(res.result, "results", None) or []:
-        status = str(getattr(r, "status", "")).lower()
-        if status in ("error", "fail", "runtime error"):
-            out.append(f"{r.node.name}: {status}: {(r.message or '').strip()[:500]}")
-    if res.exception is not None:
-        out.append(f"dbt: {res.exception}")
-    return out
-
-
 def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
     """One dbt invocation: `dbt build` of the marts and their upstream models + tests."""
     from supernova import staging
-    from supernova.settle import dbt_invoke
 
     t0 = time.perf_counter()
     with lock.held(warehouse, "marts-build", log):
@@ -106,8 +83,10 @@ def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
             staging.record_built(warehouse)
     seconds = round(time.perf_counter() - t0, 1)
     if not res.success:
-        failures = _dbt_failures(res) or ["dbt build failed (see <warehouse>/dbt/logs/dbt.log)"]
-        raise MartsFailed("marts build failed:\n  " + "\n  ".join(failures))
+        problems = [f.line() for f in failures(res) if not f.skipped] or [
+            "dbt build failed (see <warehouse>/dbt/logs/dbt.log)"
+        ]
+        raise MartsFailed("marts build failed:\n  " + "\n  ".join(problems))
     log(f"dbt build of the marts OK in {seconds}s (full_refresh={full_refresh})")
     return {"dbt_seconds": seconds, "full_refresh": full_refresh}
 
@@ -208,9 +187,9 @@ def run_marts(
 ) -> int:
     """Run the analytics_marts DAG in process: one line at the start, the result (and with
     `table`, the table of marts) at the end; Airflow's and dbt's output in <warehouse>/logs/
-    (or on the terminal with verbose). Returns an exit code (supernova.cli.EXIT_*)."""
+    (or on the terminal with verbose). Returns an exit code (supernova.cli_support.EXIT_*)."""
     from supernova.airflow_runner import run_dag
-    from supernova.cli import EXIT_FAILED, EXIT_OK
+    from supernova.cli_support import EXIT_FAILED, EXIT_OK
     from supernova.summary import details_to, log_file
 
     details = log_file(warehouse, "marts")
@@ -253,7 +232,7 @@ def run_marts(
 
 def cmd_marts(args) -> int:
     """`supernova marts`: run the analytics_marts DAG in process."""
-    from supernova.cli import check_busy, check_landing, check_warehouse
+    from supernova.cli_support import check_busy, check_landing, check_warehouse
 
     landing = check_landing(args.landing or settings.default_landing())
     warehouse = check_warehouse(args.warehouse or settings.default_warehouse())
@@ -267,14 +246,14 @@ def cmd_marts(args) -> int:
 
 
 def add_marts_parser(subparsers) -> argparse.ArgumentParser:
-    from supernova.cli import _add_paths, add_command
+    from supernova.cli_support import add_command, add_paths
 
     p = add_command(
         subparsers,
         "marts",
         "refresh the analytics marts through the analytics_marts DAG (in process)",
     )
-    _add_paths(p)
+    add_paths(p)
     p.add_argument(
         "--full-refresh", action="store_true", help="rebuild the incremental marts from scratch"
     )

@@ -27,16 +27,8 @@ import pyarrow.parquet as pq
 
 from supernova import serving, settings
 from supernova.faults import fault_point
+from supernova.tables import PUBLISHED_TABLES
 from supernova.warehouse import connect, table_exists
-
-# published table -> (month column, sort key); the month column names its Parquet partition
-PUBLISHED_TABLES = {
-    "payouts": ("settlement_month", "promoter_id"),
-    "payout_lines": ("settlement_month", "kind, order_id, line_no, level, beneficiary_id"),
-    "suspense": ("settlement_month", "order_id, line_no"),
-    "findings": ("settlement_month", "kind, row_key"),
-    "line_terms": ("first_settlement_month", "order_id, line_no"),
-}
 
 RUN_COLUMNS = {
     "run_id": "varchar",

@@ -39,8 +39,7 @@ def _has_parquet(folder: Path, pattern: str) -> bool:
 
 def views_sql(warehouse: Path | str) -> list[str]:
     """The catalog's statements: one view per table whose Parquet copy exists."""
-    from supernova.marts import MART_TABLES
-    from supernova.publish import PUBLISHED_TABLES
+    from supernova.tables import MART_TABLES, PUBLISHED_TABLES
 
     base = Path(warehouse).resolve() / "parquet"
     stmts = ["create schema if not exists settlement", "create schema if not exists marts"]

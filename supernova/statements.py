@@ -413,7 +413,7 @@ def write_statements(
 
 def run_statements(warehouse: Path, month: str, out: Path | None = None) -> int:
     """Write the month's statements; one line on the terminal. Returns an exit code."""
-    from supernova.cli import EXIT_FAILED, EXIT_OK
+    from supernova.cli_support import EXIT_FAILED, EXIT_OK
 
     try:
         files = write_statements(warehouse, month, out, log=lambda m: None)
@@ -429,7 +429,7 @@ def run_statements(warehouse: Path, month: str, out: Path | None = None) -> int:
 
 
 def cmd_statements(args) -> int:
-    from supernova.cli import check_warehouse
+    from supernova.cli_support import check_warehouse
 
     warehouse = check_warehouse(args.warehouse or settings.default_warehouse())
     return run_statements(warehouse, args.month, args.out)
@@ -437,7 +437,7 @@ def cmd_statements(args) -> int:
 
 def add_statements_parser(subparsers) -> argparse.ArgumentParser:
     """Register `supernova statements --month YYYY-MM [--warehouse DIR] [--out DIR]`."""
-    from supernova.cli import add_command, month_arg
+    from supernova.cli_support import add_command, month_arg
 
     p = add_command(
         subparsers,

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from supernova.report import next_steps, run_totals
-from supernova.settle import RunState
+from supernova.run_state import RunState
 
 
 def progress_logger(prefix: str = "supernova", stream=None):

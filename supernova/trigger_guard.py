@@ -7,7 +7,7 @@ uses too). That refuses wrong types with HTTP 400, but it cannot refuse an unkno
 month), nor a combination (`preview` together with `reopen_reason`), and its messages
 quote regular expressions. This root middleware of the API server reads the trigger's
 `conf` first and answers HTTP 400 with the problems in words
-(supernova.settle.request_problems, the same check the DAG's `begin` task makes)
+(supernova.run_request.request_problems, the same check the DAG's `begin` task makes)
 before Airflow creates the run.
 
 Installed by putting the project's `plugins/` folder on the API server's plugins path
@@ -28,7 +28,7 @@ SETTLEMENT_TRIGGER = re.compile(r"/api/v2/dags/monthly_settlement/dagRuns/?$")
 
 def trigger_problems(body: bytes) -> list[str]:
     """The problems of a trigger request body for monthly_settlement (empty: fine)."""
-    from supernova.settle import request_problems
+    from supernova.run_request import request_problems
 
     try:
         payload = json.loads(body or b"{}")

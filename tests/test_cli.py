@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from supernova import cli
+from supernova import cli_support
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ["generate", "ingest", "settle", "demo", "marts", "statements"]
@@ -84,7 +84,7 @@ def test_version_comes_from_the_package_metadata():
 @pytest.mark.parametrize("month", ["2026-13", "2026-1", "10-2026", "2026/10", "next"])
 def test_a_bad_month_is_one_line_exit_2_without_airflow(command, month):
     proc = run(command, "--month", month)
-    assert proc.returncode == 2  # cli.EXIT_USAGE
+    assert proc.returncode == 2  # cli_support.EXIT_USAGE
     lines = _err_lines(proc)
     assert len(lines) == 1, proc.stderr
     assert (
@@ -97,7 +97,7 @@ def test_a_bad_month_is_one_line_exit_2_without_airflow(command, month):
 @pytest.mark.parametrize("command", [["settle", "--month", "2026-10"], ["marts"], ["ingest"]])
 def test_a_missing_landing_folder_is_one_line(tmp_path, command):
     proc = run(*command, "--landing", tmp_path / "no-such-folder", "--warehouse", tmp_path / "wh")
-    assert proc.returncode == 2  # cli.EXIT_USAGE
+    assert proc.returncode == 2  # cli_support.EXIT_USAGE
     lines = _err_lines(proc)
     assert len(lines) == 1 and "landing folder" in lines[0] and "does not exist" in lines[0], (
         proc.stderr
@@ -115,7 +115,7 @@ def test_a_warehouse_path_that_is_a_file_says_so(tmp_path, command):
     afile.write_text("not a folder\n")
     landing = [] if command[0] == "statements" else ["--landing", tmp_path / "landing"]
     proc = run(*command, *landing, "--warehouse", afile)
-    assert proc.returncode == 2  # cli.EXIT_USAGE
+    assert proc.returncode == 2  # cli_support.EXIT_USAGE
     lines = _err_lines(proc)
     assert len(lines) == 1 and "is a file, not a directory" in lines[0], proc.stderr
     assert "another run" not in proc.stderr and "busy" not in proc.stderr
@@ -155,7 +155,7 @@ def test_a_warehouse_held_by_another_run_is_exit_3_in_one_line(tmp_path):
 def test_statements_of_an_unpublished_warehouse_is_exit_1_in_one_line(tmp_path):
     (tmp_path / "wh").mkdir()
     proc = run("statements", "--month", "2026-10", "--warehouse", tmp_path / "wh")
-    assert proc.returncode == 1  # cli.EXIT_FAILED
+    assert proc.returncode == 1  # cli_support.EXIT_FAILED
     assert len(_err_lines(proc)) == 1, proc.stderr
 
 
@@ -165,16 +165,21 @@ def _exit_table(text: str) -> dict[int, str]:
 
 
 def test_one_exit_code_table_in_the_code_the_readme_and_the_marts_doc():
-    codes = {cli.EXIT_OK: 0, cli.EXIT_FAILED: 1, cli.EXIT_USAGE: 2, cli.EXIT_BUSY: 3}
+    codes = {
+        cli_support.EXIT_OK: 0,
+        cli_support.EXIT_FAILED: 1,
+        cli_support.EXIT_USAGE: 2,
+        cli_support.EXIT_BUSY: 3,
+    }
     assert sorted(codes) == [0, 1, 2, 3]
     readme = _exit_table((ROOT / "README.md").read_text(encoding="utf-8"))
     marts_doc = _exit_table((ROOT / "docs" / "marts.md").read_text(encoding="utf-8"))
     assert sorted(readme) == [0, 1, 2, 3]
     assert readme == marts_doc
     for code, desc in readme.items():
-        assert re.search(rf"^\s+{code}\s+", cli.EXIT_CODES_TEXT, flags=re.M), code
+        assert re.search(rf"^\s+{code}\s+", cli_support.EXIT_CODES_TEXT, flags=re.M), code
         key = desc.split()[0].lower().strip("*:")
-        assert key in cli.EXIT_CODES_TEXT.lower(), (code, desc)
+        assert key in cli_support.EXIT_CODES_TEXT.lower(), (code, desc)
 
 
 def test_ingest_keeps_per_file_lines_in_a_log_and_verbose_shows_them(tmp_path):

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from conftest import DEFAULT_CONF, ROOT
 
-from supernova import dag_support, settings
-from supernova import settle as s
+from supernova import dag_support, run_request, settings
+from supernova.months import settlement_config
 
 DAG_IDS = {"monthly_settlement", "ingest_exports", "analytics_marts"}
 # tasks that never open the warehouse file: the wait itself, and the Asset announcement
@@ -137,7 +137,7 @@ def _trigger_time_validation(dagbag, conf: dict):
 
 
 def test_the_trigger_interface(dagbag):
-    assert set(dagbag.dags["monthly_settlement"].params) == set(s.REQUEST_KEYS)
+    assert set(dagbag.dags["monthly_settlement"].params) == set(run_request.REQUEST_KEYS)
     ok = _trigger_time_validation(dagbag, {"month": "2026-10", "reopen_reason": "late refunds"})
     assert ok["reopen_reason"] == "late refunds"
     from airflow.exceptions import ParamValidationError
@@ -170,14 +170,14 @@ def test_the_trigger_interface(dagbag):
     ],
 )
 def test_bad_requests_are_refused_in_words(conf, words):
-    problems = s.request_problems(conf)
+    problems = run_request.request_problems(conf)
     assert any(words in p for p in problems), problems
-    with pytest.raises(s.RunRefused, match="refused"):
-        s.RunRequest.from_params(conf)
+    with pytest.raises(run_request.RunRefused, match="refused"):
+        run_request.RunRequest.from_params(conf)
 
 
 def test_a_reopen_is_expressed_by_its_reason():
-    req = s.RunRequest.from_params(
+    req = run_request.RunRequest.from_params(
         {
             "month": "2026-10",
             "reopen_reason": " late refunds ",
@@ -351,7 +351,7 @@ def test_waiting_for_the_lease_says_for_whom(tmp_path):
 
 
 def test_first_month_is_configuration():
-    assert s.settlement_config()["first_month"] == "2026-09"
+    assert settlement_config()["first_month"] == "2026-09"
 
 
 def test_a_bad_first_month_is_a_clear_error(tmp_path, monkeypatch):
@@ -365,7 +365,7 @@ def test_a_bad_first_month_is_a_clear_error(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(settings, "DBT_PROJECT_DIR", project)
     with pytest.raises(ValueError, match="first_month .* must be a calendar month written YYYY-MM"):
-        s.settlement_config()
+        settlement_config()
 
 
 # ---------------------------------------------------------------- refused at trigger time, by the API server

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from supernova import settings
-from supernova.settle import dbt_invoke, settlement_config
+from supernova.dbt_runner import dbt_invoke
+from supernova.months import settlement_config
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +47,13 @@ def test_a_wrong_expectation_makes_a_unit_test_fail(empty_warehouse, tmp_path, m
     copy of the project and the unit test must report it."""
     import shutil
 
-    from supernova import settle as s
-
     proj = tmp_path / "dbt_project"
     shutil.copytree(settings.DBT_PROJECT_DIR, proj, ignore=shutil.ignore_patterns("target", "logs"))
     ut = proj / "models" / "intermediate" / "_int_settlement__unit_tests.yml"
     text = ut.read_text()
     assert "tier_bonus: 14.01}" in text
     ut.write_text(text.replace("tier_bonus: 14.01}", "tier_bonus: 14.00}"))
-    monkeypatch.setattr(s.settings, "DBT_PROJECT_DIR", proj)
+    monkeypatch.setattr(settings, "DBT_PROJECT_DIR", proj)
     res = dbt_invoke(
         empty_warehouse,
         ["test", "--select", "tiers_at_their_thresholds"],

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from supernova import settings
-from supernova.settle import dbt_invoke
+from supernova.dbt_runner import dbt_invoke
 
 
 def _config(limit: str) -> dict:

@@ -572,7 +572,7 @@ def test_incremental_refresh_equals_full_refresh(built):
 def test_incremental_run_only_recomputes_new_days(built):
     """With no new delivery, an incremental run recomputes only the last days (the last
     delivery is on the watermark day), not the whole history."""
-    from supernova.settle import dbt_invoke
+    from supernova.dbt_runner import dbt_invoke
 
     wh = built["wh"]
     models = [
@@ -637,7 +637,7 @@ def test_dag_fails_on_a_broken_warehouse_path(airflow_db, dagbag, tmp_path):
 def empty_marts_warehouse(tmp_path_factory):
     """Raw views and empty staging / marts tables: unit tests need their inputs' types."""
     from ingestion import ensure_raw_schema
-    from supernova.settle import dbt_invoke
+    from supernova.dbt_runner import dbt_invoke
 
     wh = tmp_path_factory.mktemp("empty-marts")
     ensure_raw_schema(wh)
@@ -647,7 +647,7 @@ def empty_marts_warehouse(tmp_path_factory):
 
 
 def test_every_marts_unit_test_passes(empty_marts_warehouse):
-    from supernova.settle import dbt_invoke
+    from supernova.dbt_runner import dbt_invoke
 
     res = dbt_invoke(
         empty_marts_warehouse, ["test", "--select", "test_type:unit,path:models/marts"], {}

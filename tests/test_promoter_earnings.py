@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from supernova import marts, settings
-from supernova.settle import dbt_invoke
+from supernova.dbt_runner import dbt_invoke
 from supernova.warehouse import connect
 
 MONTH = "2026-09"

@@ -359,7 +359,7 @@ from s
 def compiled(tmp_path_factory):
     """The entitlement chain and the tax, compiled by dbt from the project's macros."""
     from ingestion import ensure_raw_schema
-    from supernova.settle import dbt_invoke
+    from supernova.dbt_runner import dbt_invoke
 
     wh = tmp_path_factory.mktemp("compile-wh")
     ensure_raw_schema(wh)
@@ -567,7 +567,7 @@ totals as (select * from input_totals),
 @pytest.fixture(scope="module")
 def compiled_suppression(tmp_path_factory):
     from ingestion import ensure_raw_schema
-    from supernova.settle import dbt_invoke
+    from supernova.dbt_runner import dbt_invoke
 
     wh = tmp_path_factory.mktemp("compile-suppression")
     ensure_raw_schema(wh)

@@ -581,7 +581,7 @@ def test_duplicate_corrected_and_out_of_order_deliveries(tmp_path):
     corrected file (a later delivery of the same key). Staging level (dbt, only the two
     staging models): the corrected row wins, the duplicate adds nothing, the early
     events are kept."""
-    from supernova.settle import dbt_invoke
+    from supernova.dbt_runner import dbt_invoke
 
     landing, wh = tmp_path / "l", tmp_path / "w"
     ev = [

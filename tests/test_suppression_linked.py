@@ -208,7 +208,7 @@ COLUMNS = [(1, "F"), (1, "M"), (2, "F"), (None, None)]
 @pytest.fixture(scope="module")
 def compiled_linked(tmp_path_factory):
     from ingestion import ensure_raw_schema
-    from supernova.settle import dbt_invoke
+    from supernova.dbt_runner import dbt_invoke
 
     wh = tmp_path_factory.mktemp("compile-linked")
     ensure_raw_schema(wh)
