@@ -24,8 +24,9 @@ A lease is stale, and is cleared with a message, only when
 Taking, renewing and clearing the lease is one read-modify-write under an exclusive
 `fcntl.flock` on `<warehouse>/run.lock.guard`, and the lease file is replaced by an atomic
 rename, so a half-written lease file is never read and two processes can never both take
-it. The module reports what it cleared (`acquire` returns the stale lease); recording an
-interrupted settlement is the settle module's business (settle.begin), not this one's.
+it. The module reports what it cleared (`acquire` returns the stale lease) and imports
+nothing of the project: recording an interrupted settlement is the run state's business
+(run_state.recover_interrupted, called by settle.begin), not this one's.
 """
 
 from __future__ import annotations
