@@ -469,7 +469,7 @@ def machine() -> dict:
 # ---------------------------------------------------------------- main
 
 
-def main(argv=None) -> int:  # noqa: C901 - to split (issue 18)
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench.run",
         description=__doc__,
@@ -493,137 +493,75 @@ def main(argv=None) -> int:  # noqa: C901 - to split (issue 18)
     p.add_argument("--spark", action="store_true", help="also measure stage spark_build")
     p.add_argument("--spark-env", type=Path, default=ROOT / ".venv-spark")
     p.add_argument("--keep", action="store_true", help="keep the run warehouses")
-    a = p.parse_args(argv)
+    return p
 
-    root = a.root.resolve()
-    wanted = [s for s in a.stages.split(",") if s]
-    if a.spark and "spark_build" not in wanted:
-        wanted.append("spark_build")
-    env = {
-        "AIRFLOW_HOME": str(root / "airflow"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-    }
-    os.environ.update(env)
-    log = lambda msg: print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)  # noqa: E731
 
-    results = {
-        "scale": a.scale,
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "runs": a.runs,
-        "machine": machine(),
-        "versions": versions(),
-        "stages": {},
-        "notes": [],
-    }
-    landing = dataset(root, a.scale, a.days, log)
-    results["landing_bytes"] = json.loads((root / "data" / a.scale / "generated.json").read_text())[
-        "landing_bytes"
-    ]
-    base, ingest_month = base_warehouse(root, a.scale, landing, log)
-    results["data"] = {k: ingest_month.get(k) for k in ("raw_rows", "raw_parquet_bytes")}
-    results["stages"]["ingest_month"] = [ingest_month]
-    results["stages"]["stage_month"] = [staged_base(root, a.scale, base, landing, log)]
-    if "marts" in wanted and not marts_available():
-        wanted.remove("marts")
-        results["notes"].append(
-            "marts: supernova.marts does not exist in this checkout; not measured"
+def _log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Bench:
+    """One benchmark session: the data set and base warehouse, prepared once, then
+    `runs` rounds of the wanted stages, each on its own clone."""
+
+    def __init__(self, a: argparse.Namespace, log=_log):
+        self.a, self.log = a, log
+        self.root = a.root.resolve()
+        self.wanted = [s for s in a.stages.split(",") if s]
+        if a.spark and "spark_build" not in self.wanted:
+            self.wanted.append("spark_build")
+        self.work = self.root / "runs" / a.scale
+        self.logs = self.root / "logs" / a.scale
+        self.floor_target = self.work / "floor-target"
+        self.day = a.day
+        if (date.fromisoformat(self.day) - date.fromisoformat(START)).days >= a.days:
+            self.day = (date.fromisoformat(START) + timedelta(days=min(1, a.days - 1))).isoformat()
+        self.results = {
+            "scale": a.scale,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "runs": a.runs,
+            "machine": machine(),
+            "versions": versions(),
+            "stages": {},
+            "notes": [],
+        }
+
+    def prepare(self) -> None:
+        a, root, results = self.a, self.root, self.results
+        self.landing = dataset(root, a.scale, a.days, self.log)
+        generated = json.loads((root / "data" / a.scale / "generated.json").read_text())
+        results["landing_bytes"] = generated["landing_bytes"]
+        self.base, ingest_month = base_warehouse(root, a.scale, self.landing, self.log)
+        results["data"] = {k: ingest_month.get(k) for k in ("raw_rows", "raw_parquet_bytes")}
+        results["stages"]["ingest_month"] = [ingest_month]
+        results["stages"]["stage_month"] = [
+            staged_base(root, a.scale, self.base, self.landing, self.log)
+        ]
+        if "marts" in self.wanted and not marts_available():
+            self.wanted.remove("marts")
+            results["notes"].append(
+                "marts: supernova.marts does not exist in this checkout; not measured"
+            )
+
+    def rec(self, name: str, m: dict) -> None:
+        self.results["stages"].setdefault(name, []).append(m)
+        self.log(
+            f"  {name:<12} {m['wall_s']:>8.1f} s  {m['peak_rss_mb']:>8.0f} MB  rc={m['rc']}  "
+            f"load {m['load_before']}"
         )
 
-    work = root / "runs" / a.scale
-    logs = root / "logs" / a.scale
-    day = a.day
-    if (date.fromisoformat(day) - date.fromisoformat(START)).days >= a.days:
-        day = (date.fromisoformat(START) + timedelta(days=min(1, a.days - 1))).isoformat()
-    for i in range(1, a.runs + 1):
-        log(f"run {i}/{a.runs} ({a.scale})")
-
-        def rec(name, m):
-            results["stages"].setdefault(name, []).append(m)
-            log(
-                f"  {name:<12} {m['wall_s']:>8.1f} s  {m['peak_rss_mb']:>8.0f} MB  rc={m['rc']}  "
-                f"load {m['load_before']}"
-            )
-
-        if "ingest_day" in wanted and any(landing.iterdir()):
-            dl = day_landing(landing, day, work / "day-landing")
-            wh = work / "ingest-day"
-            shutil.rmtree(wh, ignore_errors=True)
-            rec("ingest_day", stage("ingest", dl, wh, logs / f"ingest_day-{i}.log"))
-        if "stage_day" in wanted:
-            wh = clone(base, work / "stage-day")
-            rec(
-                "stage_day",
-                stage(
-                    "stage_day", landing, wh, logs / f"stage_day-{i}.log", extra_args=["--day", day]
-                ),
-            )
-        floor_target = work / "floor-target"
-        steps = [s for s in ("build", "gate", "publish", "marts", "build_full") if s in wanted]
-        if "settle" in wanted:
-            wh = clone(base, work / "settle")
-            rec("settle", stage("settle", landing, wh, logs / f"settle-{i}.log"))
-            if "build" not in steps and (wh / "dbt" / "target" / "manifest.json").exists():
-                # the floor replays the DAG's own dbt build
-                shutil.rmtree(floor_target, ignore_errors=True)
-                shutil.copytree(
-                    wh / "dbt" / "target",
-                    floor_target,
-                    ignore=shutil.ignore_patterns("compiled", "run", "*.msgpack", "*.gpickle"),
-                )
-                if "marts" in steps:  # marts do not depend on the settlement: same warehouse
-                    rec("marts", stage("marts", landing, wh, logs / f"marts-{i}.log"))
-                    steps.remove("marts")
-        if steps or "floor" in wanted:
-            wh = clone(base, work / "steps")
-            for s in ("build", "gate", "publish", "marts"):
-                if s in steps:
-                    rec(s, stage(s, landing, wh, logs / f"{s}-{i}.log"))
-                if (
-                    s == "build" and s in steps
-                ):  # the floor replays exactly this build's compiled SQL
-                    shutil.rmtree(floor_target, ignore_errors=True)
-                    floor_target.mkdir(parents=True)
-                    for f in ("manifest.json", "run_results.json"):
-                        if (wh / "dbt" / "target" / f).exists():
-                            shutil.copy2(wh / "dbt" / "target" / f, floor_target / f)
-            if "build_full" in steps:  # its own clone: staging rebuilt from the whole history
-                fb = clone(base, work / "build-full")
-                rec("build_full", stage("build_full", landing, fb, logs / f"build_full-{i}.log"))
-                shutil.rmtree(fb, ignore_errors=True)
-            if "floor" in wanted:
-                fw = clone(base, work / "floor")
-                rec(
-                    "floor",
-                    stage(
-                        "floor",
-                        landing,
-                        fw,
-                        logs / f"floor-{i}.log",
-                        extra_env={"BENCH_DBT_TARGET": str(floor_target)},
-                    ),
-                )
-        if "spark_build" in wanted:
-            if not (a.spark_env / "bin" / "python").exists():
-                results["notes"].append(f"spark_build: no Spark environment at {a.spark_env}")
-                wanted.remove("spark_build")
-            else:
-                sw = work / "spark"
-                shutil.rmtree(sw, ignore_errors=True)
-                sw.mkdir(parents=True)
-                os.symlink((base / "raw").resolve(), sw / "raw")
-                rec(
-                    "spark_build",
-                    stage(
-                        "build",
-                        landing,
-                        sw,
-                        logs / f"spark_build-{i}.log",
-                        env_dir=a.spark_env,
-                        module="bench.spark",
-                    ),
-                )
-        if not a.keep:
+    def run(self, i: int) -> None:
+        """Round i: every wanted stage once."""
+        self.log(f"run {i}/{self.a.runs} ({self.a.scale})")
+        self._day_stages(i)
+        steps = [s for s in ("build", "gate", "publish", "marts", "build_full") if s in self.wanted]
+        if "settle" in self.wanted:
+            self._settle(i, steps)
+        if steps or "floor" in self.wanted:
+            self._steps(i, steps)
+        if "spark_build" in self.wanted:
+            self._spark(i)
+        if not self.a.keep:
             for d in (
                 "settle",
                 "steps",
@@ -633,20 +571,122 @@ def main(argv=None) -> int:  # noqa: C901 - to split (issue 18)
                 "stage-day",
                 "spark",
             ):
-                shutil.rmtree(work / d, ignore_errors=True)
+                shutil.rmtree(self.work / d, ignore_errors=True)
 
-    summary = summarize(results)
-    results["summary"] = summary
-    out_dir = root / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{a.scale}.json").write_text(json.dumps(results, indent=1, default=str))
-    md = markdown(results, summary)
-    (out_dir / f"{a.scale}.md").write_text(md)
-    print(md)
-    failed = [n for n, s in summary.items() if isinstance(s, dict) and s["ok"] < s["runs"]]
-    if failed:
-        log(f"stages with failed runs: {', '.join(failed)} (see {logs})")
-    return 1 if failed else 0
+    def _day_stages(self, i: int) -> None:
+        landing, work, logs = self.landing, self.work, self.logs
+        if "ingest_day" in self.wanted and any(landing.iterdir()):
+            dl = day_landing(landing, self.day, work / "day-landing")
+            wh = work / "ingest-day"
+            shutil.rmtree(wh, ignore_errors=True)
+            self.rec("ingest_day", stage("ingest", dl, wh, logs / f"ingest_day-{i}.log"))
+        if "stage_day" in self.wanted:
+            wh = clone(self.base, work / "stage-day")
+            self.rec(
+                "stage_day",
+                stage(
+                    "stage_day",
+                    landing,
+                    wh,
+                    logs / f"stage_day-{i}.log",
+                    extra_args=["--day", self.day],
+                ),
+            )
+
+    def _settle(self, i: int, steps: list[str]) -> None:
+        """The whole DAG; `steps` loses "marts" when they are measured on its warehouse."""
+        wh = clone(self.base, self.work / "settle")
+        self.rec("settle", stage("settle", self.landing, wh, self.logs / f"settle-{i}.log"))
+        if "build" in steps or not (wh / "dbt" / "target" / "manifest.json").exists():
+            return
+        # the floor replays the DAG's own dbt build
+        shutil.rmtree(self.floor_target, ignore_errors=True)
+        shutil.copytree(
+            wh / "dbt" / "target",
+            self.floor_target,
+            ignore=shutil.ignore_patterns("compiled", "run", "*.msgpack", "*.gpickle"),
+        )
+        if "marts" in steps:  # marts do not depend on the settlement: same warehouse
+            self.rec("marts", stage("marts", self.landing, wh, self.logs / f"marts-{i}.log"))
+            steps.remove("marts")
+
+    def _steps(self, i: int, steps: list[str]) -> None:
+        landing, logs = self.landing, self.logs
+        wh = clone(self.base, self.work / "steps")
+        for s in ("build", "gate", "publish", "marts"):
+            if s in steps:
+                self.rec(s, stage(s, landing, wh, logs / f"{s}-{i}.log"))
+            if s == "build" and s in steps:  # the floor replays exactly this build's compiled SQL
+                shutil.rmtree(self.floor_target, ignore_errors=True)
+                self.floor_target.mkdir(parents=True)
+                for f in ("manifest.json", "run_results.json"):
+                    if (wh / "dbt" / "target" / f).exists():
+                        shutil.copy2(wh / "dbt" / "target" / f, self.floor_target / f)
+        if "build_full" in steps:  # its own clone: staging rebuilt from the whole history
+            fb = clone(self.base, self.work / "build-full")
+            self.rec("build_full", stage("build_full", landing, fb, logs / f"build_full-{i}.log"))
+            shutil.rmtree(fb, ignore_errors=True)
+        if "floor" in self.wanted:
+            fw = clone(self.base, self.work / "floor")
+            floor_env = {"BENCH_DBT_TARGET": str(self.floor_target)}
+            self.rec(
+                "floor",
+                stage("floor", landing, fw, logs / f"floor-{i}.log", extra_env=floor_env),
+            )
+
+    def _spark(self, i: int) -> None:
+        spark_env = self.a.spark_env
+        if not (spark_env / "bin" / "python").exists():
+            self.results["notes"].append(f"spark_build: no Spark environment at {spark_env}")
+            self.wanted.remove("spark_build")
+            return
+        sw = self.work / "spark"
+        shutil.rmtree(sw, ignore_errors=True)
+        sw.mkdir(parents=True)
+        os.symlink((self.base / "raw").resolve(), sw / "raw")
+        self.rec(
+            "spark_build",
+            stage(
+                "build",
+                self.landing,
+                sw,
+                self.logs / f"spark_build-{i}.log",
+                env_dir=spark_env,
+                module="bench.spark",
+            ),
+        )
+
+    def finish(self) -> int:
+        """Write results/<scale>.json and .md, print the table; 1 if a stage failed."""
+        results = self.results
+        summary = summarize(results)
+        results["summary"] = summary
+        out_dir = self.root / "results"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{self.a.scale}.json").write_text(json.dumps(results, indent=1, default=str))
+        md = markdown(results, summary)
+        (out_dir / f"{self.a.scale}.md").write_text(md)
+        print(md)
+        failed = [n for n, s in summary.items() if isinstance(s, dict) and s["ok"] < s["runs"]]
+        if failed:
+            self.log(f"stages with failed runs: {', '.join(failed)} (see {self.logs})")
+        return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
+    bench = Bench(a)
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(bench.root / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        }
+    )
+    bench.prepare()
+    for i in range(1, a.runs + 1):
+        bench.run(i)
+    return bench.finish()
 
 
 if __name__ == "__main__":

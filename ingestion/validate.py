@@ -58,136 +58,136 @@ def _bound(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def _column_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:  # noqa: C901 - to split (issue 18)
+def _says(name: str, v: str, words: str) -> str:
+    """Reason expression: "<column>: '<value>'<words>"."""
+    return f"{lit(name + ': ')} || {_show(v)} || {lit(words)}"
+
+
+def _column_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
     """(typed expression, [(condition, reason expression)]) for one column.
     `v` is the trimmed value (NULL when empty)."""
-    name = c.name
-    checks: list[tuple[str, str]] = []
-    sql_type = RAW_SQL_TYPES[c.type]
-    if c.type in (STRING,):
-        typed = v
-    elif c.type == ENUM:
-        allowed = ", ".join(lit(x) for x in c.enum)
-        checks.append(
-            (
-                f"{v} NOT IN ({allowed})",
-                f"{lit(name + ': ')} || {_show(v)} || {lit(' is not one of ' + ', '.join(c.enum))}",
-            )
-        )
-        typed = v
-    elif c.type == INT:
-        ok = f"regexp_full_match({v}, {lit(INT_PATTERN)}) AND try_cast({v} AS INTEGER) IS NOT NULL"
-        checks.append((f"NOT ({ok})", f"{lit(name + ': ')} || {_show(v)} || ' is not an integer'"))
-        typed = f"CASE WHEN {ok} THEN CAST({v} AS INTEGER) END"
-        rng = []
-        if c.min is not None:
-            rng.append(f"{typed} < {_bound(c.min)}")
-        if c.max is not None:
-            rng.append(f"{typed} > {_bound(c.max)}")
-        if rng:
-            desc = (
-                f"{_bound(c.min)}..{_bound(c.max)}"
-                if c.min is not None and c.max is not None
-                else f"≥ {_bound(c.min)}"
-                if c.min is not None
-                else f"≤ {_bound(c.max)}"
-            )
-            checks.append(
-                (
-                    f"({' OR '.join(rng)})",
-                    f"{lit(name + ': ')} || {_show(v)} || {lit(' is out of range ' + desc)}",
-                )
-            )
-    elif c.type == MONEY:
-        ok = f"regexp_full_match({v}, {lit(MONEY_PATTERN)})"
-        checks.append(
-            (
-                f"NOT ({ok})",
-                (
-                    f"{lit(name + ': ')} || {_show(v)} || ' is not a CNY amount (digits with at "
-                    f"most 2 decimals, no separators or currency signs)'"
-                ),
-            )
-        )
-        typed = f"CASE WHEN {ok} THEN CAST({v} AS DECIMAL(18,2)) END"
-        checks.append(
-            (
-                f"{typed} < 0",
-                f"{lit(name + ': ')} || {_show(v)} || ' is negative (money is never negative)'",
-            )
-        )
-    elif c.type == RATE:
-        ok = (
-            f"regexp_full_match({v}, {lit(NUMBER_PATTERN)}) "
-            f"AND try_cast({v} AS DECIMAL(38,10)) IS NOT NULL"
-        )
-        checks.append(
-            (f"NOT ({ok})", f"{lit(name + ': ')} || {_show(v)} || ' is not a decimal number'")
-        )
-        num = f"CASE WHEN {ok} THEN CAST({v} AS DECIMAL(38,10)) END"
-        decimals = f"length(regexp_extract({v}, '\\.([0-9]*)$', 1))"
-        checks.append(
-            (
-                f"({ok}) AND {decimals} > {RATE_MAX_DECIMALS}",
-                (
-                    f"{lit(name + ': ')} || {_show(v)} || "
-                    f"{lit(f' has more than {RATE_MAX_DECIMALS} decimals')}"
-                ),
-            )
-        )
-        if c.min is not None or c.max is not None:
-            rng = []
-            if c.min is not None:
-                rng.append(f"{num} < {_bound(c.min)}")
-            if c.max is not None:
-                rng.append(f"{num} > {_bound(c.max)}")
-            checks.append(
-                (
-                    f"({' OR '.join(rng)})",
-                    (
-                        f"{lit(name + ': ')} || {_show(v)} || "
-                        f"{lit(f' is out of range {_bound(c.min)}..{_bound(c.max)}')}"
-                    ),
-                )
-            )
-        typed = (
-            f"CASE WHEN ({ok}) AND {decimals} <= {RATE_MAX_DECIMALS} "
-            f"AND abs({num}) < 1000 THEN CAST({num} AS DECIMAL(9,6)) END"
-        )
-    elif c.type == BOOL:
-        checks.append(
-            (
-                f"lower({v}) NOT IN ('true', 'false', '1', '0')",
-                f"{lit(name + ': ')} || {_show(v)} || ' is not a boolean (true/false/1/0)'",
-            )
-        )
-        typed = (
-            f"CASE lower({v}) WHEN 'true' THEN true WHEN '1' THEN true "
-            f"WHEN 'false' THEN false WHEN '0' THEN false END"
-        )
-    elif c.type == DATE:
-        ok = f"regexp_full_match({v}, {lit(DATE_PATTERN)}) AND try_cast({v} AS DATE) IS NOT NULL"
-        checks.append(
-            (f"NOT ({ok})", f"{lit(name + ': ')} || {_show(v)} || ' is not a date (YYYY-MM-DD)'")
-        )
-        typed = f"CASE WHEN {ok} THEN CAST({v} AS DATE) END"
-    elif c.type == TIMESTAMP:
-        ok = (
-            f"regexp_full_match({v}, {lit(TS_PATTERN)}) "
-            f"AND try_cast({v} AS TIMESTAMPTZ) IS NOT NULL"
-        )
-        checks.append(
-            (f"NOT ({ok})", f"{lit(name + ': ')} || {_show(v)} || ' is not an ISO 8601 timestamp'")
-        )
-        typed = f"CASE WHEN {ok} THEN CAST(CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP) END"
-    else:  # pragma: no cover - contract types are closed
+    if c.type not in _TYPE_CHECKS:  # pragma: no cover - contract types are closed
         raise ValueError(f"unknown type {c.type}")
-    typed = f"CAST({typed} AS {sql_type})"
+    typed, checks = _TYPE_CHECKS[c.type](c, v)
+    typed = f"CAST({typed} AS {RAW_SQL_TYPES[c.type]})"
     # value checks only apply to non-empty values; emptiness is the 'required' check
     checks = [(f"{v} IS NOT NULL AND ({cond})", reason) for cond, reason in checks]
     if c.required:
-        checks.insert(0, (f"{v} IS NULL", lit(f"{name}: missing required value")))
+        checks.insert(0, (f"{v} IS NULL", lit(f"{c.name}: missing required value")))
     return typed, checks
+
+
+def _string_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
+    return v, []
+
+
+def _enum_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
+    allowed = ", ".join(lit(x) for x in c.enum)
+    return v, [(f"{v} NOT IN ({allowed})", _says(c.name, v, " is not one of " + ", ".join(c.enum)))]
+
+
+def _range_words(c: Column) -> str:
+    if c.min is not None and c.max is not None:
+        return f"{_bound(c.min)}..{_bound(c.max)}"
+    return f"≥ {_bound(c.min)}" if c.min is not None else f"≤ {_bound(c.max)}"
+
+
+def _out_of_range(value: str, c: Column) -> list[str]:
+    """Conditions for `value` below the column's min or above its max."""
+    rng = []
+    if c.min is not None:
+        rng.append(f"{value} < {_bound(c.min)}")
+    if c.max is not None:
+        rng.append(f"{value} > {_bound(c.max)}")
+    return rng
+
+
+def _int_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
+    ok = f"regexp_full_match({v}, {lit(INT_PATTERN)}) AND try_cast({v} AS INTEGER) IS NOT NULL"
+    checks = [(f"NOT ({ok})", _says(c.name, v, " is not an integer"))]
+    typed = f"CASE WHEN {ok} THEN CAST({v} AS INTEGER) END"
+    rng = _out_of_range(typed, c)
+    if rng:
+        checks.append(
+            (f"({' OR '.join(rng)})", _says(c.name, v, " is out of range " + _range_words(c)))
+        )
+    return typed, checks
+
+
+def _money_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
+    ok = f"regexp_full_match({v}, {lit(MONEY_PATTERN)})"
+    typed = f"CASE WHEN {ok} THEN CAST({v} AS DECIMAL(18,2)) END"
+    words = " is not a CNY amount (digits with at most 2 decimals, no separators or currency signs)"
+    return typed, [
+        (f"NOT ({ok})", _says(c.name, v, words)),
+        (f"{typed} < 0", _says(c.name, v, " is negative (money is never negative)")),
+    ]
+
+
+def _rate_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
+    ok = (
+        f"regexp_full_match({v}, {lit(NUMBER_PATTERN)}) "
+        f"AND try_cast({v} AS DECIMAL(38,10)) IS NOT NULL"
+    )
+    num = f"CASE WHEN {ok} THEN CAST({v} AS DECIMAL(38,10)) END"
+    decimals = f"length(regexp_extract({v}, '\\.([0-9]*)$', 1))"
+    checks = [
+        (f"NOT ({ok})", _says(c.name, v, " is not a decimal number")),
+        (
+            f"({ok}) AND {decimals} > {RATE_MAX_DECIMALS}",
+            _says(c.name, v, f" has more than {RATE_MAX_DECIMALS} decimals"),
+        ),
+    ]
+    rng = _out_of_range(num, c)
+    if rng:
+        checks.append(
+            (
+                f"({' OR '.join(rng)})",
+                _says(c.name, v, f" is out of range {_bound(c.min)}..{_bound(c.max)}"),
+            )
+        )
+    typed = (
+        f"CASE WHEN ({ok}) AND {decimals} <= {RATE_MAX_DECIMALS} "
+        f"AND abs({num}) < 1000 THEN CAST({num} AS DECIMAL(9,6)) END"
+    )
+    return typed, checks
+
+
+def _bool_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
+    typed = (
+        f"CASE lower({v}) WHEN 'true' THEN true WHEN '1' THEN true "
+        f"WHEN 'false' THEN false WHEN '0' THEN false END"
+    )
+    return typed, [
+        (
+            f"lower({v}) NOT IN ('true', 'false', '1', '0')",
+            _says(c.name, v, " is not a boolean (true/false/1/0)"),
+        )
+    ]
+
+
+def _date_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
+    ok = f"regexp_full_match({v}, {lit(DATE_PATTERN)}) AND try_cast({v} AS DATE) IS NOT NULL"
+    typed = f"CASE WHEN {ok} THEN CAST({v} AS DATE) END"
+    return typed, [(f"NOT ({ok})", _says(c.name, v, " is not a date (YYYY-MM-DD)"))]
+
+
+def _timestamp_checks(c: Column, v: str) -> tuple[str, list[tuple[str, str]]]:
+    ok = f"regexp_full_match({v}, {lit(TS_PATTERN)}) AND try_cast({v} AS TIMESTAMPTZ) IS NOT NULL"
+    typed = f"CASE WHEN {ok} THEN CAST(CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+    return typed, [(f"NOT ({ok})", _says(c.name, v, " is not an ISO 8601 timestamp"))]
+
+
+_TYPE_CHECKS = {
+    STRING: _string_checks,
+    ENUM: _enum_checks,
+    INT: _int_checks,
+    MONEY: _money_checks,
+    RATE: _rate_checks,
+    BOOL: _bool_checks,
+    DATE: _date_checks,
+    TIMESTAMP: _timestamp_checks,
+}
 
 
 def _export_rules(

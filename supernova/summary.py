@@ -67,105 +67,118 @@ def _m(v) -> str:
     return "-" if v is None else f"{v:,.2f}"
 
 
-def format_summary(warehouse: Path, attempt_id: str, dag_state: str) -> str:  # noqa: C901 - to split (issue 18)
+def format_summary(warehouse: Path, attempt_id: str, dag_state: str) -> str:
     warehouse = Path(warehouse)
     state = RunState(warehouse, attempt_id).load()
     month = (state.get("request") or {}).get("month", "?")
     status = state.get("status") or "failed"
     plan = state.get("plan") or {}
-    out = [""]
-    add = out.append
-    add(f"=== settlement {month}: {status.upper()} (DAG run {dag_state.split('.')[-1]}) ===")
+    out = ["", f"=== settlement {month}: {status.upper()} (DAG run {dag_state.split('.')[-1]}) ==="]
     if not state:
-        add(
+        out.append(
             "The run stopped before it started: the parameters were refused or another run holds the "
             "warehouse (see the messages above). Nothing was published."
         )
-        add("next        fix what the message above says, then run the same command again.")
+        out.append("next        fix what the message above says, then run the same command again.")
         return "\n".join(out)
     if status == "failed":
-        err = (
-            state.get("error") or "the run stopped without a message (see the task log above)"
-        ).strip()
-        lines = err.splitlines()
-        add(f"why         {lines[0]}")
-        for extra in lines[1:8]:
-            add(f"            {extra}")
-        if len(lines) > 8:
-            add(f"            ... {len(lines) - 8} more line(s) in the report")
+        out += _why_lines(state)
     if plan.get("message"):
-        add(f"note        {plan['message']}")
+        out.append(f"note        {plan['message']}")
     if status == "preview":
-        add("PREVIEW     nothing was published; figures below are the candidate tables.")
-    totals = None
-    if status in ("published", "unchanged"):
-        totals = run_totals(warehouse, plan.get("run_id"))
-    elif status == "preview":
-        try:
-            from supernova.warehouse import connect, table_exists
+        out.append("PREVIEW     nothing was published; figures below are the candidate tables.")
+    out += _totals_lines(_summary_totals(warehouse, attempt_id, status, plan))
+    out += _gate_lines(state.get("gate"))
+    out += _where_lines(warehouse, attempt_id, month, status)
+    if status == "published":
+        # a command that works as printed (the report's wording leaves out the warehouse)
+        out.append(
+            f"next        nothing to do; statements: {supernova_command()} statements --month {month} "
+            f"--warehouse {display_path(warehouse)}"
+        )
+    else:
+        out.append(f"next        {next_steps(state)}")
+    return "\n".join(out)
 
-            with connect(warehouse, read_only=True) as con:
-                if table_exists(con, "settlement", "settlement_runs"):
-                    cur = con.execute(
-                        "select * from settlement.settlement_runs where attempt_id = ? "
-                        "order by finished_at desc limit 1",
-                        [attempt_id],
-                    )
-                    row = cur.fetchone()
-                    totals = dict(zip([d[0] for d in cur.description], row)) if row else None
-        except Exception:  # noqa: BLE001 - a report section must not fail the report
-            totals = None
-    if totals and totals.get("lines_settled") is not None:
-        add(f"run id      {totals['run_id']}")
-        add(
-            f"lines       {totals['lines_settled']:,} settled, base {_m(totals['base_amount'])} CNY"
-        )
-        add(
-            f"commission  {_m(totals['line_commission'])} = platform fee {_m(totals['platform_fee'])}"
-            f" + level 1 {_m(totals['level1_amount'])} + level 2 {_m(totals['level2_amount'])}"
-            f" + operator {_m(totals['operator_retained'])}"
-        )
-        add(
-            f"postings    {_m(totals['postings_amount'])} (tier bonus {_m(totals['tier_bonus_amount'])}, "
-            f"clawbacks {_m(totals['clawback_amount'])})"
-        )
-        add(
-            f"payouts     {totals['payout_rows']:,} rows: net paid {_m(totals['net_paid'])}, tax "
-            f"{_m(totals['tax_withheld'])}, carried out {_m(totals['carried_out'])}, forfeited "
-            f"{_m(totals['forfeited_amount'])}"
-        )
-        add(
-            f"suspense    {totals['suspense_lines']:,} lines, base {_m(totals['suspense_base'])} "
-            f"({float(totals['suspense_ratio'] or 0):.4%}; limit 0.5 %)"
-        )
-    gate = state.get("gate")
-    if gate:
-        inv = gate.get("invariants", [])
-        bad = [i["check"] for i in inv if i["violations"]]
-        add(
-            f"checks      {gate.get('checks_passed')} expectations passed, {gate.get('checks_failed')} failed; "
-            f"{len(inv) - len(bad)}/{len(inv)} invariants hold"
-            + (f" (FAILED: {', '.join(bad[:5])})" if bad else "")
-        )
+
+def _why_lines(state: dict) -> list[str]:
+    err = (
+        state.get("error") or "the run stopped without a message (see the task log above)"
+    ).strip()
+    lines = err.splitlines()
+    out = [f"why         {lines[0]}"] + [f"            {extra}" for extra in lines[1:8]]
+    if len(lines) > 8:
+        out.append(f"            ... {len(lines) - 8} more line(s) in the report")
+    return out
+
+
+def _summary_totals(warehouse: Path, attempt_id: str, status: str, plan: dict) -> dict | None:
+    """The run's totals: the published run's, or the preview attempt's recorded row."""
     if status in ("published", "unchanged"):
-        add(
+        return run_totals(warehouse, plan.get("run_id"))
+    if status != "preview":
+        return None
+    try:
+        from supernova.warehouse import connect, table_exists
+
+        with connect(warehouse, read_only=True) as con:
+            if not table_exists(con, "settlement", "settlement_runs"):
+                return None
+            cur = con.execute(
+                "select * from settlement.settlement_runs where attempt_id = ? "
+                "order by finished_at desc limit 1",
+                [attempt_id],
+            )
+            row = cur.fetchone()
+            return dict(zip([d[0] for d in cur.description], row)) if row else None
+    except Exception:  # noqa: BLE001 - a report section must not fail the report
+        return None
+
+
+def _totals_lines(totals: dict | None) -> list[str]:
+    if not totals or totals.get("lines_settled") is None:
+        return []
+    return [
+        f"run id      {totals['run_id']}",
+        f"lines       {totals['lines_settled']:,} settled, base {_m(totals['base_amount'])} CNY",
+        f"commission  {_m(totals['line_commission'])} = platform fee {_m(totals['platform_fee'])}"
+        f" + level 1 {_m(totals['level1_amount'])} + level 2 {_m(totals['level2_amount'])}"
+        f" + operator {_m(totals['operator_retained'])}",
+        f"postings    {_m(totals['postings_amount'])} (tier bonus {_m(totals['tier_bonus_amount'])}, "
+        f"clawbacks {_m(totals['clawback_amount'])})",
+        f"payouts     {totals['payout_rows']:,} rows: net paid {_m(totals['net_paid'])}, tax "
+        f"{_m(totals['tax_withheld'])}, carried out {_m(totals['carried_out'])}, forfeited "
+        f"{_m(totals['forfeited_amount'])}",
+        f"suspense    {totals['suspense_lines']:,} lines, base {_m(totals['suspense_base'])} "
+        f"({float(totals['suspense_ratio'] or 0):.4%}; limit 0.5 %)",
+    ]
+
+
+def _gate_lines(gate: dict | None) -> list[str]:
+    if not gate:
+        return []
+    inv = gate.get("invariants", [])
+    bad = [i["check"] for i in inv if i["violations"]]
+    return [
+        f"checks      {gate.get('checks_passed')} expectations passed, {gate.get('checks_failed')} failed; "
+        f"{len(inv) - len(bad)}/{len(inv)} invariants hold"
+        + (f" (FAILED: {', '.join(bad[:5])})" if bad else "")
+    ]
+
+
+def _where_lines(warehouse: Path, attempt_id: str, month: str, status: str) -> list[str]:
+    out = []
+    if status in ("published", "unchanged"):
+        out.append(
             f"outputs     {warehouse / 'parquet' / 'settlement'}/<table>/; BI catalog "
             f"{warehouse / 'bi' / 'supernova_bi.duckdb'}"
         )
     report = warehouse / "reports" / month / f"{attempt_id}.html"
     if report.exists():
-        add(f"report      {report}   (open in a browser; .md next to it)")
+        out.append(f"report      {report}   (open in a browser; .md next to it)")
     elif report.with_suffix(".md").exists():
-        add(f"report      {report.with_suffix('.md')}")
-    if status == "published":
-        # a command that works as printed (the report's wording leaves out the warehouse)
-        add(
-            f"next        nothing to do; statements: {supernova_command()} statements --month {month} "
-            f"--warehouse {display_path(warehouse)}"
-        )
-    else:
-        add(f"next        {next_steps(state)}")
-    return "\n".join(out)
+        out.append(f"report      {report.with_suffix('.md')}")
+    return out
 
 
 def display_path(path: Path) -> str:
