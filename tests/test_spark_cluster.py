@@ -172,7 +172,9 @@ def test_two_months_on_a_standalone_cluster_equal_duckdb(tiny_landing, tmp_path_
                         per_worker
                     )
 
+                t_gate = time.perf_counter()
                 gate = spark_gate.run_gate(spark, month)
+                gate_seconds = time.perf_counter() - t_gate
                 assert gate["ok"], (
                     gate["failed_checks"],
                     [r for r in gate["results"] if not r["success"]],
@@ -186,9 +188,11 @@ def test_two_months_on_a_standalone_cluster_equal_duckdb(tiny_landing, tmp_path_
                         spark, spark_wh, month, f"{month}-cluster", {"ok": False}
                     )
                 assert spark_publish.published_run(spark_wh, month) is None
+                t_publish = time.perf_counter()
                 counts = spark_publish.publish_month(
                     spark, spark_wh, month, f"{month}-cluster", gate
                 )
+                publish_seconds = time.perf_counter() - t_publish
                 assert spark_publish.published_run(spark_wh, month) == f"{month}-cluster"
                 assert spark_publish.publish_month(
                     spark, spark_wh, month, f"{month}-cluster", gate
@@ -211,7 +215,10 @@ def test_two_months_on_a_standalone_cluster_equal_duckdb(tiny_landing, tmp_path_
                     assert len(have) == len(want) == counts[table], (month, table)
                     diffs = [(w, h) for w, h in zip(want, have) if w != h]
                     assert not diffs, (month, table, diffs[:5])
-                print(f"spark {month}: {counts}, dbt build {res['dbt_seconds']} s")
+                print(
+                    f"spark {month}: {counts}, dbt build {res['dbt_seconds']} s, "
+                    f"gate {gate_seconds:.0f} s, publish {publish_seconds:.0f} s"
+                )
             wall = time.perf_counter() - t0
             cpu1 = _cpu(groups, driver_jvm)
             cpu = sum(v - cpu0.get(pid, 0.0) for pid, v in cpu1.items())
