@@ -15,6 +15,11 @@ dbt invocation whose selection includes staging goes through `invocation_args()`
 
 `stage()` is the ingest path's step: merge the newly loaded files into staging, so that a
 month's settlement starts from current staging instead of deduplicating the history.
+
+The staging stage also keeps the daily precomputation (models/daily/: attribution, §1)
+current: it is built with staging, fingerprinted with it, verified with it, and left out
+with it. Its models track the files they consumed in the same record tables
+(DAILY_MODELS), so "verified current" covers them too.
 """
 
 from __future__ import annotations
@@ -37,7 +42,16 @@ STAGING_MODELS = (
     "promoters",
     "skus",
 )
-STAGING_SELECT = ["--select", "path:models/staging", "--exclude-resource-type", "unit_test"]
+# Models downstream of staging kept current by the staging stage, with the exports whose
+# files each consumes (recorded in staging.staged_files / withdrawn_files under its name).
+DAILY_MODELS = {"int_daily__order_attribution": ("orders", "clicks")}
+STAGING_SELECT = [
+    "--select",
+    "path:models/staging",
+    "path:models/daily",
+    "--exclude-resource-type",
+    "unit_test",
+]
 
 
 class StagingFailed(RuntimeError):
@@ -46,9 +60,26 @@ class StagingFailed(RuntimeError):
 
 def code_files() -> list[Path]:
     root = settings.DBT_PROJECT_DIR
-    staging = sorted(p for p in (root / "models" / "staging").rglob("*") if p.is_file())
-    # delivered_last() lives in settlement_config.sql, the incremental logic in staging.sql
-    return staging + [root / "macros" / "staging.sql", root / "macros" / "settlement_config.sql"]
+    models = sorted(
+        p
+        for layer in ("staging", "daily")
+        for p in (root / "models" / layer).rglob("*")
+        if p.is_file()
+    )
+    # delivered_last() and cfg() live in settlement_config.sql, the incremental logic in
+    # staging.sql, §1 in attribution.sql (struct_of in portable.sql)
+    macros = ("staging.sql", "settlement_config.sql", "attribution.sql", "portable.sql")
+    return models + [root / "macros" / m for m in macros]
+
+
+def _rule_settings() -> bytes:
+    """The dbt_project.yml settings the precomputation depends on (the attribution
+    window): changing one must rebuild it, like a code change."""
+    import yaml
+
+    project = yaml.safe_load((settings.DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    window = project["vars"]["supernova"]["attribution_window_days"]
+    return f"attribution_window_days={window}".encode()
 
 
 def code_fingerprint() -> str:
@@ -58,6 +89,7 @@ def code_fingerprint() -> str:
         h.update(str(p.relative_to(root)).encode())
         h.update(b"\0")
         h.update(p.read_bytes())
+    h.update(_rule_settings())
     return h.hexdigest()
 
 
@@ -87,7 +119,7 @@ def build_args(warehouse: Path, log=print) -> list[str]:
 # Left out of a build whose staging is verified current: its models would select nothing
 # new, and its data tests would re-check (≈ 12 s at today's size, ≈ 40 s at the target's)
 # the rows they already passed on.
-SKIP_STAGING = ["--exclude", "path:models/staging"]
+SKIP_STAGING = ["--exclude", "path:models/staging", "path:models/daily"]
 
 
 def skip_args(warehouse: Path, log=print) -> list[str]:
@@ -125,20 +157,27 @@ def _staged_files_digest(con) -> str | None:
     return digest
 
 
+def _consumers() -> str:
+    """(model, export) of every model that records the files it consumed, as SQL VALUES."""
+    pairs = [(f"stg_exports__{e}", e) for e in STAGING_MODELS]
+    pairs += [(model, e) for model, exports in DAILY_MODELS.items() for e in exports]
+    return ", ".join(f"('{model}', '{export}')" for model, export in pairs)
+
+
 def _unstaged_files(con) -> int:
-    """Loaded files that some staging model has not merged yet, plus superseded loads
-    (a landing file changed in place) whose withdrawal some staging model has not
-    handled yet (dbt_project/macros/staging.sql)."""
-    exports = ", ".join(f"'{m}'" for m in STAGING_MODELS)
+    """Loaded files that some staging or daily model has not merged yet, plus superseded
+    loads (a landing file changed in place) whose withdrawal some of them has not handled
+    yet (dbt_project/macros/staging.sql), counted once per model."""
+    consumers = f"(values {_consumers()}) as c(model, export)"
     unstaged = con.execute(
-        "select count(*) from raw.manifest as m"
-        f" where m.status = 'loaded' and m.export in ({exports})"
+        f"select count(*) from raw.manifest as m inner join {consumers} on c.export = m.export"
+        " where m.status = 'loaded'"
         "  and not exists (select 1 from staging.staged_files as f"
-        "                  where f.model = 'stg_exports__' || m.export and f.sha256 = m.sha256)"
+        "                  where f.model = c.model and f.sha256 = m.sha256)"
     ).fetchone()[0]
     handled = (
         "  and not exists (select 1 from staging.withdrawn_files as w"
-        "                  where w.model = 'stg_exports__' || m.export"
+        "                  where w.model = c.model"
         "                    and w.file_path = m.file_path and w.sha256 = m.sha256"
         "                    and w.ingest_run_id = m.ingest_run_id)"
         if table_exists(con, "staging", "withdrawn_files")
@@ -147,8 +186,8 @@ def _unstaged_files(con) -> int:
     return (
         unstaged
         + con.execute(
-            "select count(*) from raw.manifest as m"
-            f" where m.status = 'superseded' and m.export in ({exports}){handled}"
+            f"select count(*) from raw.manifest as m inner join {consumers} on c.export = m.export"
+            f" where m.status = 'superseded'{handled}"
         ).fetchone()[0]
     )
 
@@ -175,6 +214,8 @@ def verified_current(warehouse: Path) -> str | None:
     when that was recorded. Otherwise None: the next build must build and test staging."""
     with connect(warehouse) as con:
         if not all(table_exists(con, "staging", f"stg_exports__{m}") for m in STAGING_MODELS):
+            return None
+        if not all(table_exists(con, "intermediate", m) for m in DAILY_MODELS):
             return None
         if not table_exists(con, "raw", "manifest"):
             return None

@@ -36,11 +36,13 @@
 {%- endmacro %}
 
 {#- The heads of orders (§1): an order's buyer and time are its lowest line's. One row per
-    order (order_id, buyer_id, ordered_at) of `orders` (stg_exports__orders or a relation
-    of the same shape); `where` narrows the orders before the ranking. -#}
+    order (order_id, buyer_id, ordered_at, line_no: the head line) of `orders`
+    (stg_exports__orders or a relation of the same shape); `where` narrows the orders
+    before the ranking. -#}
 {% macro order_heads(orders, where=none) -%}
     select
         order_id,
+        line_no,
         buyer_id,
         ordered_at
     from {{ orders }}
@@ -48,4 +50,49 @@
     where {{ where }}
     {%- endif %}
     qualify row_number() over (partition by order_id order by line_no) = 1
+{%- endmacro %}
+
+{#- What a run of the precomputed attribution (models/daily/int_daily__order_attribution)
+    recomputes: {'incremental': false} for everything (first build, --full-refresh, Spark,
+    nothing recorded yet, or a superseded clicks file pending), else {'incremental': true,
+    'new_orders' / 'new_clicks': rows (file_path, delivery_date) of the files of that
+    export the model has not consumed, 'orders_withdrawn': whether a superseded orders
+    file is pending}. -#}
+{% macro daily_attribution_scope() -%}
+    {#- `this` is empty while a dbt unit test compiles the model: a full build -#}
+    {%- if not execute or this is none or not is_incremental() -%}
+        {{ return({'incremental': false}) }}
+    {%- endif -%}
+    {%- set manifest = ref('stg_exports__manifest') -%}
+    {%- set new_orders = consumed_new_files('orders', manifest) -%}
+    {%- set new_clicks = consumed_new_files('clicks', manifest) -%}
+    {%- if new_orders is none or new_clicks is none
+        or consumed_withdrawn_paths('clicks', manifest) | length > 0 -%}
+        {{ return({'incremental': false}) }}
+    {%- endif -%}
+    {{ return({
+        'incremental': true,
+        'new_orders': new_orders | list,
+        'new_clicks': new_clicks | list,
+        'orders_withdrawn': consumed_withdrawn_paths('orders', manifest) | length > 0,
+    }) }}
+{%- endmacro %}
+
+{#- Post-hook of the precomputed attribution (inside its transaction): after a superseded
+    orders file, the orders with no staged line left are deleted (nothing recomputes
+    them); then the consumed files are recorded (macros/staging.sql). -#}
+{% macro daily_attribution_post_hook() -%}
+    {%- if target.type != 'duckdb' -%}
+        select 1 as not_tracked
+    {%- else -%}
+        {%- set manifest = ref('stg_exports__manifest') -%}
+        {%- if execute and consumed_withdrawn_paths('orders', manifest) | length > 0 %}
+        delete from {{ this }} as gone
+        where not exists (
+            select 1 from {{ ref('stg_exports__orders') }} as o
+            where o.order_id = gone.order_id
+        );
+        {%- endif %}
+        {{ consumed_record_files(['orders', 'clicks'], manifest) }}
+    {%- endif -%}
 {%- endmacro %}

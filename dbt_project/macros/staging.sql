@@ -52,9 +52,10 @@
 {%- endmacro %}
 
 {#- FROM/WHERE of the manifest rows (alias m) of `export`'s loaded files that `tracked`
-    does not record for this model. -#}
-{% macro _staging_unrecorded_files(export, tracked) -%}
-    from {{ source('exports', 'manifest') }} as m
+    does not record for this model. `manifest`: the relation to read it from (a model
+    downstream of staging passes ref('stg_exports__manifest')). -#}
+{% macro _staging_unrecorded_files(export, tracked, manifest=none) -%}
+    from {{ manifest if manifest is not none else source('exports', 'manifest') }} as m
         where m.export = '{{ export }}'
             and m.status = 'loaded'
             and not exists (
@@ -69,8 +70,8 @@
 
 {#- FROM/WHERE of the manifest rows (alias m) of `export`'s superseded files whose
     withdrawal this model has not handled yet. -#}
-{% macro _staging_unhandled_withdrawals(export, withdrawn) -%}
-    from {{ source('exports', 'manifest') }} as m
+{% macro _staging_unhandled_withdrawals(export, withdrawn, manifest=none) -%}
+    from {{ manifest if manifest is not none else source('exports', 'manifest') }} as m
         where m.export = '{{ export }}'
             and m.status = 'superseded'
             and not exists (
@@ -243,4 +244,70 @@
             "'|'", "cast(" ~ alias ~ ".event_at as " ~ dbt.type_string() ~ ")",
             "'|'", "coalesce(cast(" ~ alias ~ ".amount as " ~ dbt.type_string() ~ "), '~')"]) }}
     end
+{%- endmacro %}
+
+{#- Models downstream of staging that are kept incrementally (models/daily/) track the
+    files they consumed the same way, in the same tables under their own model name, but
+    read the manifest through ref('stg_exports__manifest') (no source() outside staging).
+    `manifest` below is that relation. -#}
+
+{#- The loaded files of `export` this model has not consumed yet, as rows
+    (file_path, delivery_date 'YYYY-MM-DD'); none when this model has recorded nothing
+    (never built incrementally): then it recomputes everything. -#}
+{% macro consumed_new_files(export, manifest) -%}
+    {%- set rel = staged_files_relation() -%}
+    {%- set tracked = adapter.get_relation(database=rel.database, schema=rel.schema, identifier=rel.identifier) -%}
+    {%- if tracked is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set recorded = run_query("select count(*) from " ~ tracked ~ " where model = '" ~ this.identifier ~ "'").rows[0][0] -%}
+    {%- if recorded == 0 -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set sql -%}
+        select distinct m.file_path, cast(m.delivery_date as {{ dbt.type_string() }}) as delivery_date
+        {{ _staging_unrecorded_files(export, tracked, manifest) }}
+        order by 2, 1
+    {%- endset -%}
+    {{ return(run_query(sql).rows) }}
+{%- endmacro %}
+
+{#- The landing paths of `export` whose earlier load was superseded and whose withdrawal
+    this model has not handled yet (a list of strings). -#}
+{% macro consumed_withdrawn_paths(export, manifest) -%}
+    {%- set rel = withdrawn_files_relation() -%}
+    {%- set tracked = adapter.get_relation(database=rel.database, schema=rel.schema, identifier=rel.identifier) -%}
+    {%- if tracked is none -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set sql -%}
+        select distinct m.file_path {{ _staging_unhandled_withdrawals(export, tracked, manifest) }} order by 1
+    {%- endset -%}
+    {{ return(run_query(sql).columns[0].values() | list) }}
+{%- endmacro %}
+
+{#- Post-hook (inside the model's transaction): record every loaded file of `exports` as
+    consumed by this model and every pending supersession as handled. -#}
+{% macro consumed_record_files(exports, manifest) -%}
+    {%- if target.type != 'duckdb' -%}
+        select 1 as not_tracked
+    {%- else -%}
+        {%- set rel = staged_files_relation() -%}
+        {%- set withdrawn_rel = withdrawn_files_relation() -%}
+        {%- for export in exports %}
+        delete from {{ rel }} as done
+        where done.model = '{{ this.identifier }}'
+            and done.sha256 in (select m.sha256 {{ _staging_unhandled_withdrawals(export, withdrawn_rel, manifest) }})
+            and done.sha256 not in (
+                select l.sha256 from {{ manifest }} as l
+                where l.export = '{{ export }}' and l.status = 'loaded'
+            );
+        insert into {{ withdrawn_rel }} (model, file_path, sha256, ingest_run_id)
+        select '{{ this.identifier }}', m.file_path, m.sha256, m.ingest_run_id
+        {{ _staging_unhandled_withdrawals(export, withdrawn_rel, manifest) }};
+        insert into {{ rel }} (model, sha256)
+        select '{{ this.identifier }}', m.sha256
+        {{ _staging_unrecorded_files(export, rel, manifest) }}{{ ";" if not loop.last }}
+        {%- endfor %}
+    {%- endif -%}
 {%- endmacro %}

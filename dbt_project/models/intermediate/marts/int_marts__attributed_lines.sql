@@ -1,12 +1,12 @@
 {#- Every order line of every programme (attributed) order, with the order's attribution.
     settlement-rules §1 over ALL orders, not only the lines settled in a month: an order is
-    attributed by its lowest line's buyer and ordered_at to the last click in the window
-    (macro last_click_attribution, shared with settlement). Organic orders (no click) are
-    not here; neither are orders whose last click's link is unknown (settlement puts them
-    in suspense; the marts cannot place them). All lines of an order carry the order's
-    date (its lowest line's ordered_at). Holds buyer ids: tagged pii, never BI-facing.
-    Incremental: a daily refresh recomputes only the order dates that new deliveries can
-    change (macros/marts_incremental.sql). -#}
+    attributed by its lowest line's buyer and ordered_at to the last click in the window,
+    as precomputed every day (int_daily__order_attribution, the rows settlement reads).
+    Organic orders (no click) are not here; neither are orders whose last click's link is
+    unknown (settlement puts them in suspense; the marts cannot place them). All lines of
+    an order carry the order's date (its lowest line's ordered_at). Holds buyer ids:
+    tagged pii, never BI-facing. Incremental: a daily refresh recomputes only the order
+    dates that new deliveries can change (macros/marts_incremental.sql). -#}
 {%- set parts = ['orders', 'clicks'] -%}
 {{ config(
     materialized='incremental',
@@ -17,26 +17,19 @@
 ) }}
 {%- set refresh_from = marts_refresh_from('order_date', parts) %}
 
-with order_heads as (
-    {{ order_heads(ref('stg_exports__orders')) }}
-),
-
-heads_in_window as (
-    select order_id, buyer_id, ordered_at
-    from order_heads
-    where {{ marts_refresh_filter('cast(ordered_at as date)', refresh_from) }}
-),
-
-last_click as (
-    {{ last_click_attribution('heads_in_window', ref('stg_exports__clicks')) }}
+with attributed as (
+    select order_id, buyer_id, ordered_at, click_id, link_id
+    from {{ ref('int_daily__order_attribution') }}
+    where is_attributed
+        and {{ marts_refresh_filter('cast(ordered_at as date)', refresh_from) }}
 )
 
 select
-    cast(h.ordered_at as date) as order_date,
+    cast(a.ordered_at as date) as order_date,
     l.order_id,
     l.line_no,
-    h.ordered_at,
-    h.buyer_id,
+    a.ordered_at,
+    a.buyer_id,
     l.sku_id,
     l.quantity,
     l.paid_amount,
@@ -44,10 +37,8 @@ select
     a.link_id,
     k.promoter_id,
     k.group_id
-from heads_in_window as h
-inner join last_click as a
-    on a.order_id = h.order_id
+from attributed as a
 inner join {{ ref('stg_exports__links') }} as k
     on k.link_id = a.link_id
 inner join {{ ref('stg_exports__orders') }} as l
-    on l.order_id = h.order_id
+    on l.order_id = a.order_id
