@@ -157,6 +157,20 @@
     {{ return(relations) }}
 {%- endmacro %}
 
+{#- The head of an incremental mart: appended by `date_column`, its pre-hook deleting the
+    days the run recomputes (marts_delete_from); returns the first of them
+    (marts_refresh_from), or none for "everything". A model starts with
+    `{%- set refresh_from = marts_incremental(date_column, parts) %}`. -#}
+{% macro marts_incremental(date_column, parts) -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ marts_delete_from('" ~ date_column ~ "', " ~ parts ~ ") }}",
+    ) }}
+    {{ return(marts_refresh_from(date_column, parts)) }}
+{%- endmacro %}
+
 {#- Pre-hook of an incremental mart: remove the days that are recomputed. -#}
 {% macro marts_delete_from(date_column, parts) -%}
     {%- set refresh_from = marts_refresh_from(date_column, parts) -%}

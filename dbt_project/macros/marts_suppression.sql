@@ -157,6 +157,35 @@ from {{ totals_flagged }} as t
 {%- endif %}
 {%- endmacro %}
 
+{#- The two buyer marts' inputs, as two CTEs: `lines` (month, category, order_id,
+    buyer_id, paid_amount, city_tier, gender: every attributed line, with the buyer
+    profile's latest version and the SKU's category, 'unknown' when missing) and
+    `first_month` (buyer_id, first_month: the month of the buyer's first attributed order
+    in all loaded data, for new_buyers). -#}
+{% macro marts_buyer_lines() -%}
+lines as (
+    select
+        cast({{ dbt.date_trunc('month', 'l.order_date') }} as date) as month,
+        coalesce(s.category, 'unknown') as category,
+        l.order_id,
+        l.buyer_id,
+        l.paid_amount,
+        b.city_tier,
+        b.gender
+    from {{ ref('int_marts__attributed_lines') }} as l
+    left join {{ ref('stg_exports__buyers') }} as b
+        on b.buyer_id = l.buyer_id
+    left join {{ ref('stg_exports__skus') }} as s
+        on s.sku_id = l.sku_id
+),
+
+first_month as (
+    select buyer_id, min(month) as first_month
+    from lines
+    group by buyer_id
+)
+{%- endmacro %}
+
 {#- Both buyer marts from one set of `lines` (month, category, order_id, buyer_id,
     paid_amount, city_tier, gender) with suppression linked across them (docs/marts.md
     "Across the two marts"); `mart` = 'demographics' or 'category_mix' selects which one

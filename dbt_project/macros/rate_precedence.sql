@@ -15,8 +15,10 @@
     when t is the next midnight.
     One left equi-join per scope, the validity range a residual condition, and a
     coalesce in precedence order: no window over the items (an OR of the three keys
-    would be a nested-loop join; a union of the scopes ranked by row_number() sorts every
-    item, docs/benchmarks.md). Overlapping rules of one scope and key would repeat an
+    would be a nested-loop join). Measured on 2.2M lines (the demo warehouse's attributed
+    lines x 20, DuckDB, 1 thread, best of 6, same rows): this form 1.14 s, with valid_to
+    coalesced to 9999-12-31 first 1.69 s, a union of the scopes ranked by row_number()
+    6.98 s. Overlapping rules of one scope and key would repeat an
     item's row; they fail the build first (tests/assert_commission_rules_do_not_overlap.sql,
     on stg_exports__commission_rules, before any model reads the rules). -#}
 {% macro rate_in_force(items, columns, at_column, rules=none, just_before=false) -%}

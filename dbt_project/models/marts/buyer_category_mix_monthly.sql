@@ -7,26 +7,7 @@
     because gmv adds up across categories (macros/marts_suppression.sql,
     marts_buyer_marts_linked; both models run the same macro). No buyer ids leave this
     model. -#}
-with lines as (
-    select
-        cast({{ dbt.date_trunc('month', 'l.order_date') }} as date) as month,
-        coalesce(s.category, 'unknown') as category,
-        l.order_id,
-        l.buyer_id,
-        l.paid_amount,
-        b.city_tier,
-        b.gender
-    from {{ ref('int_marts__attributed_lines') }} as l
-    left join {{ ref('stg_exports__buyers') }} as b
-        on b.buyer_id = l.buyer_id
-    left join {{ ref('stg_exports__skus') }} as s
-        on s.sku_id = l.sku_id
-),
-
-first_month as (
-    select buyer_id, min(month) as first_month
-    from lines
-    group by buyer_id
-),
+with
+{{ marts_buyer_lines() }},
 
 {{ marts_buyer_marts_linked('lines', 'first_month', 'category_mix') }}

@@ -2,14 +2,7 @@
     the groups' attributed orders and GMV that day (from group_daily_activity), and orders
     per existing group (existing = not dissolved on that day). Platform and role are the
     group owner's, from the owner's latest promoter version. Incremental by activity_date. -#}
-{%- set parts = ['orders', 'clicks', 'groups'] -%}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ marts_delete_from('activity_date', " ~ parts ~ ") }}",
-) }}
-{%- set refresh_from = marts_refresh_from('activity_date', parts) %}
+{%- set refresh_from = marts_incremental('activity_date', ['orders', 'clicks', 'groups']) %}
 
 with owners as (
     select g.group_id, p.platform, p.role as owner_role

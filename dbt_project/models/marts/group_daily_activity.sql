@@ -1,14 +1,7 @@
 {#- One row per group and day with any attributed order (outputs.md). Orders attributed
     to a link without a group (shared privately / to Moments) are not group activity.
     Incremental by activity_date (macros/marts_incremental.sql). -#}
-{%- set parts = ['orders', 'clicks'] -%}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ marts_delete_from('activity_date', " ~ parts ~ ") }}",
-) }}
-{%- set refresh_from = marts_refresh_from('activity_date', parts) %}
+{%- set refresh_from = marts_incremental('activity_date', ['orders', 'clicks']) %}
 
 with lines as (
     select order_date, order_id, buyer_id, group_id, paid_amount

@@ -14,15 +14,8 @@
     the first loaded order day are unknown: the first 30 as-of dates are a warm-up.
     Incremental by as_of_date: recomputes from the first date new deliveries can change
     (and reads 29 days before it for the windows). -#}
-{%- set parts = ['orders', 'clicks', 'groups'] -%}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ marts_delete_from('as_of_date', " ~ parts ~ ") }}",
-) }}
+{%- set refresh_from = marts_incremental('as_of_date', ['orders', 'clicks', 'groups']) -%}
 {%- set bounds = marts_bounds() -%}
-{%- set refresh_from = marts_refresh_from('as_of_date', parts) -%}
 {%- set compute_from = none -%}
 {%- if execute and refresh_from and bounds.first_day -%}
     {%- set d = modules.datetime.date.fromisoformat(refresh_from) - modules.datetime.timedelta(days=29) -%}

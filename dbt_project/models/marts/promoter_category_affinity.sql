@@ -16,14 +16,7 @@
     visible cells would give one away. Category from the skus export ('unknown' when
     missing); platform: the promoter's latest version (as in group_status). No buyer ids.
     Incremental by as_of_date: recomputes from the first date new deliveries can change. -#}
-{%- set parts = ['orders', 'clicks', 'skus'] -%}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ marts_delete_from('as_of_date', " ~ parts ~ ") }}",
-) }}
-{%- set refresh_from = marts_refresh_from('as_of_date', parts) -%}
+{%- set refresh_from = marts_incremental('as_of_date', ['orders', 'clicks', 'skus']) -%}
 {%- set lines_from = none -%}
 {%- if execute and refresh_from -%}
     {%- set lines_from = (modules.datetime.date.fromisoformat(refresh_from) - modules.datetime.timedelta(days=29)).isoformat() -%}

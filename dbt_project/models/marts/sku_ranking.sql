@@ -15,15 +15,8 @@
                              commission rate first), then review rate, commission rate,
                              gmv_30d, sku_id. SKUs without a review rate count it as 0.
     Incremental by ranking_date. -#}
-{%- set parts = ['orders', 'clicks', 'skus', 'rules'] -%}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ marts_delete_from('ranking_date', " ~ parts ~ ") }}",
-) }}
+{%- set refresh_from = marts_incremental('ranking_date', ['orders', 'clicks', 'skus', 'rules']) -%}
 {%- set bounds = marts_bounds() -%}
-{%- set refresh_from = marts_refresh_from('ranking_date', parts) -%}
 {%- set compute_from = refresh_from if refresh_from else bounds.first_day %}
 
 with days as (

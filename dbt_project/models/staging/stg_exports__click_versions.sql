@@ -3,12 +3,6 @@
 -- filter it): the marts' incremental refresh reads it for the first click date a re-
 -- delivered click changes (marts_refresh_from).
 {{ config(materialized='view') }}
-select
-    click_id,
-    link_id,
-    buyer_id,
-    clicked_at,
-    _delivery_date,
-    _file_name,
-    _line_no
+-- every column as delivered, lineage included (the readers name the ones they use)
+select *
 from {{ source('exports', 'clicks') }}

@@ -3,16 +3,6 @@
 -- readers filter it): the marts' incremental refresh reads it for the first day a re-
 -- delivered rule's versions differ (marts_refresh_from).
 {{ config(materialized='view') }}
-select
-    rule_id,
-    scope,
-    sku_id,
-    merchant_id,
-    category,
-    rate,
-    valid_from,
-    valid_to,
-    _delivery_date,
-    _file_name,
-    _line_no
+-- every column as delivered, lineage included (the readers name the ones they use)
+select *
 from {{ source('exports', 'commission_rules') }}

@@ -4,14 +4,6 @@
 -- (stg_exports__groups keeps only the latest snapshot), and the marts' incremental
 -- refresh the dates a re-delivered snapshot or dissolution changes (marts_refresh_from).
 {{ config(materialized='view') }}
-select
-    group_id,
-    owner_id,
-    created_at,
-    member_count,
-    dissolved_at,
-    snapshot_date,
-    _delivery_date,
-    _file_name,
-    _line_no
+-- every column as delivered, lineage included (the readers name the ones they use)
+select *
 from {{ source('exports', 'groups') }}

@@ -3,13 +3,6 @@
 -- filter it): the marts' incremental refresh reads it for the links re-delivered since
 -- its watermark (marts_refresh_from).
 {{ config(materialized='view') }}
-select
-    link_id,
-    promoter_id,
-    group_id,
-    sku_id,
-    created_at,
-    _delivery_date,
-    _file_name,
-    _line_no
+-- every column as delivered, lineage included (the readers name the ones they use)
+select *
 from {{ source('exports', 'links') }}

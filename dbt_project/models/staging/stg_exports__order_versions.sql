@@ -4,19 +4,6 @@
 -- order date a re-delivered order changes (marts_refresh_from, an order's ordered_at may
 -- move between versions).
 {{ config(materialized='view') }}
-select
-    order_id,
-    line_no,
-    parent_order_id,
-    buyer_id,
-    sku_id,
-    quantity,
-    unit_price,
-    paid_amount,
-    coupon_amount,
-    shipping_amount,
-    ordered_at,
-    _delivery_date,
-    _file_name,
-    _line_no
+-- every column as delivered, lineage included (the readers name the ones they use)
+select *
 from {{ source('exports', 'orders') }}

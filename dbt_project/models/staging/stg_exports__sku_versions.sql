@@ -4,14 +4,6 @@
 -- (stg_exports__skus keeps only the latest), and the marts' incremental refresh the
 -- delivery dates (marts_refresh_from).
 {{ config(materialized='view') }}
-select
-    sku_id,
-    merchant_id,
-    category,
-    is_self_operated,
-    positive_review_rate,
-    title,
-    _delivery_date,
-    _file_name,
-    _line_no
+-- every column as delivered, lineage included (the readers name the ones they use)
+select *
 from {{ source('exports', 'skus') }}
