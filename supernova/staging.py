@@ -215,6 +215,11 @@ def verified_current(warehouse: Path) -> str | None:
     with connect(warehouse) as con:
         if not all(table_exists(con, "staging", f"stg_exports__{m}") for m in STAGING_MODELS):
             return None
+        # every staging model, views included: the versions views (stg_exports__*_versions)
+        # are upstream of the marts only, so a settlement build does not create them
+        staging_dir = settings.DBT_PROJECT_DIR / "models" / "staging"
+        if not all(table_exists(con, "staging", p.stem) for p in staging_dir.glob("stg_*.sql")):
+            return None
         if not all(table_exists(con, "intermediate", m) for m in DAILY_MODELS):
             return None
         if not table_exists(con, "raw", "manifest"):
