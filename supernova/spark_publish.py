@@ -76,6 +76,21 @@ def _naive_timestamps(frame):
     )
 
 
+def clean_leftovers(warehouse: Path) -> list[Path]:
+    """Remove what a killed publish left beside the partitions (hidden `.tmp-*` staged
+    folders, `.old-*` folders renamed aside, temporary markers). Publishing is
+    single-writer: call this only at the start of a publish."""
+    base = Path(warehouse) / "parquet" / "settlement"
+    found = (
+        list(base.glob("*/.tmp-*"))
+        + list(base.glob("*/.old-*"))
+        + list(base.glob("_commits/*/.tmp-*"))
+    )
+    for leftover in found:
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    return found
+
+
 def _stage(spark, warehouse: Path, table: str, month: str) -> tuple[Path, int]:
     """Write the month's rows of settlement_build.<table> to a hidden folder holding one
     `part-0.parquet`; returns (folder, rows)."""
@@ -88,7 +103,8 @@ def _stage(spark, warehouse: Path, table: str, month: str) -> tuple[Path, int]:
     keys = [k.strip() for k in order.split(",")]
     rows = frame.count()
     out = _naive_timestamps(frame.drop(col)).repartition(1).sortWithinPartitions(*keys)
-    spark_dir = target.parent / f".spark-{target.name}-{os.getpid()}"
+    # hidden, and named like supernova.publish's leftovers (`.tmp-*`), which it removes
+    spark_dir = target.parent / f".tmp-spark-{target.name}-{os.getpid()}"
     staged = target.parent / f".tmp-{target.name}-{os.getpid()}"
     for leftover in (spark_dir, staged):
         shutil.rmtree(leftover, ignore_errors=True)
@@ -144,6 +160,7 @@ def publish_month(
             f"settlement_build holds rows of run(s) {sorted(runs - {run_id})}, not {run_id}: "
             "refusing to publish a mix of runs"
         )
+    clean_leftovers(warehouse)
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     staged = {table: _stage(spark, warehouse, table, month) for table in PUBLISHED_TABLES}
     for table, (folder, _) in staged.items():

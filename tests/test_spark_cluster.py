@@ -35,8 +35,6 @@ import pytest
 from spark_cluster import jvm_pids, standalone_cluster
 from test_spark_parity import HAVE_SPARK, SKIP_REASON
 
-pytestmark = [pytest.mark.spark, pytest.mark.skipif(not HAVE_SPARK, reason=SKIP_REASON)]
-
 MONTHS = [("2026-09", "2026-09"), ("2026-10", "2026-09")]  # (month, first month)
 LOCAL_MASTER = os.environ.get("SUPERNOVA_SPARK_TEST_MASTER", "")  # e.g. local[2]: no cluster
 
@@ -126,6 +124,70 @@ def _cpu(groups: set[int], driver_jvm: int | None) -> dict[int, float]:
     return out
 
 
+def _fake_commit(wh: Path, table: str, month: str, run_id: str) -> None:
+    """A partition staged and committed the way spark_publish does, without Spark."""
+    from supernova import spark_publish
+    from supernova.publish import partition_dir
+
+    staged = partition_dir(wh, table, month).parent / f".tmp-test-{table}"
+    staged.mkdir(parents=True)
+    (staged / "part-0.parquet").write_text(run_id)
+    spark_publish._commit(wh, table, month, staged, run_id)
+
+
+def test_a_month_is_published_only_when_every_table_names_the_same_run(tmp_path):
+    from supernova import spark_publish
+    from supernova.publish import PUBLISHED_TABLES
+
+    tables = list(PUBLISHED_TABLES)
+    for table in tables[:-1]:
+        _fake_commit(tmp_path, table, "2026-09", "run-a")
+    # killed before the last table's commit: not published, and readers skip that table
+    assert spark_publish.published_run(tmp_path, "2026-09") is None
+    assert spark_publish.committed_months(tmp_path, tables[-1]) == []
+    _fake_commit(tmp_path, tables[-1], "2026-09", "run-a")
+    assert spark_publish.published_run(tmp_path, "2026-09") == "run-a"
+    assert spark_publish.committed_months(tmp_path, tables[0]) == ["2026-09"]
+    # a reopen half-way (one table of run b): the month is no run's until it completes
+    _fake_commit(tmp_path, tables[0], "2026-09", "run-b")
+    assert spark_publish.published_run(tmp_path, "2026-09") is None
+
+
+def test_a_killed_publish_leaves_hidden_leftovers_that_the_next_one_removes(tmp_path):
+    from supernova import spark_publish
+    from supernova.publish import PUBLISHED_TABLES, _marker, partition_dir
+
+    for table in PUBLISHED_TABLES:
+        _fake_commit(tmp_path, table, "2026-09", "run-a")
+    target = partition_dir(tmp_path, "payouts", "2026-09")
+    staged = target.parent / ".tmp-settlement_month=2026-09-999"  # staged, never committed
+    staged.mkdir()
+    (staged / "part-0.parquet").write_text("run-b")
+    aside = target.parent / ".old-settlement_month=2026-09-999"  # swapped out, not deleted
+    aside.mkdir()
+    marker_tmp = _marker(tmp_path, "payouts", "2026-09").with_name(".tmp-2026-09-999")
+    marker_tmp.write_text("run-b\n")
+    assert spark_publish.published_run(tmp_path, "2026-09") == "run-a"
+    assert (target / "part-0.parquet").read_text() == "run-a"
+    assert sorted(p.name for p in spark_publish.clean_leftovers(tmp_path)) == sorted(
+        [staged.name, aside.name, marker_tmp.name]
+    )
+    assert not staged.exists() and not aside.exists() and not marker_tmp.exists()
+    assert spark_publish.published_run(tmp_path, "2026-09") == "run-a"
+
+
+def test_a_failed_gate_publishes_nothing(tmp_path):
+    from supernova import spark_publish
+    from supernova.publish import PublishError
+
+    for gate in (None, {"ok": False}):
+        with pytest.raises(PublishError, match="the gate did not pass"):
+            spark_publish.publish_month(None, tmp_path, "2026-09", "run-a", gate)
+    assert not (tmp_path / "parquet").exists()
+
+
+@pytest.mark.spark
+@pytest.mark.skipif(not HAVE_SPARK, reason=SKIP_REASON)
 def test_two_months_on_a_standalone_cluster_equal_duckdb(tiny_landing, tmp_path_factory):
     from bench import spark as sb
     from supernova import spark_gate, spark_publish, spark_support
@@ -215,6 +277,10 @@ def test_two_months_on_a_standalone_cluster_equal_duckdb(tiny_landing, tmp_path_
                     assert len(have) == len(want) == counts[table], (month, table)
                     diffs = [(w, h) for w, h in zip(want, have) if w != h]
                     assert not diffs, (month, table, diffs[:5])
+                    folder = partition_dir(spark_wh, table, month).parent
+                    assert sorted(p.name for p in folder.iterdir()) == sorted(
+                        f"{PUBLISHED_TABLES[table][0]}={m}" for m in dbt_seconds
+                    )  # committed partitions only: nothing staged or renamed aside is left
                 print(
                     f"spark {month}: {counts}, dbt build {res['dbt_seconds']} s, "
                     f"gate {gate_seconds:.0f} s, publish {publish_seconds:.0f} s"
