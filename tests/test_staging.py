@@ -338,6 +338,8 @@ def test_staging_code_fingerprint_covers_the_models_and_their_macros():
     names = {str(p.relative_to(settings.DBT_PROJECT_DIR)) for p in staging.code_files()}
     assert {"macros/staging.sql", "macros/settlement_config.sql"} <= names
     assert {f"models/staging/{m}.sql" for m in STAGING} <= names
+    # the daily precompute is built with staging: its model and §1's macros count too
+    assert {"models/daily/int_daily__order_attribution.sql", "macros/attribution.sql"} <= names
 
 
 def test_staging_is_left_out_of_a_build_only_when_verified_current(staged, tmp_path):
@@ -376,8 +378,9 @@ def test_staging_is_left_out_of_a_build_only_when_verified_current(staged, tmp_p
     )  # (the mess's ragged rows dropped)
     ingest(landing, wh, progress=QUIET, quiet_seconds=0)
     assert staging.verified_current(wh) is None
-    # merged without its tests (and without the record a successful build writes)
-    res = dbt_invoke(wh, ["run", "--select", "path:models/staging"])
+    # merged without its tests (and without the record a successful build writes); the
+    # staging stage includes the daily precompute (models/daily), which consumes files too
+    res = dbt_invoke(wh, ["run", "--select", "path:models/staging", "path:models/daily"])
     assert res.success, res.exception
     con = duckdb.connect(str(wh / "supernova.duckdb"), read_only=True)
     try:
