@@ -86,7 +86,9 @@ def process_cpu_seconds(pid: int) -> float:
 
 def pids_in_groups(groups: set[int]) -> list[int]:
     """Live processes whose process group is one of `groups` (a daemon and the
-    executors it launched)."""
+    executors it launched). Zombies are left out: a Spark worker does not reap every
+    short-lived child it starts, and once the worker is gone such an exited child waits
+    for PID 1 to reap it; it holds no memory and runs nothing."""
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -95,7 +97,7 @@ def pids_in_groups(groups: set[int]) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) in groups:  # field 5 of proc(5): pgrp
+        if int(fields[2]) in groups and fields[0] != "Z":  # fields 5 and 3 of proc(5): pgrp, state
             out.append(int(entry.name))
     return out
 
