@@ -265,7 +265,7 @@ def stage(warehouse: Path, log=print) -> dict:
 
 
 def _stage(warehouse: Path, log) -> dict:
-    from supernova.settle import dbt_invoke
+    from supernova.dbt_runner import dbt_invoke, failures
 
     extra = invocation_args(warehouse, log)
     if extra == SKIP_STAGING:
@@ -274,13 +274,7 @@ def _stage(warehouse: Path, log) -> dict:
     res = dbt_invoke(warehouse, ["build", *STAGING_SELECT, *extra])
     seconds = round(time.perf_counter() - t0, 1)
     if not res.success:
-        problems = [
-            f"{r.node.name}: {str(r.status).lower()}: {(r.message or '').strip()[:400]}"
-            for r in (getattr(res.result, "results", None) or [])
-            if str(r.status).lower() in ("error", "fail", "runtime error")
-        ]
-        if res.exception is not None:
-            problems.append(f"dbt: {res.exception}")
+        problems = [f.line(400) for f in failures(res) if not f.skipped]
         raise StagingFailed(
             "staging build failed (see <warehouse>/dbt/logs/dbt.log):\n  "
             + "\n  ".join(problems or ["unknown dbt error"])
