@@ -217,6 +217,34 @@ def test_exposures_read_public_models_only(manifest):
     assert exposure_parents_not_public(manifest) == []
 
 
+def _history_parents(manifest: dict, name: str) -> list[str]:
+    """The raw exports a model reads, as sources or as staging versions models."""
+    return sorted(
+        u.split(".")[-1]
+        for u in _model(manifest, name)["depends_on"]["nodes"]
+        if u.startswith("source.") or u.endswith("_versions")
+    )
+
+
+def test_a_mart_declares_only_the_exports_it_reads(manifest):
+    """The incremental marts' macros ref() the versions of a mart's own `parts` (clicks
+    bring links), not every export (issue 18: group_daily_activity was wired to skus,
+    groups and commission_rules)."""
+    orders_clicks = [
+        "stg_exports__click_versions",
+        "stg_exports__link_versions",
+        "stg_exports__order_versions",
+    ]
+    assert _history_parents(manifest, "group_daily_activity") == orders_clicks
+    assert _history_parents(manifest, "group_status") == sorted(
+        [*orders_clicks, "stg_exports__group_versions"]
+    )
+    assert _history_parents(manifest, "sku_ranking") == sorted(
+        [*orders_clicks, "stg_exports__commission_rule_versions", "stg_exports__sku_versions"]
+    )
+    assert _history_parents(manifest, "promoter_earnings_daily") == []
+
+
 # --- the checkers can fail -------------------------------------------------------------
 
 
