@@ -104,10 +104,16 @@ def main(argv=None) -> int:
     p.add_argument("--landing", type=Path)
     p.add_argument("--warehouse", type=Path, required=True)
     p.add_argument("--month", required=True)
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        help="the ingestion manifest as Parquet (<raw>/_manifest/manifest.parquet); "
+        "default: exported from the DuckDB file next to <warehouse>/raw",
+    )
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     try:
-        out = build(a.warehouse, a.month)
+        out = build(a.warehouse, a.month, manifest=a.manifest)
     except Exception as exc:
         out = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:4000]}
     out.update(stage="spark_build", inner_seconds=round(time.perf_counter() - t0, 2))
