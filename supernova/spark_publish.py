@@ -18,9 +18,10 @@ Commit protocol (a reader relies on the markers, never on the folders alone):
 A partition is published for run R when its marker names R; the month is published when
 all five tables' markers name R (`published_run`). A run killed at any point leaves either
 the previous state or an uncommitted partition (no marker) that `register_published` does
-not read and the next publish replaces; leftovers are hidden folders. Renames are atomic
-on a local or HDFS file system; on S3-like object stores they are copies, so use a table
-format there (docs/spark.md).
+not read and the next publish replaces; leftovers are hidden folders. The renames are
+Python's, so the warehouse is a local or mounted POSIX path; HDFS needs Hadoop's
+FileSystem.rename, and S3-like stores (where a rename is a copy) a table format
+(docs/spark.md).
 """
 
 from __future__ import annotations
