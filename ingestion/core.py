@@ -40,6 +40,7 @@ from supernova.contract import EXPORTS, FILE_SUFFIXES, TIMEZONE, Export
 
 from . import landing as landing_files
 from . import readers
+from .manifest_export import MANIFEST_DIR, write_manifest_parquet
 from .readers import REDACTED, FileRejected, Parsed
 from .schema import create_objects, parquet_path, refresh_view
 from .validate import lit, validation_sql
@@ -280,7 +281,9 @@ def _cleanup_orphans(con: duckdb.DuckDBPyConnection, warehouse: Path) -> list[Pa
         ).fetchall()
     }
     removed = []
-    for root, _dirs, files in os.walk(raw):
+    for root, dirs, files in os.walk(raw):
+        if Path(root) == raw:
+            dirs[:] = [d for d in dirs if d != MANIFEST_DIR]  # the Parquet manifest is not a load
         for f in files:
             p = (Path(root) / f).resolve()
             if p not in keep:
@@ -683,6 +686,7 @@ def _ingest_under_lease(landing, warehouse, *, progress=None, quiet_seconds=None
                 )
             say(msg)
         run.refresh_touched_views(con)
+        write_manifest_parquet(con, warehouse / "raw")
     finally:
         try:
             if run.touched:  # interrupted: still show what was committed

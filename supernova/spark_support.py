@@ -3,12 +3,9 @@ as Parquet next to the raw files, the session settings for a standalone cluster,
 CPU accounting of the run's processes.
 
 The manifest: Spark reads `<raw>/_manifest/manifest.parquet` (one row per landing file,
-DuckDB's `raw.manifest`), never the DuckDB file. `write_manifest_parquet` writes it from
-ingestion's connection; called after every ingestion commit, the Parquet always lists
-exactly the committed files. It is written to a hidden temporary file in the same folder
-and swapped in with one rename, so a reader sees the old manifest or the new one, never a
-half-written file. `_manifest` starts with an underscore: Spark's and DuckDB's readers of
-`<raw>/<export>` never list it.
+DuckDB's `raw.manifest`), never the DuckDB file. Ingestion writes it at the end of every
+run (ingestion/manifest_export.py); `write_manifest_of_warehouse` writes it for a
+warehouse ingested before that.
 """
 
 from __future__ import annotations
@@ -16,28 +13,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-MANIFEST_DIR = "_manifest"
-MANIFEST_FILE = "manifest.parquet"
-
-
-def manifest_parquet_path(raw_dir: Path) -> Path:
-    """<raw>/_manifest/manifest.parquet"""
-    return Path(raw_dir) / MANIFEST_DIR / MANIFEST_FILE
-
-
-def write_manifest_parquet(con, raw_dir: Path) -> Path:
-    """Write DuckDB's raw.manifest (committed rows, as `con` sees them) to
-    <raw>/_manifest/manifest.parquet, atomically (temporary file + rename)."""
-    out = manifest_parquet_path(raw_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{MANIFEST_FILE}-{os.getpid()}")
-    target = str(tmp).replace("'", "''")
-    con.execute(
-        f"copy (select * from raw.manifest order by file_path, sha256) to '{target}' "
-        "(format parquet, compression zstd)"
-    )
-    os.replace(tmp, out)
-    return out
+from ingestion.manifest_export import (  # noqa: F401 - the manifest's home, used from here
+    MANIFEST_DIR,
+    MANIFEST_FILE,
+    manifest_parquet_path,
+    write_manifest_parquet,
+)
 
 
 def write_manifest_of_warehouse(warehouse: Path) -> Path:
