@@ -59,7 +59,7 @@ def build(
     """`dbt build` of the settlement (and upstream) on Spark; returns a result dict.
     `manifest`: the ingestion manifest as Parquet (supernova.spark_support,
     `<raw>/_manifest/manifest.parquet`); without it, it is exported from the DuckDB file."""
-    from supernova.settle import dbt_invoke
+    from supernova.dbt_runner import dbt_invoke
 
     warehouse = Path(warehouse).resolve()
     spark_env(warehouse)

@@ -30,7 +30,7 @@ from test_staging import QUIET, _copy_days, _rewrite
 
 from ingestion import ingest
 from supernova import staging
-from supernova.settle import dbt_invoke
+from supernova.dbt_runner import dbt_invoke
 
 MODEL = "int_daily__order_attribution"
 TABLE = f"intermediate.{MODEL}"

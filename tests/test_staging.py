@@ -23,7 +23,7 @@ import duckdb
 import pytest
 
 from ingestion import ingest
-from supernova.settle import dbt_invoke
+from supernova.dbt_runner import dbt_invoke
 
 STAGING = [
     "stg_exports__" + e
