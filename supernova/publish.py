@@ -248,7 +248,6 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
     target = partition_dir(warehouse, table, month)
     base = target.parent
     tmp = base / f".tmp-{target.name}-{os.getpid()}"
-    old = base / f".old-{target.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     # DuckDB's own writer: streams (memory does not grow with the month: the whole table
@@ -259,13 +258,22 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
         f"copy (select * exclude ({col}) from settlement.{table} where {col} = '{month}' order by {order}) "
         f"to '{out}' (format parquet, compression zstd)"
     )
+    commit_partition(warehouse, table, month, tmp, run_id)
+
+
+def commit_partition(warehouse: Path, table: str, month: str, staged: Path, run_id: str) -> None:
+    """Swap a fully written partition folder (`staged`, a hidden sibling of the partition)
+    in for the month's partition, then write its commit marker naming the run. Whichever
+    engine wrote the files (DuckDB here, Spark's executors in spark_publish), a reader
+    trusts a partition only while its marker exists: it is removed before the swap and
+    written last, atomically (temporary file + rename)."""
+    target = partition_dir(warehouse, table, month)
+    old = target.parent / f".old-{target.name}-{os.getpid()}"
     marker = _marker(warehouse, table, month)
-    marker.unlink(
-        missing_ok=True
-    )  # the partition is changing: not committed until the marker is back
+    marker.unlink(missing_ok=True)  # the partition is changing: uncommitted until it is back
     if target.exists():
         os.rename(target, old)
-    os.rename(tmp, target)
+    os.rename(staged, target)
     shutil.rmtree(old, ignore_errors=True)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker_tmp = marker.with_name(f".tmp-{month}-{os.getpid()}")

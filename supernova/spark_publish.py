@@ -31,7 +31,13 @@ import shutil
 from pathlib import Path
 
 from supernova import settings
-from supernova.publish import PUBLISHED_TABLES, PublishError, _marker, partition_dir
+from supernova.publish import (
+    PUBLISHED_TABLES,
+    PublishError,
+    _marker,
+    commit_partition,
+    partition_dir,
+)
 
 
 def published_run(warehouse: Path, month: str) -> str | None:
@@ -119,21 +125,6 @@ def _stage(spark, warehouse: Path, table: str, month: str) -> tuple[Path, int]:
     return staged, rows
 
 
-def _commit(warehouse: Path, table: str, month: str, staged: Path, run_id: str) -> None:
-    target = partition_dir(warehouse, table, month)
-    old = target.parent / f".old-{target.name}-{os.getpid()}"
-    marker = _marker(warehouse, table, month)
-    marker.unlink(missing_ok=True)  # the partition is changing: uncommitted until it is back
-    if target.exists():
-        os.rename(target, old)
-    os.rename(staged, target)
-    shutil.rmtree(old, ignore_errors=True)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker_tmp = marker.with_name(f".tmp-{month}-{os.getpid()}")
-    marker_tmp.write_text(run_id + "\n")
-    os.replace(marker_tmp, marker)
-
-
 def publish_month(
     spark, warehouse: Path, month: str, run_id: str, gate: dict, reopen: bool = False
 ) -> dict:
@@ -165,7 +156,7 @@ def publish_month(
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     staged = {table: _stage(spark, warehouse, table, month) for table in PUBLISHED_TABLES}
     for table, (folder, _) in staged.items():
-        _commit(warehouse, table, month, folder, run_id)
+        commit_partition(warehouse, table, month, folder, run_id)
     return {table: rows for table, (_, rows) in staged.items()}
 
 

@@ -126,13 +126,12 @@ def _cpu(groups: set[int], driver_jvm: int | None) -> dict[int, float]:
 
 def _fake_commit(wh: Path, table: str, month: str, run_id: str) -> None:
     """A partition staged and committed the way spark_publish does, without Spark."""
-    from supernova import spark_publish
-    from supernova.publish import partition_dir
+    from supernova.publish import commit_partition, partition_dir
 
     staged = partition_dir(wh, table, month).parent / f".tmp-test-{table}"
     staged.mkdir(parents=True)
     (staged / "part-0.parquet").write_text(run_id)
-    spark_publish._commit(wh, table, month, staged, run_id)
+    commit_partition(wh, table, month, staged, run_id)
 
 
 def test_a_month_is_published_only_when_every_table_names_the_same_run(tmp_path):
