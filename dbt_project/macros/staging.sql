@@ -83,14 +83,14 @@
 
 {#- The landing paths whose earlier load was superseded since this model last handled it
     (a list of strings; empty when nothing is pending or no record table exists). -#}
-{% macro staging_withdrawn_paths(export) -%}
+{% macro staging_withdrawn_paths(export, manifest=none) -%}
     {%- set rel = withdrawn_files_relation() -%}
     {%- set tracked = adapter.get_relation(database=rel.database, schema=rel.schema, identifier=rel.identifier) -%}
     {%- if tracked is none -%}
         {{ return([]) }}
     {%- endif -%}
     {%- set sql -%}
-        select distinct m.file_path {{ _staging_unhandled_withdrawals(export, tracked) }} order by 1
+        select distinct m.file_path {{ _staging_unhandled_withdrawals(export, tracked, manifest) }} order by 1
     {%- endset -%}
     {{ return(run_query(sql).columns[0].values() | list) }}
 {%- endmacro %}
@@ -275,15 +275,7 @@
 {#- The landing paths of `export` whose earlier load was superseded and whose withdrawal
     this model has not handled yet (a list of strings). -#}
 {% macro consumed_withdrawn_paths(export, manifest) -%}
-    {%- set rel = withdrawn_files_relation() -%}
-    {%- set tracked = adapter.get_relation(database=rel.database, schema=rel.schema, identifier=rel.identifier) -%}
-    {%- if tracked is none -%}
-        {{ return([]) }}
-    {%- endif -%}
-    {%- set sql -%}
-        select distinct m.file_path {{ _staging_unhandled_withdrawals(export, tracked, manifest) }} order by 1
-    {%- endset -%}
-    {{ return(run_query(sql).columns[0].values() | list) }}
+    {{ return(staging_withdrawn_paths(export, manifest)) }}
 {%- endmacro %}
 
 {#- Post-hook (inside the model's transaction): record every loaded file of `exports` as
