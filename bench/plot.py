@@ -14,7 +14,7 @@ import json
 import math
 from pathlib import Path
 
-from bench.run import ROOT
+from bench.measure import ROOT
 
 STAGES = [  # stage, colour, label
     ("settle", "#d62728", "settle end to end (Airflow+dbt+GX+publish)"),

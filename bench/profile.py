@@ -15,7 +15,8 @@ import json
 import time
 from pathlib import Path
 
-from bench.run import MONTH, ROOT, clone
+from bench.data import MONTH, clone
+from bench.measure import ROOT
 
 
 def main(argv=None) -> int:

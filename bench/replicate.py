@@ -19,7 +19,8 @@ import shutil
 import time
 from pathlib import Path
 
-from bench.run import ROOT, data_facts
+from bench.data import data_facts
+from bench.measure import ROOT
 
 PREFIXED = {
     "promoters": ["promoter_id", "inviter_id"],

@@ -88,7 +88,7 @@ def test_harness_produces_its_result_table(tmp_path):
 
 
 def test_summary_reports_overhead_against_the_floor_and_spark_ratio():
-    from bench.run import markdown, summarize
+    from bench.results import markdown, summarize
 
     def run(wall, rc=0):
         return {"wall_s": wall, "peak_rss_mb": 100.0, "rc": rc, "load_before": 1.0}
