@@ -1,6 +1,7 @@
-"""The gate validates large tables in hash chunks (supernova/gate.py): the verdicts and
-counts are those of the whole table, whatever the chunk size, and a duplicate is caught
-even when its rows would have landed in different arbitrary chunks."""
+"""The gate validates large tables in hash chunks (read by supernova/gate_chunks.py,
+validated by supernova/gate.py): the verdicts and counts are those of the whole table,
+whatever the chunk size, and a duplicate is caught even when its rows would have landed
+in different arbitrary chunks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import duckdb
 import pytest
 
 from supernova import gate, settings
+from supernova.gate_chunks import CHUNK_BY, _chunk_query, _prefetched, chunk_rows, table_chunks
 
 MONTH = "2026-10"
 
@@ -61,7 +63,7 @@ def con():
 
 def _verdicts(con, chunk_rows, monkeypatch):
     monkeypatch.setenv("SUPERNOVA_GATE_CHUNK_ROWS", str(chunk_rows))
-    frames = {"payout_lines": gate.table_chunks(con, "payout_lines", gate.CHUNK_BY["payout_lines"])}
+    frames = {"payout_lines": table_chunks(con, "payout_lines", CHUNK_BY["payout_lines"])}
     return {(r["expectation"], str(r["column"])): r for r in gate.validate_frames(frames, MONTH)}
 
 
@@ -91,14 +93,14 @@ def test_chunk_size_must_be_a_positive_number(monkeypatch):
     for bad in ("0", "-5", "many"):
         monkeypatch.setenv("SUPERNOVA_GATE_CHUNK_ROWS", bad)
         with pytest.raises(ValueError, match="SUPERNOVA_GATE_CHUNK_ROWS"):
-            gate.chunk_rows()
+            chunk_rows()
 
 
-@pytest.mark.parametrize("suite", sorted(gate.CHUNK_BY))
+@pytest.mark.parametrize("suite", sorted(CHUNK_BY))
 def test_chunked_suites_only_have_expectations_that_add_up_over_chunks(suite):
     """A suite may be chunked only if every uniqueness expectation includes the chunk column
     (so duplicates share a chunk) and none looks at the table as a whole."""
-    column = gate.CHUNK_BY[suite]
+    column = CHUNK_BY[suite]
     spec = json.loads((settings.EXPECTATIONS_DIR / f"{suite}.json").read_text())
     row_wise = {
         "expect_column_values_to_not_be_null",
@@ -142,7 +144,7 @@ def test_prefetched_chunks_keep_order_bound_memory_and_raise_errors():
     import time
 
     seen = []
-    for chunk in gate._prefetched(fetch, range(12)):
+    for chunk in _prefetched(fetch, range(12)):
         seen.append(chunk.i)
         time.sleep(0.02)  # validating: meanwhile the next chunk is fetched
         del chunk
@@ -150,10 +152,10 @@ def test_prefetched_chunks_keep_order_bound_memory_and_raise_errors():
     assert peak[0] == 2  # the chunk being validated and the next one
 
     with pytest.raises(RuntimeError, match="fetch failed"):
-        for _ in gate._prefetched(fetch, [0, 1, "boom", 3]):
+        for _ in _prefetched(fetch, [0, 1, "boom", 3]):
             pass
 
-    it = gate._prefetched(fetch, range(100))
+    it = _prefetched(fetch, range(100))
     assert next(it).i == 0
     it.close()  # the consumer stops early (e.g. GX raised): the producer ends
     assert not [t for t in threading.enumerate() if t.name == "gate-prefetch"]
@@ -168,7 +170,7 @@ def test_chunks_are_read_in_one_pass_and_hold_every_row_once(con, monkeypatch, t
     parts = 9  # 203 rows, 25 per chunk
     spill = tmp_path / "spill"
     spill.mkdir()
-    chunks = list(gate.table_chunks(con, "payout_lines", "order_id", spill_under=spill))
+    chunks = list(table_chunks(con, "payout_lines", "order_id", spill_under=spill))
     assert len(chunks) == parts
     assert list(spill.iterdir()) == []  # the temporary chunk files are gone
     order = ["order_id", "line_no", "kind", "amount"]
@@ -188,7 +190,7 @@ def test_an_empty_chunk_is_an_empty_frame_of_the_tables_columns(tmp_path):
     c = duckdb.connect()
     _payout_lines(c, [_row(1)])
     folder = tmp_path / "gate_chunk=5"  # no row hashed here: no folder
-    frame = c.execute(gate._chunk_query("payout_lines", folder)).df()
+    frame = c.execute(_chunk_query("payout_lines", folder)).df()
     assert len(frame) == 0 and list(frame.columns)[:3] == [
         "settlement_month",
         "order_id",
