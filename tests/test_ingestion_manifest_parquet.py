@@ -7,8 +7,9 @@ from __future__ import annotations
 import duckdb
 from ingestion_cases.helpers import csv_text, query, row, write
 
-from ingestion import core, ingest
+from ingestion import ingest
 from ingestion.manifest_export import manifest_parquet_path
+from ingestion.raw_files import cleanup_orphans
 
 COLUMNS = (
     "file_path, export, cast(delivery_date as varchar), sha256, rows_loaded, status, ingest_run_id"
@@ -40,7 +41,7 @@ def test_every_run_leaves_the_parquet_manifest_equal_to_the_duckdb_one(tmp_path)
     # the clean-up of uncommitted Parquet (start of every run) does not take it for one
     con = duckdb.connect(str(wh / "supernova.duckdb"))
     try:
-        assert core._cleanup_orphans(con, wh) == []
+        assert cleanup_orphans(con, wh) == []
     finally:
         con.close()
     ingest(landing, wh)

@@ -1,0 +1,138 @@
+"""What one ingest run reports: the status of every landing entry (`FileOutcome`) and the
+run's totals, summary and JSON form (`IngestResult`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOADED, REJECTED, DUPLICATE, SKIPPED = "loaded", "rejected", "duplicate", "skipped"
+# recorded in the manifest: an earlier load withdrawn because its file changed in place;
+# an entry of the landing that is not a regular file
+SUPERSEDED, NOT_A_FILE = "superseded", "not_a_file"
+# only in the run's result (no manifest row; the next run looks again)
+WAITING, VANISHED = "waiting", "vanished"
+
+
+@dataclass
+class FileOutcome:
+    path: str  # relative to the landing root
+    sha256: str
+    # loaded | rejected | duplicate | not_a_file | skipped (already seen in an earlier run)
+    # | waiting (temporary name, or not quiet yet) | vanished (gone before it was read)
+    status: str
+    export: str | None = None
+    delivery_date: str | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    reason: str | None = None
+    extra_columns: list[str] = field(default_factory=list)
+    encoding: str | None = None
+    seconds: float = 0.0
+    # when this path had been loaded with other bytes: that load's sha256 (now superseded)
+    supersedes: str | None = None
+    rows_withdrawn: int = 0
+
+
+@dataclass
+class IngestResult:
+    run_id: str
+    landing: Path
+    warehouse: Path
+    files: list[FileOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """False when any file was rejected in this run."""
+        return not any(f.status == REJECTED for f in self.files)
+
+    def by_status(self, status: str) -> list[FileOutcome]:
+        return [f for f in self.files if f.status == status]
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    @property
+    def superseding(self) -> list[FileOutcome]:
+        """Files whose earlier load (same path, other bytes) this run superseded."""
+        return [f for f in self.files if f.supersedes]
+
+    def summary(self) -> str:
+        c = Counter(f.status for f in self.files)
+        lines = [
+            (
+                f"ingest {self.run_id}: {'OK' if self.ok else 'FAILED: file(s) rejected'} "
+                f"({self.seconds:.1f}s)"
+            ),
+            (
+                f"  files: {c[LOADED]} loaded, {c[DUPLICATE]} duplicate, {c[REJECTED]} rejected, "
+                f"{c[SKIPPED]} already seen"
+                + (
+                    f", {len(self.superseding)} superseded an earlier load"
+                    if self.superseding
+                    else ""
+                )
+                + (f", {c[WAITING]} waiting" if c[WAITING] else "")
+                + (f", {c[VANISHED]} vanished" if c[VANISHED] else "")
+                + (f", {c[NOT_A_FILE]} not a file" if c[NOT_A_FILE] else "")
+            ),
+            (
+                f"  rows: {self.rows_read} read = {self.rows_loaded} loaded + "
+                f"{self.rows_quarantined} quarantined"
+            ),
+        ]
+        for f in self.by_status(REJECTED):
+            lines.append(f"  REJECTED {f.path}: {f.reason}")
+        for f in self.superseding:
+            lines.append(
+                f"  SUPERSEDED {f.path}: changed in place; its earlier load (sha256 "
+                f"{f.supersedes[:12]}…, {f.rows_withdrawn} rows) no longer counts, "
+                f"the new bytes are {f.status}"
+            )
+        for status, label in (
+            (WAITING, "WAITING"),
+            (VANISHED, "VANISHED"),
+            (NOT_A_FILE, "NOT A FILE"),
+        ):
+            for f in self.by_status(status):
+                lines.append(f"  {label} {f.path}: {f.reason}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        c = Counter(f.status for f in self.files)
+        return {
+            "run_id": self.run_id,
+            "ok": self.ok,
+            "files": dict(c),
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "rows_quarantined": self.rows_quarantined,
+            "rejected": [{"path": f.path, "reason": f.reason} for f in self.by_status(REJECTED)],
+            "superseded": [
+                {
+                    "path": f.path,
+                    "previous_sha256": f.supersedes,
+                    "rows_withdrawn": f.rows_withdrawn,
+                    "sha256": f.sha256,
+                    "status": f.status,
+                }
+                for f in self.superseding
+            ],
+            "waiting": [{"path": f.path, "reason": f.reason} for f in self.by_status(WAITING)],
+            "vanished": [{"path": f.path, "reason": f.reason} for f in self.by_status(VANISHED)],
+            "not_a_file": [
+                {"path": f.path, "reason": f.reason} for f in self.by_status(NOT_A_FILE)
+            ],
+        }
