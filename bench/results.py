@@ -8,6 +8,16 @@ import json
 import statistics
 from pathlib import Path
 
+# The seconds a stage reports from inside (its result), summarised and shown per stage.
+INSIDE_SECONDS = (
+    "build_seconds",
+    "gate_seconds",
+    "models_seconds",
+    "tests_seconds",
+    "publish_seconds",
+    "dbt_seconds",
+)
+
 
 def median_of(runs: list[dict], key: str) -> float | None:
     vals = [r[key] for r in runs if r.get("rc") == 0 and r.get(key) is not None]
@@ -32,14 +42,7 @@ def summarize(results: dict) -> dict:
                 "cpu_s",
             ),
         }
-        for k in (
-            "build_seconds",
-            "gate_seconds",
-            "models_seconds",
-            "tests_seconds",
-            "publish_seconds",
-            "dbt_seconds",
-        ):
+        for k in INSIDE_SECONDS:
             vals = [
                 r["result"][k]
                 for r in ok
@@ -92,16 +95,7 @@ def markdown(results: dict, summary: dict) -> str:
         if not isinstance(s, dict):
             continue
         inside = ", ".join(
-            f"{k.replace('_seconds', '')} {s[k]} s"
-            for k in (
-                "build_seconds",
-                "gate_seconds",
-                "models_seconds",
-                "tests_seconds",
-                "publish_seconds",
-                "dbt_seconds",
-            )
-            if k in s
+            f"{k.replace('_seconds', '')} {s[k]} s" for k in INSIDE_SECONDS if k in s
         )
         lines.append(
             f"| {STAGE_TITLES.get(name, name)} | {s['ok']}/{s['runs']} | {s['wall_s']} | "
