@@ -1,5 +1,6 @@
 """The settlement `dbt build` on Spark local mode (dbt-spark, method: session), for the
-benchmark and the parity test. Runs in the Spark environment (.venv-spark):
+benchmark and the parity test (the build itself: supernova/spark_build.py). Runs in the
+Spark environment (.venv-spark):
 
     UV_PROJECT_ENVIRONMENT=.venv-spark uv run --frozen --group spark \\
         python -m bench.spark build --landing L --warehouse W --month 2026-10
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
+
+from supernova import spark_build
+from supernova.spark_build import SETTLEMENT_SELECT, spark_session  # noqa: F401 - re-exported
 
 
 def export_manifest(warehouse: Path) -> Path:
@@ -37,65 +40,21 @@ def export_manifest(warehouse: Path) -> Path:
     return out
 
 
-def spark_env(warehouse: Path) -> None:
-    os.environ["SUPERNOVA_DBT_TARGET"] = "spark"
-    os.environ["SUPERNOVA_WAREHOUSE"] = str(Path(warehouse).resolve())
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # local mode: loopback only
-    # the Derby metastore writes derby.log into the working directory
-    os.environ.setdefault(
-        "SPARK_SUBMIT_OPTS", f"-Dderby.system.home={Path(warehouse).resolve() / 'spark'}"
-    )
-
-
 def build(
     warehouse: Path,
     month: str,
     first_month: str | None = None,
     run_id: str | None = None,
-    select: str = "+path:models/settlement",
+    select: str = SETTLEMENT_SELECT,
     manifest: Path | None = None,
 ) -> dict:
-    """`dbt build` of the settlement (and upstream) on Spark; returns a result dict.
-    `manifest`: the ingestion manifest as Parquet (supernova.spark_support,
-    `<raw>/_manifest/manifest.parquet`); without it, it is exported from the DuckDB file."""
-    from supernova.dbt_runner import dbt_invoke
-
-    warehouse = Path(warehouse).resolve()
-    spark_env(warehouse)
+    """supernova.spark_build.build; without `manifest`, it is exported from the DuckDB file
+    next to <warehouse>/raw first (for raw folders ingested before the Parquet manifest)."""
     if manifest is None:
-        export_manifest(warehouse)
-    else:
-        os.environ["SUPERNOVA_MANIFEST_PARQUET"] = str(Path(manifest).resolve())
-    vars_ = {
-        "settlement_month": month,
-        "run_id": run_id or f"{month}-bench",
-        "first_month": first_month or month,
-        "accept_suspense": False,
-    }
-    t0 = time.perf_counter()
-    res = dbt_invoke(
-        warehouse, ["build", "--select", select, "--exclude-resource-type", "unit_test"], vars_
+        manifest = export_manifest(warehouse)
+    return spark_build.build(
+        warehouse, month, manifest, first_month=first_month, run_id=run_id, select=select
     )
-    out = {"ok": bool(res.success), "dbt_seconds": round(time.perf_counter() - t0, 2)}
-    results = getattr(res.result, "results", None) or []
-    out["nodes"] = len(results)
-    out["failures"] = [
-        f"{r.node.name}: {str(r.status)}: {(r.message or '')[:800]}"
-        for r in results
-        if str(r.status).lower() in ("error", "fail", "runtime error")
-    ]
-    out["timing"] = {r.node.name: round(r.execution_time, 2) for r in results}
-    if res.exception is not None:
-        out["failures"].append(f"dbt: {res.exception}")
-    return out
-
-
-def spark_session():
-    """The session dbt-spark created in this process (same configuration)."""
-    from pyspark.sql import SparkSession
-
-    return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
 
 
 def main(argv=None) -> int:

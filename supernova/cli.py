@@ -146,10 +146,16 @@ def cmd_settle(args) -> int:
     if args.accept_suspense and not args.reason:
         print("--accept-suspense needs --reason TEXT (it is recorded)", file=sys.stderr)
         return 2
+    if args.engine not in ENGINES:
+        raise UsageError(
+            f"--engine (or {ENGINE_ENV}) must be one of {', '.join(ENGINES)}, not {args.engine!r}"
+        )
     # paths and the warehouse lock checked here, in one line each, before Airflow starts
     args.landing = check_landing(args.landing or settings.default_landing())
     args.warehouse = check_warehouse(args.warehouse or settings.default_warehouse())
     check_busy(args.warehouse)
+    if args.engine == "spark":
+        return settle_month_on_spark(args)
     return settle_month(
         args.month,
         args.landing or settings.default_landing(),
@@ -158,6 +164,34 @@ def cmd_settle(args) -> int:
         reopen_reason=args.reason if args.reopen else "",
         accept_suspense_reason=args.reason if args.accept_suspense else "",
     )
+
+
+ENGINES = ("duckdb", "spark")
+ENGINE_ENV = "SUPERNOVA_ENGINE"
+
+
+def settle_month_on_spark(args) -> int:
+    """The month on Spark, every step in this process (supernova/spark_settle.py; no
+    Airflow); prints the steps and a summary; returns an exit code (EXIT_*)."""
+    from supernova import spark_settle
+
+    conf = {
+        "month": args.month,
+        "preview": args.preview,
+        "reopen_reason": args.reason if args.reopen else "",
+        "accept_suspense_reason": args.reason if args.accept_suspense else "",
+        "landing": str(Path(args.landing).resolve()),
+        "warehouse": str(Path(args.warehouse).resolve()),
+    }
+    t0 = time.monotonic()
+    print(f"[supernova] settling {args.month} on Spark (warehouse {conf['warehouse']})", flush=True)
+    result = spark_settle.run(conf, log=lambda msg: print(f"[supernova] {msg}", flush=True))
+    print(
+        f"[supernova] {args.month} on Spark: {result.get('status')} in "
+        f"{time.monotonic() - t0:.0f} s; report {result.get('report')}",
+        flush=True,
+    )
+    return EXIT_OK if result.get("status") in ("published", "unchanged", "preview") else EXIT_FAILED
 
 
 def demo_hints(warehouse: Path, landing: Path) -> list[str]:
@@ -281,6 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept suspense above the limit for this run (needs --reason)",
     )
     s.add_argument("--reason", default="", help="why (recorded with --reopen / --accept-suspense)")
+    s.add_argument(
+        "--engine",
+        default=os.environ.get(ENGINE_ENV) or "duckdb",
+        metavar="{duckdb,spark}",
+        help="duckdb (default): the monthly_settlement DAG in process, on the DuckDB file; "
+        "spark: the same steps on Spark (dbt-spark, the Spark gate and publish, the run "
+        "record as Parquet; needs the `spark` dependency group, docs/spark.md). "
+        "Default from $SUPERNOVA_ENGINE",
+    )
     s.set_defaults(func=cmd_settle)
 
     d = add_command(

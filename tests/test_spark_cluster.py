@@ -185,21 +185,93 @@ def test_a_failed_gate_publishes_nothing(tmp_path):
     assert not (tmp_path / "parquet").exists()
 
 
+def _settle_on_spark(landing: Path, wh: Path, month: str) -> dict:
+    """`supernova settle --engine spark` for the month (the CLI's function, in this
+    process); returns the attempt's state (with the exit code)."""
+    from supernova.cli import main
+
+    before = set((wh / "runs").glob("*/state.json"))
+    rc = main(
+        ["settle", "--month", month, "--engine", "spark"]
+        + ["--landing", str(landing), "--warehouse", str(wh)]
+    )
+    (new,) = set((wh / "runs").glob("*/state.json")) - before
+    return {**json.loads(new.read_text()), "rc": rc}
+
+
+def _same(a, b) -> bool:
+    """Equal values; amounts compared as numbers (0E-8 and 0.00000000 are one amount)."""
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        return a is not None and b is not None and Decimal(str(a)) == Decimal(str(b))
+    return _norm(a) == _norm(b)
+
+
+def _check_published_month(spark_wh: Path, duck_wh: Path, month: str, state: dict, duck) -> str:
+    """The Spark month's run record, report, partitions and rows against DuckDB's; returns
+    the run id."""
+    from supernova import spark_publish, spark_runs
+    from supernova.publish import PUBLISHED_TABLES, TOTAL_COLUMNS, partition_dir
+
+    assert (state["rc"], state["status"], state["engine"]) == (0, "published", "spark"), state
+    run_id = state["plan"]["run_id"]
+    assert run_id.startswith(f"{month}-r0-") and state["publish"]["run_id"] == run_id
+    assert spark_publish.published_run(spark_wh, month) == run_id
+    gate = state["gate"]
+    assert gate["ok"] and len(gate["invariants"]) == 18
+    assert all(c["violations"] == 0 for c in gate["invariants"])
+    assert gate["checks_failed"] == 0 and gate["checks_passed"] == len(gate["results"])
+    # the run record: one Parquet row, totals equal to DuckDB's run totals to the fen
+    (row,) = [r for r in spark_runs.read_runs(spark_wh) if r["attempt_id"] == state["attempt_id"]]
+    assert (row["run_id"], row["status"], row["settlement_month"]) == (run_id, "published", month)
+    assert row["input_fingerprint"] == state["plan"]["input_fingerprint"]
+    assert (row["checks_passed"], row["checks_failed"]) == (gate["checks_passed"], 0)
+    (want,) = duck
+    diffs = {c: (row[c], want[c]) for c in TOTAL_COLUMNS if not _same(row[c], want[c])}
+    assert not diffs, (month, diffs)
+    # the BI catalog reads it, as it reads DuckDB's
+    bi = duckdb.connect(str(spark_wh / "bi" / "supernova_bi.duckdb"), read_only=True)
+    try:
+        assert bi.execute(
+            "select net_paid from settlement.settlement_runs where run_id = ? and status = 'published'",
+            [run_id],
+        ).fetchall() == [(row["net_paid"],)]
+    finally:
+        bi.close()
+    # the report, written from the run state and the published Parquet
+    report = spark_wh / "reports" / month / f"{state['attempt_id']}.md"
+    text = report.read_text()
+    assert text.startswith(f"# Settlement {month}: PUBLISHED") and run_id in text, text[:400]
+    assert f"{row['net_paid']:,.2f}" in text
+    assert (report.with_suffix(".html")).is_file()
+    # every published table equals DuckDB's, row for row, to the fen (run ids aside: the
+    # DuckDB reference ran under its own run id)
+    for table in PUBLISHED_TABLES:
+        want_cols, want_rows = _rows(partition_dir(duck_wh, table, month) / "part-0.parquet")
+        have_cols, have_rows = _rows(partition_dir(spark_wh, table, month) / "part-0.parquet")
+        assert have_cols == want_cols, (table, have_cols, want_cols)
+        if "run_id" in have_cols:
+            i = have_cols.index("run_id")
+            assert {r[i] for r in have_rows} <= {run_id}
+            want_rows = sorted(r[:i] + (run_id,) + r[i + 1 :] for r in want_rows)
+        assert len(have_rows) == len(want_rows) == state["publish"]["rows"][table], (month, table)
+        diffs = [(w, h) for w, h in zip(want_rows, have_rows) if w != h]
+        assert not diffs, (month, table, diffs[:5])
+    return run_id
+
+
 @pytest.mark.spark
 @pytest.mark.skipif(not HAVE_SPARK, reason=SKIP_REASON)
 def test_two_months_on_a_standalone_cluster_equal_duckdb(tiny_landing, tmp_path_factory):
-    from bench import spark as sb
-    from supernova import spark_gate, spark_publish, spark_support
+    from supernova import spark_publish, spark_runs, spark_support
     from supernova.publish import PUBLISHED_TABLES, PublishError, partition_dir
+    from supernova.spark_build import spark_session
 
     duck_wh = tmp_path_factory.mktemp("duck-warehouse")
     duck_totals = _duckdb_months(tiny_landing, duck_wh)
-    # written by ingestion itself at the end of every run: Spark never opens the DuckDB file
-    manifest = spark_support.manifest_parquet_path(duck_wh / "raw")
-    assert manifest == duck_wh / "raw" / "_manifest" / "manifest.parquet" and manifest.is_file()
 
+    # a fresh warehouse: the Spark run ingests the landing itself (raw Parquet + the
+    # manifest Parquet), then never opens the DuckDB file
     spark_wh = tmp_path_factory.mktemp("spark-warehouse")
-    os.symlink(duck_wh / "raw", spark_wh / "raw")
     cluster_tmp = tmp_path_factory.mktemp("spark-cluster")
     saved = dict(os.environ)
     cluster_cm = contextlib.nullcontext() if LOCAL_MASTER else standalone_cluster(cluster_tmp)
@@ -213,18 +285,12 @@ def test_two_months_on_a_standalone_cluster_equal_duckdb(tiny_landing, tmp_path_
                 )
             groups = {p.pid for p in cluster.processes} if cluster else set()
             t0, cpu0 = time.perf_counter(), _cpu(groups, None)
-            spark, driver_jvm, dbt_seconds = None, None, {}
-            for month, first in MONTHS:
-                if spark is not None:
-                    assert spark_publish.register_published(spark, spark_wh) == list(
-                        PUBLISHED_TABLES
-                    )
-                res = sb.build(
-                    spark_wh, month, first_month=first, run_id=f"{month}-cluster", manifest=manifest
-                )
-                assert res["ok"], res["failures"]
-                dbt_seconds[month] = res["dbt_seconds"]
-                spark = sb.spark_session()
+            driver_jvm, seconds = None, {}
+            for month, _first in MONTHS:
+                t_month = time.perf_counter()
+                state = _settle_on_spark(tiny_landing, spark_wh, month)
+                seconds[month] = time.perf_counter() - t_month
+                spark = spark_session()
                 driver_jvm = spark_support.driver_jvm_pid(spark)
                 if cluster is not None and month == MONTHS[0][0]:
                     assert spark.sparkContext.master == cluster.master_url
@@ -232,73 +298,40 @@ def test_two_months_on_a_standalone_cluster_equal_duckdb(tiny_landing, tmp_path_
                     assert len(per_worker) == 2 and all(n >= 1 for n in per_worker.values()), (
                         per_worker
                     )
-
-                t_gate = time.perf_counter()
-                gate = spark_gate.run_gate(spark, month)
-                gate_seconds = time.perf_counter() - t_gate
-                assert gate["ok"], (
-                    gate["failed_checks"],
-                    [r for r in gate["results"] if not r["success"]],
-                )
-                assert len(gate["invariants"]) == 18
-                assert all(c["violations"] == 0 for c in gate["invariants"])
-                assert gate["checks_failed"] == 0 and gate["checks_passed"] == len(gate["results"])
-
-                with pytest.raises(PublishError):  # a failed gate publishes nothing
-                    spark_publish.publish_month(
-                        spark, spark_wh, month, f"{month}-cluster", {"ok": False}
-                    )
-                assert spark_publish.published_run(spark_wh, month) is None
-                t_publish = time.perf_counter()
-                counts = spark_publish.publish_month(
-                    spark, spark_wh, month, f"{month}-cluster", gate
-                )
-                publish_seconds = time.perf_counter() - t_publish
-                assert spark_publish.published_run(spark_wh, month) == f"{month}-cluster"
-                assert spark_publish.publish_month(
-                    spark, spark_wh, month, f"{month}-cluster", gate
-                ) == {"unchanged": f"{month}-cluster"}
-
-                # run totals and every published table equal DuckDB's, to the fen
-                cols = list(duck_totals[month][0])
-                got = spark.sql(
-                    f"select {', '.join(cols)} from settlement_build.settlement_run_totals"
-                ).collect()
-                assert [{c: _norm(r[c]) for c in cols} for r in got] == [
-                    {c: _norm(v) for c, v in t.items()} for t in duck_totals[month]
-                ]
+                run_id = _check_published_month(spark_wh, duck_wh, month, state, duck_totals[month])
                 for table in PUBLISHED_TABLES:
-                    want_cols, want = _rows(partition_dir(duck_wh, table, month) / "part-0.parquet")
-                    have_cols, have = _rows(
-                        partition_dir(spark_wh, table, month) / "part-0.parquet"
-                    )
-                    assert have_cols == want_cols, (table, have_cols, want_cols)
-                    assert len(have) == len(want) == counts[table], (month, table)
-                    diffs = [(w, h) for w, h in zip(want, have) if w != h]
-                    assert not diffs, (month, table, diffs[:5])
                     folder = partition_dir(spark_wh, table, month).parent
                     assert sorted(p.name for p in folder.iterdir()) == sorted(
-                        f"{PUBLISHED_TABLES[table][0]}={m}" for m in dbt_seconds
+                        f"{PUBLISHED_TABLES[table][0]}={m}" for m in seconds
                     )  # committed partitions only: nothing staged or renamed aside is left
+                with pytest.raises(PublishError):  # a failed gate publishes nothing
+                    spark_publish.publish_month(spark, spark_wh, month, "other", {"ok": False})
+
+                # the same inputs again: `unchanged`, nothing written but the report
+                records = spark_runs.read_runs(spark_wh)
+                again = _settle_on_spark(tiny_landing, spark_wh, month)
+                assert (again["rc"], again["status"]) == (0, "unchanged"), again
+                assert again["plan"]["run_id"] == run_id
+                assert spark_runs.read_runs(spark_wh) == records
+                assert spark_publish.published_run(spark_wh, month) == run_id
+                assert (spark_wh / "reports" / month / f"{again['attempt_id']}.md").is_file()
                 print(
-                    f"spark {month}: {counts}, dbt build {res['dbt_seconds']} s, "
-                    f"gate {gate_seconds:.0f} s, publish {publish_seconds:.0f} s"
+                    f"spark {month}: {state['publish']['rows']}, run {seconds[month]:.0f} s "
+                    f"(dbt build {state['build']['seconds']} s, gate {state['gate']['seconds']} s)"
                 )
             wall = time.perf_counter() - t0
             cpu1 = _cpu(groups, driver_jvm)
             cpu = sum(v - cpu0.get(pid, 0.0) for pid, v in cpu1.items())
             print(
                 f"SPARK_RUN master={LOCAL_MASTER or 'standalone 2x(1 core, 1g)'} "
-                f"wall={wall:.0f}s cpu={cpu:.0f}s dbt={dbt_seconds} jvms={len(cpu1) - 1}"
+                f"wall={wall:.0f}s cpu={cpu:.0f}s months={seconds} jvms={len(cpu1) - 1}"
             )
-            # October carried September's clawbacks: the ledger has clawback lines
-            clawbacks = spark.sql(
-                "select count(*) from settlement_build.payout_lines where kind = 'clawback'"
-            ).collect()[0][0]
-            assert clawbacks > 0
+            # October carried September's clawbacks: the published ledger has clawback lines
+            lines = pq.read_table(partition_dir(spark_wh, "payout_lines", "2026-10"))
+            assert lines.column("kind").to_pylist().count("clawback") > 0
         finally:
             with contextlib.suppress(Exception):
-                sb.spark_session().stop()
+                spark_session().stop()
             os.environ.clear()
             os.environ.update(saved)
     if cluster is not None:

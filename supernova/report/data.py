@@ -20,10 +20,20 @@ MONTH_RE = settings.MONTH_RE
 MIN_BUYERS = 10  # privacy: a buyer cell with fewer buyers is suppressed (as in the marts)
 
 
-def run_totals(warehouse: Path, run_id: str | None) -> dict | None:
+def _reader(warehouse: Path, engine: str | None):
+    """Where the figures are read: the warehouse's DuckDB file, or for a Spark run an
+    in-memory DuckDB over the published Parquet (supernova.spark_runs.parquet_reader)."""
+    if engine == "spark":
+        from supernova.spark_runs import parquet_reader
+
+        return parquet_reader(warehouse)
+    return connect(warehouse, read_only=True)
+
+
+def run_totals(warehouse: Path, run_id: str | None, engine: str | None = None) -> dict | None:
     if not run_id:
         return None
-    with connect(warehouse, read_only=True) as con:
+    with _reader(warehouse, engine) as con:
         if not table_exists(con, "settlement", "settlement_runs"):
             return None
         cur = con.execute(
@@ -301,9 +311,10 @@ def collect(warehouse: Path, state: dict) -> dict:
     be computed are reported as such instead of failing the report."""
     data: dict = {"errors": {}}
     month = (state.get("request") or {}).get("month") or ""
-    if not (Path(warehouse) / "supernova.duckdb").exists():
+    engine = state.get("engine")
+    if engine != "spark" and not (Path(warehouse) / "supernova.duckdb").exists():
         return data
-    with connect(warehouse, read_only=True) as con:
+    with _reader(warehouse, engine) as con:
         src = _source(con, state)
         data["source"] = src
         try:

@@ -27,7 +27,7 @@ def write_report(warehouse: Path, state: dict) -> Path:
     except Exception as exc:  # noqa: BLE001 - never lose the .md because of the HTML
         (out_dir / f"{attempt}.html").write_text(render_error_page(state, exc), encoding="utf-8")
     totals = (
-        run_totals(warehouse, plan.get("run_id"))
+        run_totals(warehouse, plan.get("run_id"), state.get("engine"))
         if state.get("status", "unknown") == "published"
         else None
     )

@@ -1,0 +1,269 @@
+"""The monthly settlement run on Spark (`supernova settle --engine spark`), step by step:
+the same steps as supernova/settle.py, the same request, lease, state file, plan rules and
+report; what differs is where the data lives (docs/spark.md, "What runs where").
+
+begin (validate, take the lease) → ingest (the DuckDB-based ingestion: raw Parquet and the
+manifest Parquet Spark reads) → plan (facts from the manifest Parquet, the commit markers
+and the run record's Parquet, never the DuckDB file; plan.decide's rules) → build (dbt on
+Spark) → gate (GX Spark datasource + invariants in Spark SQL) → publish (Parquet
+partitions + markers, then the run record) → finish (record a failed/preview attempt,
+write the report, release the lease).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from supernova import lock, spark_runs
+from supernova.faults import fault_point
+from supernova.months import SHANGHAI, month_bounds, settlement_config
+from supernova.plan import Facts, code_fingerprint, decide, input_fingerprint
+from supernova.publish import TOTAL_COLUMNS
+from supernova.run_request import RunRequest
+from supernova.run_state import RunState, new_attempt_id, record_error, run_row
+from supernova.settle import BuildFailed, GateFailed, ingest_step
+from supernova.spark_support import manifest_parquet_path
+
+ENGINE = "spark"
+
+
+def begin(params: dict, log=print) -> dict:
+    """Validate the request, take the warehouse lease (bound to this process) and account
+    for earlier attempts that never finished. Returns the attempt context."""
+    req = RunRequest.from_params(params)
+    attempt_id = str(params.get("attempt_id") or "").strip() or new_attempt_id(req.month)
+    warehouse = Path(req.warehouse)
+    stale = lock.acquire(warehouse, attempt_id, log=log, purpose=f"{lock.SETTLEMENT} {req.month}")
+    spark_runs.recover_interrupted(warehouse, attempt_id, log, stale.run_id if stale else None)
+    RunState(warehouse, attempt_id).update(
+        request=asdict(req),
+        attempt_id=attempt_id,
+        engine=ENGINE,
+        started_at=datetime.now(SHANGHAI).isoformat(),
+        host=socket.gethostname(),
+    )
+    log(f"settlement {req.month} on Spark: attempt {attempt_id}")
+    return req.context(attempt_id)
+
+
+def manifest_path(ctx: dict) -> Path:
+    return manifest_parquet_path(Path(ctx["warehouse"]) / "raw")
+
+
+def loaded_files(manifest: Path) -> list[str]:
+    """The sha256 of every file the manifest Parquet lists as loaded, sorted."""
+    import pyarrow.parquet as pq
+
+    if not manifest.is_file():
+        return []
+    rows = pq.read_table(manifest, columns=["sha256", "status"]).to_pylist()
+    return sorted(r["sha256"] for r in rows if r["status"] == "loaded")
+
+
+def gather_facts(ctx: dict, now: datetime | None = None) -> Facts:
+    """The plan's facts from the Parquet a Spark run leaves: loaded files from the manifest,
+    published months from the commit markers and the run record."""
+    warehouse, month = Path(ctx["warehouse"]), ctx["month"]
+    cfg = settlement_config()
+    _, _, cutoff = month_bounds(month, cfg["cutoff_day"])
+    files = loaded_files(manifest_path(ctx))
+    published = spark_runs.published_runs(warehouse, spark_runs.published_months(warehouse))
+    code = code_fingerprint()
+    return Facts(
+        month=month,
+        now=now or datetime.now(SHANGHAI),
+        cutoff=cutoff,
+        programme_first=cfg["first_month"],
+        published=published,
+        reopen_count=spark_runs.reopen_count(warehouse, month) if month in published else 0,
+        input_fingerprint=input_fingerprint(month, files, code, ctx["accept_suspense"]),
+        code_fingerprint=code,
+        input_files=len(files),
+    )
+
+
+def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
+    facts = gather_facts(ctx, now)
+    decision = decide(ctx, facts)
+    RunState(Path(ctx["warehouse"]), ctx["attempt_id"]).update(plan=decision)
+    log(
+        decision["message"]
+        or f"plan: settle {ctx['month']} as run {decision['run_id']} (first month "
+        f"{decision['first_month']}, {facts.input_files} input files)"
+    )
+    return decision
+
+
+def build_step(ctx: dict, plan: dict, log=print) -> dict:
+    from supernova import spark_build
+
+    if plan["action"] != "settle":
+        return {"skipped": True}
+    from supernova.spark_publish import register_published
+
+    warehouse = Path(ctx["warehouse"])
+    vars_ = {
+        "settlement_month": ctx["month"],
+        "run_id": plan["run_id"],
+        "first_month": plan["first_month"],
+        "accept_suspense": bool(ctx["accept_suspense"]),
+    }
+    if spark_runs.published_months(warehouse):
+        # what the build reads as already posted / frozen terms: the committed months,
+        # registered from the markers now (a new process, a reopen, a recovered run)
+        spark = spark_build.session(warehouse, manifest_path(ctx), vars_)
+        log(f"published months registered for the build: {register_published(spark, warehouse)}")
+    res = spark_build.build(
+        warehouse,
+        ctx["month"],
+        manifest_path(ctx),
+        first_month=plan["first_month"],
+        run_id=plan["run_id"],
+        accept_suspense=ctx["accept_suspense"],
+    )
+    state = RunState(warehouse, ctx["attempt_id"])
+    if not res["ok"]:
+        problems = [{"node": f.split(":")[0], "message": f} for f in res["failures"]]
+        state.update(build={"ok": False, "seconds": res["dbt_seconds"], "failures": problems})
+        raise BuildFailed(
+            f"dbt build on Spark failed for {ctx['month']}; nothing was published:\n"
+            + "\n".join(f"  - {f[:500]}" for f in res["failures"])
+        )
+    fault_point("after_build")
+    state.update(build={"ok": True, "seconds": res["dbt_seconds"], "nodes": res["nodes"]})
+    log(f"dbt build on Spark: {res['nodes']} models and tests passed in {res['dbt_seconds']} s")
+    return {"ok": True, "seconds": res["dbt_seconds"]}
+
+
+def gate_step(ctx: dict, plan: dict, log=print) -> dict:
+    from supernova import spark_build, spark_gate
+    from supernova.gate import describe_failures
+
+    if plan["action"] != "settle":
+        return {"skipped": True}
+    t0 = time.time()
+    gate = spark_gate.run_gate(spark_build.spark_session(), ctx["month"])
+    gate["seconds"] = round(time.time() - t0, 1)
+    fault_point("during_validate")
+    RunState(Path(ctx["warehouse"]), ctx["attempt_id"]).update(gate=gate)
+    if not gate["ok"]:
+        raise GateFailed(
+            f"quality gate FAILED for {ctx['month']}: nothing was published.\n"
+            + describe_failures(gate)
+        )
+    log(
+        f"quality gate passed: {gate['checks_passed']} expectations, "
+        f"{len(gate['invariants'])} invariants with 0 violations"
+    )
+    return {"ok": True}
+
+
+def build_totals(spark) -> dict:
+    """The run totals of the candidate tables (settlement_build.settlement_run_totals)."""
+    row = spark.sql(
+        f"select {', '.join(TOTAL_COLUMNS)} from settlement_build.settlement_run_totals"
+    ).collect()[0]
+    return {c: row[c] for c in TOTAL_COLUMNS}
+
+
+def publish_step(ctx: dict, plan: dict, log=print) -> dict:
+    """Publish the partitions (spark_publish's commit protocol), then the run's row."""
+    from supernova import serving, spark_build, spark_publish
+
+    warehouse = Path(ctx["warehouse"])
+    state = RunState(warehouse, ctx["attempt_id"])
+    if plan["action"] != "settle" or ctx["preview"]:
+        log("preview: nothing published" if ctx["preview"] else plan["message"])
+        return {"published": False}
+    spark = spark_build.spark_session()
+    data = state.load()
+    reason = f"reopened: {ctx['reason']}" if ctx["reopen"] else ""
+    row = {**run_row(ctx, plan, data, "published", reason), "run_id": plan["run_id"]}
+    row.update(build_totals(spark))
+    counts = spark_publish.publish_month(
+        spark, warehouse, ctx["month"], plan["run_id"], data.get("gate"), reopen=ctx["reopen"]
+    )
+    fault_point("publish_after_commit")
+    spark_runs.record_published(warehouse, row)
+    serving.write_catalog(warehouse)
+    state.update(publish={"published": True, "run_id": plan["run_id"], "rows": counts})
+    log(
+        f"published {ctx['month']} as run {plan['run_id']}: "
+        + ", ".join(f"{t} {n}" for t, n in counts.items())
+    )
+    return {"published": True, "rows": counts}
+
+
+def finish_step(ctx: dict | None, log=print) -> dict:
+    """Always last: record a failed/preview attempt, write the report, release the lease."""
+    from supernova import serving
+    from supernova.report import write_report
+
+    if not ctx:
+        return {}
+    warehouse = Path(ctx["warehouse"])
+    state = RunState(warehouse, ctx["attempt_id"])
+    data = state.load()
+    plan = data.get("plan") or {}
+    try:
+        status = _final_status(ctx, data, plan)
+        if status in ("failed", "preview"):
+            row = run_row(ctx, plan, data, status, data.get("error", ""))
+            row["run_id"] = plan.get("run_id") or f"{ctx['month']}-unplanned"
+            try:
+                if (data.get("build") or {}).get("ok"):
+                    from supernova import spark_build
+
+                    row.update(build_totals(spark_build.spark_session()))
+                spark_runs.write_run_row(warehouse, row)
+                serving.write_catalog(warehouse)
+            except Exception as exc:  # recording must not hide the original failure
+                log(f"could not record the run in settlement_runs: {exc}")
+        data = state.update(status=status, finished_at=datetime.now(SHANGHAI).isoformat())
+        report = write_report(warehouse, data)
+        log(f"report: {report}")
+        return {"status": status, "report": str(report), "attempt_id": ctx["attempt_id"]}
+    finally:
+        lock.release(warehouse, ctx["attempt_id"])
+
+
+def _final_status(ctx: dict, data: dict, plan: dict) -> str:
+    from supernova.spark_publish import published_run
+
+    if plan.get("action") == "unchanged":
+        return "unchanged"
+    run_id = plan.get("run_id")
+    if data.get("publish", {}).get("published") or (
+        not ctx["preview"]
+        and run_id
+        and published_run(Path(ctx["warehouse"]), ctx["month"]) == run_id
+    ):
+        return "published"
+    if ctx["preview"] and data.get("gate") is not None and "error" not in data:
+        return "preview"
+    return "failed"
+
+
+def run(params: dict, log=print) -> dict:
+    """One attempt, every step in this process (what `supernova settle --engine spark`
+    runs); returns finish's result (status, report, attempt_id) plus the error, if any."""
+    ctx = begin(params, log)
+    error = None
+    try:
+        with lock.keep_alive(Path(ctx["warehouse"]), ctx["attempt_id"], log=log):
+            ingest_step(ctx, log)
+            plan = plan_step(ctx, log)
+            build_step(ctx, plan, log)
+            gate_step(ctx, plan, log)
+            publish_step(ctx, plan, log)
+    except Exception as exc:  # every failure is recorded and reported by finish
+        record_error(ctx, exc)
+        error = str(exc)
+        log(f"ERROR: {exc}")
+    finally:
+        result = finish_step(ctx, log)
+    return {**result, "error": error}
