@@ -11,7 +11,12 @@ dbt invocation whose selection includes staging goes through `invocation_args()`
 * when the stored fingerprint is missing or different, the next build is a full refresh
   (`--full-refresh`), logged with the reason. Nobody has to remember to do it;
 * when staging is verified current (every loaded file merged, same code, same files),
-  the invocation leaves staging out (SKIP_STAGING).
+  the invocation leaves staging out (SKIP_STAGING); otherwise it builds all of staging
+  (ALL_OF_STAGING), not only what its own selection needs, so that the next one can.
+
+The versions views (stg_exports__*_versions, every delivered row) are part of staging:
+built with it, left out with it. Their key checks read only the files their staging
+model has not staged yet (macros/staging_key_checks.sql).
 
 `stage()` is the ingest path's step: merge the newly loaded files into staging, so that a
 month's settlement starts from current staging instead of deduplicating the history.
@@ -45,13 +50,9 @@ STAGING_MODELS = (
 # Models downstream of staging kept current by the staging stage, with the exports whose
 # files each consumes (recorded in staging.staged_files / withdrawn_files under its name).
 DAILY_MODELS = {"int_daily__order_attribution": ("orders", "clicks")}
-STAGING_SELECT = [
-    "--select",
-    "path:models/staging",
-    "path:models/daily",
-    "--exclude-resource-type",
-    "unit_test",
-]
+# what the staging stage builds: the staging models and the daily precompute
+STAGING_PATHS = ["path:models/staging", "path:models/daily"]
+STAGING_SELECT = ["--select", *STAGING_PATHS, "--exclude-resource-type", "unit_test"]
 
 
 class StagingFailed(RuntimeError):
@@ -67,8 +68,17 @@ def code_files() -> list[Path]:
         if p.is_file()
     )
     # delivered_last() and cfg() live in settlement_config.sql, the incremental logic in
-    # staging.sql, §1 in attribution.sql (struct_of in portable.sql)
-    macros = ("staging.sql", "settlement_config.sql", "attribution.sql", "portable.sql")
+    # staging.sql, §1 in attribution.sql (struct_of in portable.sql); the versions views'
+    # key check in staging_key_checks.sql, reached through generic_tests.sql: the record
+    # says staging's tests passed, so their code counts too
+    macros = (
+        "staging.sql",
+        "settlement_config.sql",
+        "attribution.sql",
+        "portable.sql",
+        "staging_key_checks.sql",
+        "generic_tests.sql",
+    )
     return models + [root / "macros" / m for m in macros]
 
 
@@ -119,7 +129,7 @@ def build_args(warehouse: Path, log=print) -> list[str]:
 # Left out of a build whose staging is verified current: its models would select nothing
 # new, and its data tests would re-check (≈ 12 s at today's size, ≈ 40 s at the target's)
 # the rows they already passed on.
-SKIP_STAGING = ["--exclude", "path:models/staging", "path:models/daily"]
+SKIP_STAGING = ["--exclude", *STAGING_PATHS]
 
 
 def skip_args(warehouse: Path, log=print) -> list[str]:
@@ -131,11 +141,19 @@ def skip_args(warehouse: Path, log=print) -> list[str]:
     return list(SKIP_STAGING)
 
 
+# Selected too by a build that does not leave staging out: all of staging, not only the
+# models upstream of what it builds. Otherwise a settlement build merges new files into
+# the staging models upstream of the settlement only, the others (buyers, groups) never
+# catch up, and no later build finds staging verified current (`make demo`'s October
+# build ran all of staging again).
+ALL_OF_STAGING = ["--select", *STAGING_PATHS]
+
+
 def invocation_args(warehouse: Path, log=print) -> list[str]:
     """What a dbt invocation whose selection includes staging adds: SKIP_STAGING when
-    staging is verified current, `--full-refresh` when its code changed (build_args),
-    else nothing (an incremental merge of the new files)."""
-    return skip_args(warehouse, log) or build_args(warehouse, log)
+    staging is verified current; else ALL_OF_STAGING, with `--full-refresh` when its
+    code changed (build_args), else an incremental merge of the new files."""
+    return skip_args(warehouse, log) or [*ALL_OF_STAGING, *build_args(warehouse, log)]
 
 
 def _staged_files_digest(con) -> str | None:
@@ -213,12 +231,10 @@ def verified_current(warehouse: Path) -> str | None:
     passed on exactly these files (recorded by record_built after a successful build):
     when that was recorded. Otherwise None: the next build must build and test staging."""
     with connect(warehouse) as con:
+        # (no check of staging's views: a build that does not leave staging out builds all
+        # of it, views included (ALL_OF_STAGING), and a staging model's versions view is
+        # its parent; a view holds no data its tests could have passed on)
         if not all(table_exists(con, "staging", f"stg_exports__{m}") for m in STAGING_MODELS):
-            return None
-        # every staging model, views included: the versions views (stg_exports__*_versions)
-        # are upstream of the marts only, so a settlement build does not create them
-        staging_dir = settings.DBT_PROJECT_DIR / "models" / "staging"
-        if not all(table_exists(con, "staging", p.stem) for p in staging_dir.glob("stg_*.sql")):
             return None
         if not all(table_exists(con, "intermediate", m) for m in DAILY_MODELS):
             return None
@@ -267,9 +283,9 @@ def stage(warehouse: Path, log=print) -> dict:
 def _stage(warehouse: Path, log) -> dict:
     from supernova.dbt_runner import dbt_invoke, failures
 
-    extra = invocation_args(warehouse, log)
-    if extra == SKIP_STAGING:
+    if skip_args(warehouse, log):
         return {"seconds": 0.0, "full_refresh": False, "skipped": True}
+    extra = build_args(warehouse, log)
     t0 = time.perf_counter()
     res = dbt_invoke(warehouse, ["build", *STAGING_SELECT, *extra])
     seconds = round(time.perf_counter() - t0, 1)

@@ -1,4 +1,7 @@
 -- Latest snapshot per group (§0); equal snapshot dates: the one delivered last.
+-- Built after its versions view and that view's key check: this model records a file as
+-- staged, which ends the check's interest in it (macros/staging_key_checks.sql).
+-- depends_on: {{ ref('stg_exports__group_versions') }}
 {{ config(
     unique_key='group_id',
     post_hook="{{ staging_record_files('groups', ['group_id']) }}",

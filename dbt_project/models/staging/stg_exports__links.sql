@@ -1,5 +1,8 @@
 -- One row per link_id: the row delivered last wins (later delivery date, then later
 -- file name, then later row; settlement-rules §0).
+-- Built after its versions view and that view's key check: this model records a file as
+-- staged, which ends the check's interest in it (macros/staging_key_checks.sql).
+-- depends_on: {{ ref('stg_exports__link_versions') }}
 {{ config(
     unique_key='link_id',
     post_hook="{{ staging_record_files('links', ['link_id']) }}",

@@ -1,5 +1,8 @@
 -- One row per order_id, line_no: the row delivered last wins (later delivery date, then later
 -- file name, then later row; settlement-rules §0).
+-- Built after its versions view and that view's key check: this model records a file as
+-- staged, which ends the check's interest in it (macros/staging_key_checks.sql).
+-- depends_on: {{ ref('stg_exports__order_versions') }}
 {{ config(
     unique_key=['order_id', 'line_no'],
     post_hook="{{ staging_record_files('orders', ['order_id', 'line_no']) }}",
