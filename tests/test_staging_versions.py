@@ -115,9 +115,9 @@ def test_a_new_file_with_a_key_of_an_old_file_fails_the_check(staged, tmp_path):
     wh = _copy(base, tmp_path / "wh")
     landing = tmp_path / "landing"
     (old,) = sorted((base_landing / "orders" / "2026-09-03").glob("*.csv"))
-    moved = landing / "orders" / "2026-09-03" / old.name
+    rewritten = landing / "orders" / "2026-09-03" / old.name
     lines = _rewrite(
-        old, moved, lambda r: {**r, "paid_amount": f"{float(r['paid_amount']) + 1:.2f}"}
+        old, rewritten, lambda r: {**r, "paid_amount": f"{float(r['paid_amount']) + 1:.2f}"}
     )
     result = ingest(landing, wh, progress=QUIET, quiet_seconds=0)
     assert [f.path for f in result.superseding] == [f"orders/2026-09-03/{old.name}"]
