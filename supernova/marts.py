@@ -78,9 +78,10 @@ def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
         extra = ["--full-refresh"] if full_refresh else staging.invocation_args(warehouse, log)
         full_refresh = "--full-refresh" in extra
         args = ["build", *DBT_SELECT, *extra]
+        built_code = staging.code_fingerprint()
         res = dbt_invoke(warehouse, args)
         if res.success:
-            staging.record_built(warehouse)
+            staging.record_built(warehouse, built_code)
     seconds = round(time.perf_counter() - t0, 1)
     if not res.success:
         problems = [f.line() for f in failures(res) if not f.skipped] or [

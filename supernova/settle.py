@@ -162,6 +162,7 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     from supernova.summary import heartbeat
 
     staging_args = staging.invocation_args(warehouse, log)
+    built_code = staging.code_fingerprint()
     with heartbeat("dbt build", log):
         res = dbt_invoke(
             warehouse,
@@ -179,7 +180,7 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     elapsed = round(time.time() - t0, 1)
     if not res.success:
         _build_failed(ctx, res, elapsed)
-    staging.record_built(warehouse)
+    staging.record_built(warehouse, built_code)
     n = len(getattr(res.result, "results", []) or [])
     fault_point("after_build")
     RunState(warehouse, ctx["attempt_id"]).update(

@@ -248,13 +248,15 @@ def verified_current(warehouse: Path) -> str | None:
         return str(con.execute("select recorded_at from staging.staging_code").fetchone()[0])
 
 
-def record_built(warehouse: Path) -> None:
+def record_built(warehouse: Path, built_code: str) -> None:
     """After a successful build that included staging and its data tests (or left a
-    verified staging untouched): staging now holds what this code computes, and its tests
-    passed on the files it holds."""
+    verified staging untouched): staging now holds what the code fingerprinted as
+    `built_code` computes, and its tests passed on the files it holds. `built_code` is
+    code_fingerprint() taken *before* the build: a file edited while dbt ran must not be
+    recorded as built."""
     with connect(warehouse) as con:
         digest = _staged_files_digest(con)
-        if _recorded(con) == (code_fingerprint(), digest):
+        if _recorded(con) == (built_code, digest):
             return  # nothing changed (e.g. a build that left staging out): keep the record's time
         con.execute("begin transaction")
         con.execute("create schema if not exists staging")
@@ -265,7 +267,7 @@ def record_built(warehouse: Path) -> None:
         )
         con.execute(
             "insert into staging.staging_code values (?, ?, current_timestamp)",
-            [code_fingerprint(), digest],
+            [built_code, digest],
         )
         con.execute("commit")
 
@@ -287,6 +289,7 @@ def _stage(warehouse: Path, log) -> dict:
         return {"seconds": 0.0, "full_refresh": False, "skipped": True}
     extra = build_args(warehouse, log)
     t0 = time.perf_counter()
+    built_code = code_fingerprint()
     res = dbt_invoke(warehouse, ["build", *STAGING_SELECT, *extra])
     seconds = round(time.perf_counter() - t0, 1)
     if not res.success:
@@ -295,6 +298,6 @@ def _stage(warehouse: Path, log) -> dict:
             "staging build failed (see <warehouse>/dbt/logs/dbt.log):\n  "
             + "\n  ".join(problems or ["unknown dbt error"])
         )
-    record_built(warehouse)
+    record_built(warehouse, built_code)
     log(f"staging: built in {seconds} s ({'full refresh' if extra else 'incremental'})")
     return {"seconds": seconds, "full_refresh": bool(extra)}

@@ -312,8 +312,17 @@ def test_changed_staging_code_forces_a_full_refresh(staged, tmp_path, monkeypatc
     (wh / "raw").symlink_to(inc / "raw")
     # built above by plain dbt invocations: no code record, so the next build is full
     assert staging.full_refresh_reason(wh) == "staging was built before its code was recorded"
-    staging.record_built(wh)
+    staging.record_built(wh, staging.code_fingerprint())
     assert staging.full_refresh_reason(wh) is None and staging.build_args(wh, log=QUIET) == []
+
+    # the code as it was when the build started is what gets recorded: a model or macro
+    # edited while dbt ran is not "built" (the next build is a full refresh)
+    staging.record_built(wh, "the staging code when the build started")
+    assert (
+        staging.full_refresh_reason(wh) == "the staging code changed since staging was last built"
+    )
+    staging.record_built(wh, staging.code_fingerprint())
+    assert staging.full_refresh_reason(wh) is None
 
     monkeypatch.setattr(staging, "code_fingerprint", lambda: "a different staging code")
     assert (
@@ -362,7 +371,9 @@ def test_staging_is_left_out_of_a_build_only_when_verified_current(staged, tmp_p
     assert staging.skip_args(wh, log=QUIET) == staging.SKIP_STAGING
     assert staging.stage(wh, log=QUIET)["skipped"] is True  # nothing new: nothing to do
     since = staging.verified_current(wh)
-    staging.record_built(wh)  # as after a build that left staging out: tests ran no later
+    staging.record_built(
+        wh, staging.code_fingerprint()
+    )  # as after a build that left staging out: tests ran no later
     assert staging.verified_current(wh) == since
 
     # a new delivery: loaded but not staged
