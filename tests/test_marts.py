@@ -660,6 +660,24 @@ def test_every_marts_unit_test_passes(empty_marts_warehouse):
     assert res.success and not failed, failed
 
 
+def test_every_intermediate_marts_unit_test_passes(empty_marts_warehouse):
+    """The marts' shared intermediate models (path:models/intermediate/marts, outside the
+    selection above): int_marts__promoter_split's latest version and inviter loops."""
+    from supernova.dbt_runner import dbt_invoke
+
+    res = dbt_invoke(
+        empty_marts_warehouse,
+        ["test", "--select", "test_type:unit,path:models/intermediate/marts"],
+        {},
+    )
+    ran = [r for r in res.result.results if r.node.resource_type == "unit_test"]
+    assert {r.node.name for r in ran} >= {
+        "int_marts__promoter_split_latest_version_and_inviter_loops"
+    }
+    failed = [(r.node.name, r.message) for r in ran if str(r.status) != "pass"]
+    assert res.success and not failed, failed
+
+
 def test_promoter_category_affinity_matches_raw(con):
     """The mart against the same figures computed from raw for three as-of dates: every
     cell's buyers / orders / gmv over the 30 days ending that day, visible exactly when

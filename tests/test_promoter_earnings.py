@@ -15,6 +15,7 @@ tests/test_marts.py); what is independent here is the money.
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 
@@ -292,6 +293,53 @@ def test_the_close_report_reconciles_estimate_with_actual(settled):
     for amount in r:
         assert f"{amount:,.2f}" in section, amount
     assert "✗" not in section and "do NOT add up" not in page.split('id="estimates"', 1)[1]
+
+
+def _parents(warehouse, model: str) -> list[str]:
+    """The models a model ref()s, from the manifest of the warehouse's last dbt run."""
+    manifest = json.loads((warehouse / "dbt" / "target" / "manifest.json").read_text())
+    node = next(
+        n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["name"] == model
+    )
+    return sorted(uid.split(".")[-1] for uid in node["depends_on"]["nodes"])
+
+
+def test_estimate_and_reconciliation_share_one_split(settled):
+    """The latest platform, inviter and inviter loops are written once
+    (int_marts__promoter_split): the mart and the close's reconciliation read it and
+    neither derives promoters from staging itself."""
+    for model in ("promoter_earnings_daily", "rpt_promoter_earnings_reconciliation"):
+        parents = _parents(settled, model)
+        assert "int_marts__promoter_split" in parents, model
+        assert "stg_exports__promoters" not in parents, model
+
+
+def test_the_close_reports_read_the_precomputed_attribution(settled):
+    """No second attribution over all clicks in the close: the reconciliation takes its
+    orders' times from the close's attribution, the funnel its organic orders from the
+    daily precompute (issue 15)."""
+    assert _parents(settled, "rpt_promoter_earnings_reconciliation") == [
+        "int_marts__promoter_split",
+        "int_settlement__order_attribution",
+        "line_terms",
+        "payout_lines",
+        "payouts",
+        "stg_exports__commission_rules",
+        "stg_exports__order_events",
+        "stg_exports__orders",
+        "stg_exports__skus",
+        "suspense",
+    ]
+    assert _parents(settled, "rpt_settlement_run_funnel") == [
+        "int_daily__order_attribution",
+        "int_settlement__line_terms",
+        "int_settlement__orphan_events",
+        "stg_exports__order_events",
+        "stg_exports__orders",
+        "suspense",
+    ]
 
 
 SPEC_OUTPUTS = settings.PROJECT_ROOT.parent / "shared" / "spec" / "outputs.md"

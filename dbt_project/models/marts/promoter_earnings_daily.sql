@@ -3,7 +3,8 @@
     GMV of the day, and what the day's lines would earn them at today's state
     (estimated_line_earnings: base = paid - refunds so far, 0 once cancelled; rate in force
     at ordering by §2 precedence; §3 fee and split at the promoter's latest platform and
-    inviter, each step rounded half up to 0.01).
+    inviter, int_marts__promoter_split, shared with the close's reconciliation; each step
+    rounded half up to 0.01).
     A promoter's row holds their own earnings: level 1 on the lines they drove, level 2 on
     the lines their invitees drove (as the level-2 beneficiary), so a row can have level-2
     money and no orders of its own (docs/marts.md).
@@ -12,14 +13,8 @@
     refresh window (macros/marts_incremental.sql) does not track. -#}
 {{ config(materialized='table') }}
 
-with promoters as (
-    select promoter_id, platform, inviter_id
-    from {{ ref('stg_exports__promoters') }}
-    qualify row_number() over (partition by promoter_id order by updated_at desc, {{ delivered_last() }}) = 1
-),
-
-loops as (
-    {{ inviter_loop_promoters('promoters') }}
+with loops as (
+    select promoter_id from {{ ref('int_marts__promoter_split') }} where is_in_inviter_loop
 ),
 
 lines as (
@@ -28,7 +23,7 @@ lines as (
 ),
 
 estimates as (
-    {{ estimated_line_earnings('lines', 'promoters', 'loops') }}
+    {{ estimated_line_earnings('lines', ref('int_marts__promoter_split'), 'loops') }}
 ),
 
 per_beneficiary as (
@@ -97,5 +92,5 @@ select
     cast(d.level2_at_base - d.level2_on_completed as {{ money_type() }}) as level2_on_pending,
     cast(d.level2_at_paid - d.level2_at_base as {{ money_type() }}) as level2_lost_to_refunds_cancels
 from daily as d
-left join promoters as p
+left join {{ ref('int_marts__promoter_split') }} as p
     on p.promoter_id = d.promoter_id

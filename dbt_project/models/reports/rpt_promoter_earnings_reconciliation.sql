@@ -37,31 +37,25 @@ month_keys as (
     select * from suspended
 ),
 
-heads as (
-    {{ order_heads(ref('stg_exports__orders'), where="order_id in (select order_id from month_keys)") }}
-),
-
+-- every month key is a line new to this run, so the close's attribution has its order
+-- (the daily precompute's row: the order's time is its head line's)
 lines as (
-    select k.order_id, k.line_no, h.ordered_at, o.sku_id, o.paid_amount, k.promoter_id
+    select k.order_id, k.line_no, a.order_ordered_at as ordered_at, o.sku_id, o.paid_amount, k.promoter_id
     from month_keys as k
-    inner join heads as h
-        on h.order_id = k.order_id
+    inner join {{ ref('int_settlement__order_attribution') }} as a
+        on a.order_id = k.order_id
     inner join {{ ref('stg_exports__orders') }} as o
         on o.order_id = k.order_id and o.line_no = k.line_no
 ),
 
-promoters as (
-    select promoter_id, platform, inviter_id
-    from {{ ref('stg_exports__promoters') }}
-    qualify row_number() over (partition by promoter_id order by updated_at desc, {{ delivered_last() }}) = 1
-),
-
+-- the mart's split terms (latest platform and inviter, inviter loops), not the cutoff's:
+-- terms_difference measures the gap
 loops as (
-    {{ inviter_loop_promoters('promoters') }}
+    select promoter_id from {{ ref('int_marts__promoter_split') }} where is_in_inviter_loop
 ),
 
 estimates as (
-    {{ estimated_line_earnings('lines', 'promoters', 'loops', events_before=cutoff_ts()) }}
+    {{ estimated_line_earnings('lines', ref('int_marts__promoter_split'), 'loops', events_before=cutoff_ts()) }}
 ),
 
 accruals as (

@@ -11,7 +11,8 @@
       completed before the first settled month (outside this warehouse's ledger)
       pending completion: everything else (no completion before M's end yet)
     Orphan events (events before the cutoff of lines never delivered, §2) are counted
-    beside the funnel. -#}
+    beside the funnel. Attribution is read from the daily precompute
+    (int_daily__order_attribution), never recomputed over every click here. -#}
 {{ config(materialized='table', schema='settlement_build') }}
 
 with delivered as (
@@ -39,16 +40,13 @@ settled_or_suspended as (
     from {{ ref('suspense') }}
 ),
 
--- §1 attribution of the orders that still have a line neither settled nor in suspense
--- (settled and suspended lines are attributed by definition)
-unplaced_heads as (
-    {{ order_heads(ref('stg_exports__orders'),
-                   where="order_id in (select d.order_id from delivered as d left join settled_or_suspended as s "
-                         ~ "on s.order_id = d.order_id and s.line_no = d.line_no where s.order_id is null)") }}
-),
-
-unplaced_clicks as (
-    {{ last_click_attribution('unplaced_heads', ref('stg_exports__clicks')) }}
+-- §1 attribution as precomputed every day for every staged order (the rows the close's
+-- int_settlement__order_attribution reads): only the lines neither settled nor in
+-- suspense look at it (those are attributed by definition)
+attributed_orders as (
+    select order_id
+    from {{ ref('int_daily__order_attribution') }}
+    where is_attributed
 ),
 
 funnel_lines as (
@@ -65,7 +63,7 @@ funnel_lines as (
     from delivered as d
     left join settled_or_suspended as s
         on s.order_id = d.order_id and s.line_no = d.line_no
-    left join unplaced_clicks as c
+    left join attributed_orders as c
         on c.order_id = d.order_id
     left join line_events as e
         on e.order_id = d.order_id and e.line_no = d.line_no
