@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -109,15 +110,24 @@ def run_gate(warehouse: Path, month: str) -> dict:
     """Validate the candidate tables in settlement_build. Returns
     {"ok": bool, "results": [...], "failed_checks": [...], "what_to_do": ...}; each failed
     check and failed expectation has its own `what_to_do`. Never publishes anything."""
+    # wall seconds of the gate's phases (docs/benchmarks.md profiles the close with them);
+    # the invariants run beside the validation, so the phases overlap
+    phases: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def invariants():
+        started = time.perf_counter()
+        frame = checks_cur.execute("select * from settlement_build.settlement_checks").df()
+        phases["invariants_seconds"] = round(time.perf_counter() - started, 1)
+        return frame
+
     with connect(warehouse, read_only=True) as con:
         # the invariants (a DuckDB query over the whole month) are evaluated while GX
         # validates the large tables, on a connection of their own
         checks_cur = con.cursor()
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-invariants")
         try:
-            checks_future = pool.submit(
-                lambda: checks_cur.execute("select * from settlement_build.settlement_checks").df()
-            )
+            checks_future = pool.submit(invariants)
             frames = {
                 suite: table_chunks(
                     con, table, CHUNK_BY.get(table), spill_under=spill_folder(warehouse)
@@ -128,6 +138,7 @@ def run_gate(warehouse: Path, month: str) -> dict:
             frames["settlement_checks"] = when_ready(checks_future)
             order = list(SUITES)
             results = sorted(validate_frames(frames, month), key=lambda r: order.index(r["suite"]))
+            phases["validation_seconds"] = round(time.perf_counter() - t0, 1)
             checks = checks_future.result()
         except BaseException:
             checks_cur.interrupt()  # the gate already failed: do not wait for the invariants
@@ -150,6 +161,7 @@ def run_gate(warehouse: Path, month: str) -> dict:
         "invariants": [
             {"check": r.check_name, "violations": int(r.violations)} for r in checks.itertuples()
         ],
+        "phases": phases,
     }
 
 
