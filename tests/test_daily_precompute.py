@@ -11,7 +11,12 @@ Deliveries arrive in batches, each merged by `staging.stage()` as the ingest DAG
   4. an orders file changed in place (superseded): head lines dropped (the order's head
      moves to its next line) and whole orders dropped (they leave the table);
   5. a clicks file changed in place: the old-date correction of batch 3 loses rows, so
-     those clicks fall back to their earlier version.
+     those clicks fall back to their earlier version;
+  6. clicks at the window's edge: one a second inside an organic order's window, one
+     exactly at the start of another's (it must not count);
+  7. an old order corrected weeks later (its line 2 re-delivered, moved later): the run's
+     literal time bounds must widen to the order's recorded head, and the order keeps
+     batch 6's click, which lies a second after the clicks' bound.
 After each batch the incremental table must equal, row for row, a --full-refresh of the
 same model on a copy of the same warehouse (EXCEPT ALL both ways), and each batch's change
 must really show in the table (otherwise the comparison proves little).
@@ -200,6 +205,55 @@ def _clicks_changed_in_place(landing: Path) -> str:
     return path.relative_to(landing).as_posix()
 
 
+def _window_edge_clicks(wh: Path, landing: Path) -> dict:
+    """Delivered on 2026-09-23 for two organic multi-line orders of early September: a
+    click 15 days minus one second before the first (it wins it), a click exactly 15 days
+    before the second (outside its window: it stays organic)."""
+    (inside, inside_buyer, inside_at), (outside, outside_buyer, outside_at) = _query(
+        wh,
+        f"select a.order_id, a.buyer_id, a.ordered_at from {TABLE} as a"
+        " where not a.is_attributed and a.ordered_at < timestamp '2026-09-06'"
+        " and (select count(*) from staging.stg_exports__orders as o"
+        "      where o.order_id = a.order_id) >= 2"
+        " order by a.order_id limit 2",
+    )
+    link = _query(wh, f"select min(link_id) from {TABLE}")[0][0]
+    window = timedelta(days=15)
+    _write(
+        landing / "clicks" / "2026-09-23" / "zz-window-edge.csv",
+        ["click_id", "link_id", "buyer_id", "clicked_at"],
+        [
+            {
+                "click_id": "CZEDGEIN01",
+                "link_id": link,
+                "buyer_id": inside_buyer,
+                "clicked_at": _ts(inside_at - window + timedelta(seconds=1)),
+            },
+            {
+                "click_id": "CZEDGEOUT1",
+                "link_id": link,
+                "buyer_id": outside_buyer,
+                "clicked_at": _ts(outside_at - window),
+            },
+        ],
+    )
+    return {"inside": (inside, inside_at), "outside": outside}
+
+
+def _old_order_corrected(generated: Path, landing: Path, order_id: str) -> None:
+    """The order's line 2 re-delivered on 2026-09-25, three days later than it was
+    ordered; its line 1 (the head, weeks old) is in no new file."""
+    rows = []
+    for src in sorted((generated / "orders").glob("*/*.csv")):
+        with src.open(newline="", encoding="utf-8") as f:
+            rows += [
+                r for r in csv.DictReader(f) if r["order_id"] == order_id and r["line_no"] == "2"
+            ]
+    row = rows[-1]
+    row["ordered_at"] = _ts(datetime.fromisoformat(row["ordered_at"]) + timedelta(days=3))
+    _write(landing / "orders" / "2026-09-25" / "zz-old-order-correction.csv", list(row), [row])
+
+
 @pytest.fixture(scope="module")
 def batches(tmp_path_factory):
     """Runs the five batches; after each, the differences with a full recompute and what
@@ -270,6 +324,20 @@ def batches(tmp_path_factory):
     out["clicks superseded"]["changed"] = sum(
         1 for o, c in clicks_before.items() if clicks_after.get(o) != c
     )
+
+    edge = _window_edge_clicks(wh, landing)
+    run("clicks at the window's edge")
+    inside, inside_at = edge["inside"]
+    out["clicks at the window's edge"]["after"] = {
+        o: _attribution(wh, o) for o in (inside, edge["outside"])
+    }
+
+    _old_order_corrected(generated, landing, inside)
+    run("an old order corrected weeks later")
+    out["an old order corrected weeks later"].update(
+        order=(inside, inside_at), after=_attribution(wh, inside)
+    )
+    out["clicks at the window's edge"]["edge"] = edge
     return wh, out
 
 
@@ -334,3 +402,30 @@ def test_the_precompute_is_part_of_what_verified_current_covers(batches, tmp_pat
         con.close()
     assert staging.verified_current(copy) is None
     assert staging.skip_args(copy, log=QUIET) == []
+
+
+@pytest.mark.parametrize(
+    "batch", ["clicks at the window's edge", "an old order corrected weeks later"]
+)
+def test_the_literal_time_bounds_keep_the_incremental_exact(batches, batch):
+    _, out = batches
+    only_inc, only_full, rows = out[batch]["diff"]
+    assert rows > 0
+    assert (only_inc, only_full) == (0, 0), f"{batch}: incremental differs from a full recompute"
+
+
+def test_the_bounds_reach_the_window_edge_of_an_old_corrected_order(batches):
+    """The click one second inside the window wins, the one exactly at its start does not;
+    after the old order's line 2 is corrected the run's bounds are that order's head time
+    (not the corrected line's, three days later) and that time minus 15 days, so the click
+    one second inside them must still be read."""
+    _, out = batches
+    edge = out["clicks at the window's edge"]
+    inside, inside_at = edge["edge"]["inside"]
+    assert edge["after"][inside][2] == "CZEDGEIN01"
+    assert edge["after"][edge["edge"]["outside"]][2] is None
+    old = out["an old order corrected weeks later"]
+    assert old["after"] == (1, edge["after"][inside][1], "CZEDGEIN01")
+    compiled = old["compiled"]
+    assert f"where ordered_at >= cast('{inside_at}' as timestamp)" in compiled
+    assert f"and clicked_at > cast('{inside_at - timedelta(days=15)}' as timestamp)" in compiled

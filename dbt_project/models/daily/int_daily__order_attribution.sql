@@ -19,6 +19,9 @@
       * after a superseded clicks file: every order. Its earlier clicks may have gone or
         fallen back to an older version, and staging no longer says which they were; this
         is rare (upstream rewrote a file) and costs one full recompute.
+    Its scans are bounded by literal times (daily_attribution_scope): the staged lines of
+    orders ordered at or after the earliest head a changed order can have, the clicks after
+    that time minus the window; a correction of an old order widens them.
     Consumed files are recorded like staging's, in staging.staged_files / withdrawn_files
     under this model's name (macros/staging.sql, consumed_*). On Spark it is a plain
     table: same SQL, is_incremental() is never true there. -#}
@@ -40,8 +43,7 @@ new_clicks as (
     {%- if scope.new_clicks %}
     select click_id, buyer_id, clicked_at
     from {{ ref('stg_exports__clicks') }}
-    where _delivery_date >= cast('{{ scope.new_clicks | map(attribute=1) | min }}' as date)
-        and _file_name in ({{ _staging_quote_list(scope.new_clicks | map(attribute=0) | list) }})
+    where {{ daily_attribution_staged_from(scope.new_clicks) }}
     {%- else %}
     select click_id, buyer_id, clicked_at from {{ ref('stg_exports__clicks') }} where 1 = 0
     {%- endif %}
@@ -52,18 +54,21 @@ changed_orders as (
     -- a new orders file: its orders
     select order_id
     from {{ ref('stg_exports__orders') }}
-    where _delivery_date >= cast('{{ scope.new_orders | map(attribute=1) | min }}' as date)
-        and _file_name in ({{ _staging_quote_list(scope.new_orders | map(attribute=0) | list) }})
+    where {{ daily_attribution_staged_from(scope.new_orders) }}
     union
     {%- endif %}
-    -- a new or corrected click: the orders of its buyer in its window (late clicks too)
-    select o.order_id
-    from {{ ref('stg_exports__orders') }} as o
+    -- a new or corrected click: the orders of its buyer in its window (late clicks too).
+    -- The recorded head is the order's head unless a new orders file has a line of it
+    -- (those orders are above) or an orders file was superseded (below).
+    select a.order_id
+    from {{ this }} as a
     inner join new_clicks as c
-        on c.buyer_id = o.buyer_id
-        and o.ordered_at >= c.clicked_at
-        and o.ordered_at < {{ dbt.dateadd('day', cfg('attribution_window_days'), 'c.clicked_at') }}
-    where o.ordered_at >= (select min(clicked_at) from new_clicks)
+        on c.buyer_id = a.buyer_id
+        and a.ordered_at >= c.clicked_at
+        and a.ordered_at < {{ dbt.dateadd('day', cfg('attribution_window_days'), 'c.clicked_at') }}
+    {%- if scope.new_clicks_from %}
+    where a.ordered_at >= {{ scope.new_clicks_from }}
+    {%- endif %}
     union
     -- an order attributed to a click that changed (buyer or time) may lose it
     select a.order_id
@@ -84,8 +89,12 @@ changed_orders as (
     {%- endif %}
 ),
 
+{%- set changed = "order_id in (select order_id from changed_orders)" %}
 order_heads as (
-    {{ order_heads(ref('stg_exports__orders'), where="order_id in (select order_id from changed_orders)") }}
+    {#- no changed order's head is older than orders_from (daily_attribution_scope): the
+        lines left out are not heads, so the lowest line_no kept is the head -#}
+    {{ order_heads(ref('stg_exports__orders'),
+        where=(("ordered_at >= " ~ scope.orders_from ~ " and " ~ changed) if scope.orders_from else changed)) }}
 ),
 {%- else %}
 
@@ -95,7 +104,7 @@ order_heads as (
 {%- endif %}
 
 last_click as (
-    {{ last_click_attribution('order_heads', ref('stg_exports__clicks')) }}
+    {{ last_click_attribution('order_heads', ref('stg_exports__clicks'), clicks_after=scope.get('clicks_after')) }}
 )
 
 select
@@ -110,3 +119,8 @@ select
 from order_heads as o
 left join last_click as l
     on l.order_id = o.order_id
+{%- if target.type == 'duckdb' and not scope.incremental %}
+-- a full build is written in time order (runs append theirs at the end): the scans of the
+-- table by ordered_at and click_id then skip older row groups by their statistics
+order by o.ordered_at
+{%- endif %}
