@@ -303,3 +303,16 @@
         {%- endfor %}
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- A full build of a large staging table is written in time order, as the daily merges
+    append it: the daily precompute reads only recent rows by literal time bounds
+    (int_daily__order_attribution), and DuckDB skips row groups by their min/max only when
+    the rows are stored roughly in time order (a full build otherwise writes them in hash
+    order, every row group spanning the whole history). Incremental merges append in
+    delivery order already; Spark rebuilds without it. -#}
+{% macro staging_time_order(time_column) -%}
+    {%- if target.type == 'duckdb' and not is_incremental() %}
+order by {{ time_column }}
+    {%- endif %}
+{%- endmacro %}

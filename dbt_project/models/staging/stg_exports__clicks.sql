@@ -18,3 +18,4 @@ select
 from {{ source('exports', 'clicks') }} as exported
 {{ staging_redelivered_only('clicks', ['click_id'], 'exported') }}
 qualify row_number() over (partition by click_id order by {{ delivered_last() }}) = 1
+{{ staging_time_order('clicked_at') }}

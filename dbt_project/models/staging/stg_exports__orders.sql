@@ -25,3 +25,4 @@ select
 from {{ source('exports', 'orders') }} as exported
 {{ staging_redelivered_only('orders', ['order_id', 'line_no'], 'exported') }}
 qualify row_number() over (partition by order_id, line_no order by {{ delivered_last() }}) = 1
+{{ staging_time_order('ordered_at') }}
