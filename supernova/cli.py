@@ -150,6 +150,8 @@ def cmd_settle(args) -> int:
         raise UsageError(
             f"--engine (or {ENGINE_ENV}) must be one of {', '.join(ENGINES)}, not {args.engine!r}"
         )
+    if args.engine == "spark":
+        check_spark_installed()
     # paths and the warehouse lock checked here, in one line each, before Airflow starts
     args.landing = check_landing(args.landing or settings.default_landing())
     args.warehouse = check_warehouse(args.warehouse or settings.default_warehouse())
@@ -168,6 +170,21 @@ def cmd_settle(args) -> int:
 
 ENGINES = ("duckdb", "spark")
 ENGINE_ENV = "SUPERNOVA_ENGINE"
+
+
+def check_spark_installed() -> None:
+    """--engine spark needs the optional `spark` group (pyspark, dbt-spark): say how to get
+    it before anything is ingested or locked."""
+    import importlib.util
+
+    missing = [m for m in ("pyspark", "dbt.adapters.spark") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(
+            f"--engine spark needs the optional `spark` dependency group ({', '.join(missing)} "
+            "not installed in this environment): run `make spark` once, then "
+            "`UV_PROJECT_ENVIRONMENT=.venv-spark uv run --frozen --group spark supernova settle "
+            "... --engine spark` (docs/spark.md)"
+        )
 
 
 def settle_month_on_spark(args) -> int:

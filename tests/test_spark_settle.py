@@ -14,6 +14,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_spark_parity import HAVE_SPARK
 
 from supernova import lock, serving, spark_runs, spark_settle
 from supernova.months import SHANGHAI
@@ -237,3 +238,16 @@ def test_settle_takes_the_engine_from_the_flag_or_supernova_engine(monkeypatch, 
     assert "--engine (or SUPERNOVA_ENGINE) must be one of duckdb, spark, not 'flink'" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.skipif(HAVE_SPARK, reason="checks the message shown where Spark is not installed")
+def test_settle_on_spark_without_the_spark_group_says_how_to_install_it(tmp_path, capsys):
+    from supernova.cli import main
+
+    (tmp_path / "landing").mkdir()
+    args = ["settle", "--month", MONTH, "--landing", str(tmp_path / "landing")]
+    assert main(args + ["--warehouse", str(tmp_path / "wh"), "--engine", "spark"]) == 2
+    err = capsys.readouterr().err
+    assert "--engine spark needs the optional `spark` dependency group" in err
+    assert "make spark" in err
+    assert not (tmp_path / "wh" / "run.lock").exists()  # refused before the lease
