@@ -150,8 +150,6 @@ def gather_facts(ctx: dict, log=print, now: datetime | None = None) -> Facts:
     from supernova.publish import sync_parquet
 
     warehouse, month = Path(ctx["warehouse"]), ctx["month"]
-    cfg = settlement_config()
-    _, _, cutoff = month_bounds(month, cfg["cutoff_day"])
     ensure_raw_schema(warehouse)
     repaired = sync_parquet(warehouse)
     if repaired:
@@ -165,6 +163,23 @@ def gather_facts(ctx: dict, log=print, now: datetime | None = None) -> Facts:
         ]
         published = {r["settlement_month"]: r for r in published_runs(con)}
         reopen_count = _reopen_count(con, month) if month in published else 0
+    return facts_of(ctx, files, published, reopen_count, now)
+
+
+def facts_of(
+    ctx: dict,
+    loaded_files: list[str],
+    published: dict[str, dict],
+    reopen_count: int,
+    now: datetime | None = None,
+) -> Facts:
+    """The facts from what an engine read: the sha256 of every loaded file, the published
+    runs by month and the month's reopen count (DuckDB: gather_facts; Spark:
+    spark_settle.gather_facts). The cutoff, the code and the fingerprint are computed here,
+    the same way for both."""
+    month = ctx["month"]
+    cfg = settlement_config()
+    _, _, cutoff = month_bounds(month, cfg["cutoff_day"])
     code = code_fingerprint()
     return Facts(
         month=month,
@@ -173,9 +188,9 @@ def gather_facts(ctx: dict, log=print, now: datetime | None = None) -> Facts:
         programme_first=cfg["first_month"],
         published=published,
         reopen_count=reopen_count,
-        input_fingerprint=input_fingerprint(month, files, code, ctx["accept_suspense"]),
+        input_fingerprint=input_fingerprint(month, loaded_files, code, ctx["accept_suspense"]),
         code_fingerprint=code,
-        input_files=len(files),
+        input_files=len(loaded_files),
     )
 
 

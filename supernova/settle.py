@@ -263,39 +263,59 @@ def publish_step(ctx: dict, plan: dict, log=print) -> dict:
     return {"published": True, "rows": counts}
 
 
-def finish_step(ctx: dict | None, log=print) -> dict:
+def finish_step(
+    ctx: dict | None,
+    log=print,
+    *,
+    record_failed=None,
+    is_month_published=None,
+) -> dict:
     """Always runs last (teardown): record a failed/preview attempt, write the report,
-    release the lock. A published run was already recorded inside its transaction."""
+    release the lock. A published run was already recorded inside its transaction.
+    The engine decides how a failed attempt is recorded (`record_failed(warehouse, row,
+    state)`) and whether its run was published (`is_month_published(ctx, run_id)`); the
+    defaults are DuckDB's (supernova/spark_settle.py passes Spark's)."""
     from supernova.report import write_report
 
     if not ctx:
         return {}
+    record_failed = record_failed or _record_failed_in_duckdb
+    is_month_published = is_month_published or _published_in_duckdb
     warehouse = Path(ctx["warehouse"])
     state = RunState(warehouse, ctx["attempt_id"])
     data = state.load()
     plan = data.get("plan") or {}
     try:
-        status = _final_status(ctx, data, plan)
+        status = final_status(ctx, data, plan, is_month_published)
         if status in ("failed", "preview"):
             row = run_row(ctx, plan, data, status, data.get("error", ""))
             row["run_id"] = plan.get("run_id") or f"{ctx['month']}-unplanned"
             try:
-                record_failed_row(warehouse, row, with_totals=True)
+                record_failed(warehouse, row, data)
             except Exception as exc:  # recording must not hide the original failure
                 log(f"could not record the run in settlement_runs: {exc}")
         data = state.update(status=status, finished_at=datetime.now(SHANGHAI).isoformat())
         report = write_report(warehouse, data)
         log(f"report: {report}")
-        return {"status": status, "report": str(report)}
+        return {"status": status, "report": str(report), "attempt_id": ctx["attempt_id"]}
     finally:
         lock.release(warehouse, ctx["attempt_id"])
 
 
-def _final_status(ctx: dict, data: dict, plan: dict) -> str:
+def _record_failed_in_duckdb(warehouse: Path, row: dict, state: dict) -> None:
+    record_failed_row(warehouse, row, with_totals=True)
+
+
+def _published_in_duckdb(ctx: dict, run_id: str | None) -> bool:
+    return is_published(Path(ctx["warehouse"]), run_id)
+
+
+def final_status(ctx: dict, data: dict, plan: dict, is_month_published) -> str:
+    """unchanged, published, preview or failed: what the attempt ended as."""
     if plan.get("action") == "unchanged":
         return "unchanged"
     if data.get("publish", {}).get("published") or (
-        not ctx["preview"] and is_published(Path(ctx["warehouse"]), plan.get("run_id"))
+        not ctx["preview"] and is_month_published(ctx, plan.get("run_id"))
     ):
         return "published"
     if ctx["preview"] and data.get("gate") is not None and "error" not in data:

@@ -18,10 +18,10 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
-from supernova import lock, spark_runs
+from supernova import lock, settle, spark_runs
 from supernova.faults import fault_point
-from supernova.months import SHANGHAI, month_bounds, settlement_config
-from supernova.plan import Facts, code_fingerprint, decide, input_fingerprint
+from supernova.months import SHANGHAI
+from supernova.plan import Facts, decide, facts_of
 from supernova.publish import TOTAL_COLUMNS
 from supernova.run_request import RunRequest
 from supernova.run_state import RunState, new_attempt_id, record_error, run_row
@@ -68,22 +68,10 @@ def gather_facts(ctx: dict, now: datetime | None = None) -> Facts:
     """The plan's facts from the Parquet a Spark run leaves: loaded files from the manifest,
     published months from the commit markers and the run record."""
     warehouse, month = Path(ctx["warehouse"]), ctx["month"]
-    cfg = settlement_config()
-    _, _, cutoff = month_bounds(month, cfg["cutoff_day"])
     files = loaded_files(manifest_path(ctx))
     published = spark_runs.published_runs(warehouse, spark_runs.published_months(warehouse))
-    code = code_fingerprint()
-    return Facts(
-        month=month,
-        now=now or datetime.now(SHANGHAI),
-        cutoff=cutoff,
-        programme_first=cfg["first_month"],
-        published=published,
-        reopen_count=spark_runs.reopen_count(warehouse, month) if month in published else 0,
-        input_fingerprint=input_fingerprint(month, files, code, ctx["accept_suspense"]),
-        code_fingerprint=code,
-        input_files=len(files),
-    )
+    reopens = spark_runs.reopen_count(warehouse, month) if month in published else 0
+    return facts_of(ctx, files, published, reopens, now)
 
 
 def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
@@ -199,53 +187,29 @@ def publish_step(ctx: dict, plan: dict, log=print) -> dict:
 
 
 def finish_step(ctx: dict | None, log=print) -> dict:
-    """Always last: record a failed/preview attempt, write the report, release the lease."""
+    """Always last: record a failed/preview attempt (as a run-record Parquet row), write
+    the report, release the lease (settle.finish_step with Spark's record and markers)."""
+    return settle.finish_step(
+        ctx, log, record_failed=_record_failed, is_month_published=_month_published
+    )
+
+
+def _record_failed(warehouse: Path, row: dict, state: dict) -> None:
     from supernova import serving
-    from supernova.report import write_report
 
-    if not ctx:
-        return {}
-    warehouse = Path(ctx["warehouse"])
-    state = RunState(warehouse, ctx["attempt_id"])
-    data = state.load()
-    plan = data.get("plan") or {}
-    try:
-        status = _final_status(ctx, data, plan)
-        if status in ("failed", "preview"):
-            row = run_row(ctx, plan, data, status, data.get("error", ""))
-            row["run_id"] = plan.get("run_id") or f"{ctx['month']}-unplanned"
-            try:
-                if (data.get("build") or {}).get("ok"):
-                    from supernova import spark_build
+    if (state.get("build") or {}).get("ok"):
+        from supernova import spark_build
 
-                    row.update(build_totals(spark_build.spark_session()))
-                spark_runs.write_run_row(warehouse, row)
-                serving.write_catalog(warehouse)
-            except Exception as exc:  # recording must not hide the original failure
-                log(f"could not record the run in settlement_runs: {exc}")
-        data = state.update(status=status, finished_at=datetime.now(SHANGHAI).isoformat())
-        report = write_report(warehouse, data)
-        log(f"report: {report}")
-        return {"status": status, "report": str(report), "attempt_id": ctx["attempt_id"]}
-    finally:
-        lock.release(warehouse, ctx["attempt_id"])
+        row.update(build_totals(spark_build.spark_session()))
+    spark_runs.write_run_row(warehouse, row)
+    serving.write_catalog(warehouse)
 
 
-def _final_status(ctx: dict, data: dict, plan: dict) -> str:
+def _month_published(ctx: dict, run_id: str | None) -> bool:
+    """Published when every table's commit marker names this run (spark_publish)."""
     from supernova.spark_publish import published_run
 
-    if plan.get("action") == "unchanged":
-        return "unchanged"
-    run_id = plan.get("run_id")
-    if data.get("publish", {}).get("published") or (
-        not ctx["preview"]
-        and run_id
-        and published_run(Path(ctx["warehouse"]), ctx["month"]) == run_id
-    ):
-        return "published"
-    if ctx["preview"] and data.get("gate") is not None and "error" not in data:
-        return "preview"
-    return "failed"
+    return bool(run_id) and published_run(Path(ctx["warehouse"]), ctx["month"]) == run_id
 
 
 def run(params: dict, log=print) -> dict:

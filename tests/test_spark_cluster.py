@@ -265,15 +265,15 @@ def _check_published_month(
 def test_two_months_on_a_standalone_cluster_equal_duckdb(
     tiny_landing, tmp_path_factory, monkeypatch
 ):
-    from supernova import spark_publish, spark_runs, spark_settle, spark_support
+    from supernova import plan, spark_publish, spark_runs, spark_support
     from supernova.publish import PUBLISHED_TABLES, PublishError, partition_dir
     from supernova.spark_build import spark_session
 
     # the code's fingerprint as of the start: the dbt project in a shared checkout may be
     # edited during these minutes, and a closed month whose code changed is (rightly)
     # refused rather than `unchanged`; the rerun here is about the data's facts
-    code = spark_settle.code_fingerprint()
-    monkeypatch.setattr(spark_settle, "code_fingerprint", lambda: code)
+    code = plan.code_fingerprint()
+    monkeypatch.setattr(plan, "code_fingerprint", lambda: code)
     duck_wh = tmp_path_factory.mktemp("duck-warehouse")
     duck_totals = _duckdb_months(tiny_landing, duck_wh)
 
