@@ -36,14 +36,39 @@ a missed month is settled by hand, in order.
 
 from __future__ import annotations
 
+import os
+
 import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from supernova import dag_support, lock
 from supernova import settle as s
+from supernova.cli import ENGINE_ENV, ENGINES, check_spark_installed
+from supernova.cli_support import UsageError
 from supernova.run_request import RunRefused, request_problems
 from supernova.run_state import record_error
+
+
+def _engine() -> str:
+    """The engine of this run: $SUPERNOVA_ENGINE of the Airflow worker (default duckdb),
+    read when a task runs, not when the DAG file is parsed."""
+    engine = os.environ.get(ENGINE_ENV) or "duckdb"
+    if engine not in ENGINES:
+        raise AirflowFailException(
+            f"{ENGINE_ENV} must be one of {', '.join(ENGINES)}, not {engine!r}"
+        )
+    return engine
+
+
+def _steps(ctx: dict):
+    """The run's steps: supernova/settle.py (DuckDB) or supernova/spark_settle.py (the
+    same steps on Spark), as `begin` recorded in the context."""
+    if ctx.get("engine") == "spark":
+        from supernova import spark_settle
+
+        return spark_settle
+    return s
 
 
 def _fail_closed(step, ctx: dict, *args):
@@ -120,14 +145,23 @@ def monthly_settlement():
         params["triggered_by"] = dag_support.triggering_user(context)
         params["scheduled"] = dag_support.is_scheduled(context)
         dag_run = context["dag_run"]
+        engine = _engine()
         try:
-            return s.begin(
+            if engine == "spark":
+                check_spark_installed()  # before the lease: says how to install it
+                from supernova import spark_settle as begin_on
+            else:
+                begin_on = s
+            ctx = begin_on.begin(
                 params,
                 process_bound=dag_support.in_process_run(),
                 dag_id=dag_run.dag_id,
                 dag_run_id=dag_run.run_id,
             )
-        except (RunRefused, lock.WarehouseBusy) as exc:
+            # the DuckDB context stays as it was; a Spark run's tasks follow "engine"
+            return {**ctx, "engine": engine} if engine == "spark" else ctx
+        except (RunRefused, lock.WarehouseBusy, UsageError) as exc:
+            raise AirflowFailException(str(exc)) from exc
             raise AirflowFailException(str(exc)) from exc
 
     @task
@@ -136,23 +170,23 @@ def monthly_settlement():
 
     @task
     def plan(ctx: dict, ingested: dict) -> dict:
-        return _fail_closed(s.plan_step, ctx)
+        return _fail_closed(_steps(ctx).plan_step, ctx)
 
     @task
     def build(ctx: dict, planned: dict) -> dict:
-        return _fail_closed(s.build_step, ctx, planned)
+        return _fail_closed(_steps(ctx).build_step, ctx, planned)
 
     @task
     def validate(ctx: dict, planned: dict, built: dict) -> dict:
-        return _fail_closed(s.gate_step, ctx, planned)
+        return _fail_closed(_steps(ctx).gate_step, ctx, planned)
 
     @task
     def publish(ctx: dict, planned: dict, validated: dict) -> dict:
-        return _fail_closed(s.publish_step, ctx, planned)
+        return _fail_closed(_steps(ctx).publish_step, ctx, planned)
 
     @task
     def finish(ctx: dict) -> dict:
-        return s.finish_step(ctx)
+        return _steps(ctx).finish_step(ctx)
 
     ctx = begin()
     planned = plan(ctx, ingest(ctx))

@@ -31,13 +31,30 @@ from supernova.spark_support import manifest_parquet_path
 ENGINE = "spark"
 
 
-def begin(params: dict, log=print) -> dict:
-    """Validate the request, take the warehouse lease (bound to this process) and account
-    for earlier attempts that never finished. Returns the attempt context."""
+def begin(
+    params: dict,
+    log=print,
+    *,
+    process_bound: bool = True,
+    dag_id: str | None = None,
+    dag_run_id: str | None = None,
+) -> dict:
+    """Validate the request, take the warehouse lease and account for earlier attempts
+    that never finished. Returns the attempt context. `process_bound`: the whole run lives
+    in this process (`supernova settle`); under a scheduler the lease is bound to the DAG
+    run instead (as settle.begin)."""
     req = RunRequest.from_params(params)
     attempt_id = str(params.get("attempt_id") or "").strip() or new_attempt_id(req.month)
     warehouse = Path(req.warehouse)
-    stale = lock.acquire(warehouse, attempt_id, log=log, purpose=f"{lock.SETTLEMENT} {req.month}")
+    stale = lock.acquire(
+        warehouse,
+        attempt_id,
+        log=log,
+        purpose=f"{lock.SETTLEMENT} {req.month}",
+        process_bound=process_bound,
+        dag_id=dag_id,
+        dag_run_id=dag_run_id,
+    )
     spark_runs.recover_interrupted(warehouse, attempt_id, log, stale.run_id if stale else None)
     RunState(warehouse, attempt_id).update(
         request=asdict(req),
@@ -86,6 +103,21 @@ def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:
     return decision
 
 
+def run_session(ctx: dict, plan: dict):
+    """This process's Spark session for the run: the one the build left (every step in
+    one process), or a new one on the same catalog (<warehouse>/spark, the Derby
+    metastore) when each step is its own process (an Airflow task)."""
+    from supernova import spark_build
+
+    vars_ = {
+        "settlement_month": ctx["month"],
+        "run_id": plan["run_id"],
+        "first_month": plan["first_month"],
+        "accept_suspense": bool(ctx["accept_suspense"]),
+    }
+    return spark_build.session(Path(ctx["warehouse"]), manifest_path(ctx), vars_)
+
+
 def build_step(ctx: dict, plan: dict, log=print) -> dict:
     from supernova import spark_build
 
@@ -94,16 +126,10 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     from supernova.spark_publish import register_published
 
     warehouse = Path(ctx["warehouse"])
-    vars_ = {
-        "settlement_month": ctx["month"],
-        "run_id": plan["run_id"],
-        "first_month": plan["first_month"],
-        "accept_suspense": bool(ctx["accept_suspense"]),
-    }
     if spark_runs.published_months(warehouse):
         # what the build reads as already posted / frozen terms: the committed months,
         # registered from the markers now (a new process, a reopen, a recovered run)
-        spark = spark_build.session(warehouse, manifest_path(ctx), vars_)
+        spark = run_session(ctx, plan)
         log(f"published months registered for the build: {register_published(spark, warehouse)}")
     res = spark_build.build(
         warehouse,
@@ -128,13 +154,13 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
 
 
 def gate_step(ctx: dict, plan: dict, log=print) -> dict:
-    from supernova import spark_build, spark_gate
+    from supernova import spark_gate
     from supernova.gate import describe_failures
 
     if plan["action"] != "settle":
         return {"skipped": True}
     t0 = time.time()
-    gate = spark_gate.run_gate(spark_build.spark_session(), ctx["month"])
+    gate = spark_gate.run_gate(run_session(ctx, plan), ctx["month"])
     gate["seconds"] = round(time.time() - t0, 1)
     fault_point("during_validate")
     RunState(Path(ctx["warehouse"]), ctx["attempt_id"]).update(gate=gate)
@@ -160,14 +186,14 @@ def build_totals(spark) -> dict:
 
 def publish_step(ctx: dict, plan: dict, log=print) -> dict:
     """Publish the partitions (spark_publish's commit protocol), then the run's row."""
-    from supernova import serving, spark_build, spark_publish
+    from supernova import serving, spark_publish
 
     warehouse = Path(ctx["warehouse"])
     state = RunState(warehouse, ctx["attempt_id"])
     if plan["action"] != "settle" or ctx["preview"]:
         log("preview: nothing published" if ctx["preview"] else plan["message"])
         return {"published": False}
-    spark = spark_build.spark_session()
+    spark = run_session(ctx, plan)
     data = state.load()
     reason = f"reopened: {ctx['reason']}" if ctx["reopen"] else ""
     row = {**run_row(ctx, plan, data, "published", reason), "run_id": plan["run_id"]}
@@ -198,9 +224,8 @@ def _record_failed(warehouse: Path, row: dict, state: dict) -> None:
     from supernova import serving
 
     if (state.get("build") or {}).get("ok"):
-        from supernova import spark_build
-
-        row.update(build_totals(spark_build.spark_session()))
+        ctx = {**state["request"], "warehouse": str(warehouse)}
+        row.update(build_totals(run_session(ctx, state["plan"])))
     spark_runs.write_run_row(warehouse, row)
     serving.write_catalog(warehouse)
 
