@@ -202,7 +202,13 @@ def settle_month_on_spark(args) -> int:
     }
     t0 = time.monotonic()
     print(f"[supernova] settling {args.month} on Spark (warehouse {conf['warehouse']})", flush=True)
-    result = spark_settle.run(conf, log=lambda msg: print(f"[supernova] {msg}", flush=True))
+    from supernova.run_request import RunRefused
+
+    try:
+        result = spark_settle.run(conf, log=lambda msg: print(f"[supernova] {msg}", flush=True))
+    except RunRefused as exc:  # refused at begin, before the lease: nothing was read or written
+        print(f"[supernova] {args.month} on Spark: refused: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
     print(
         f"[supernova] {args.month} on Spark: {result.get('status')} in "
         f"{time.monotonic() - t0:.0f} s; report {result.get('report')}",

@@ -75,10 +75,17 @@ def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
     t0 = time.perf_counter()
     with lock.held(warehouse, "marts-build", log):
         # the marts' upstream includes the incremental staging models (macros/staging.sql)
-        extra = ["--full-refresh"] if full_refresh else staging.invocation_args(warehouse, log)
+        # the code as of now, before anything is decided from it: a file edited after this
+        # point makes the record differ from the code, so the next build rebuilds (safe)
+        built_code = staging.code_fingerprint()
+        # a full refresh rebuilds all of staging (buyers included), not only the marts' parents
+        extra = (
+            ["--full-refresh", *staging.ALL_OF_STAGING]
+            if full_refresh
+            else staging.invocation_args(warehouse, log)
+        )
         full_refresh = "--full-refresh" in extra
         args = ["build", *DBT_SELECT, *extra]
-        built_code = staging.code_fingerprint()
         res = dbt_invoke(warehouse, args)
         if res.success:
             staging.record_built(warehouse, built_code)

@@ -161,8 +161,10 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     from supernova import staging
     from supernova.summary import heartbeat
 
-    staging_args = staging.invocation_args(warehouse, log)
+    # the code as of now, before anything is decided from it: a file edited after this point
+    # makes the record differ from the code, so the next build rebuilds staging (safe)
     built_code = staging.code_fingerprint()
+    staging_args = staging.invocation_args(warehouse, log)
     with heartbeat("dbt build", log):
         res = dbt_invoke(
             warehouse,

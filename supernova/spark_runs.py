@@ -141,7 +141,10 @@ def recover_interrupted(
     warehouse: Path, by_attempt: str, log=print, cleared: str | None = None
 ) -> list[str]:
     """Every earlier attempt that started and never finished (the lease admits one owner,
-    so none is running): recorded as published when its markers name its run, else failed."""
+    so none is running): recorded as published when its markers name its run, else failed.
+    An attempt of the DuckDB engine is recorded the DuckDB way (run_state), by its own
+    transaction's outcome, not by Spark's markers."""
+    from supernova.run_state import record_interrupted
     from supernova.spark_publish import published_run
 
     done = []
@@ -150,6 +153,10 @@ def recover_interrupted(
         state = RunState(warehouse, attempt)
         data = state.load()
         if attempt == by_attempt or not data.get("request") or data.get("finished_at"):
+            continue
+        if data.get("engine") != "spark":
+            record_interrupted(warehouse, attempt, by_attempt, log)
+            done.append(attempt)
             continue
         req, plan = data["request"], data.get("plan") or {}
         ctx = {**req, "attempt_id": attempt}

@@ -285,11 +285,13 @@ def stage(warehouse: Path, log=print) -> dict:
 def _stage(warehouse: Path, log) -> dict:
     from supernova.dbt_runner import dbt_invoke, failures
 
+    # the code as of now, before anything is decided from it: a file edited after this point
+    # makes the record differ from the code, so the next build rebuilds (safe)
+    built_code = code_fingerprint()
     if skip_args(warehouse, log):
         return {"seconds": 0.0, "full_refresh": False, "skipped": True}
     extra = build_args(warehouse, log)
     t0 = time.perf_counter()
-    built_code = code_fingerprint()
     res = dbt_invoke(warehouse, ["build", *STAGING_SELECT, *extra])
     seconds = round(time.perf_counter() - t0, 1)
     if not res.success:

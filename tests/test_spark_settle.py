@@ -176,12 +176,19 @@ def test_a_killed_attempt_is_recorded_by_the_next_begin(tmp_path, tiny_landing):
     request = {"month": MONTH, "landing": str(tiny_landing), "warehouse": str(tmp_path)}
     # killed after its partitions were committed, before its row was written
     done = RunState(tmp_path, "killed-done")
-    done.update(request=request, started_at="2026-10-09T01:00:00+08:00")
+    done.update(request=request, engine="spark", started_at="2026-10-09T01:00:00+08:00")
     done.update(plan={"run_id": "r-done", "input_fingerprint": "f" * 64})
     _commit(tmp_path, MONTH, "r-done")
     # killed before publishing anything
     RunState(tmp_path, "killed-early").update(
-        request={**request, "month": "2026-10"}, started_at="2026-11-09T01:00:00+08:00"
+        request={**request, "month": "2026-10"},
+        engine="spark",
+        started_at="2026-11-09T01:00:00+08:00",
+    )
+    # an attempt of the DuckDB engine, killed after its plan: Spark's markers say nothing
+    # about it, so it is recorded the DuckDB way (its own transaction's outcome)
+    RunState(tmp_path, "killed-duckdb").update(
+        request=request, started_at="2026-10-09T02:00:00+08:00", plan={"run_id": "r-done"}
     )
     ctx = spark_settle.begin({**request, "attempt_id": "next"}, log=lambda *_: None)
     lock.release(tmp_path, ctx["attempt_id"])
@@ -193,6 +200,9 @@ def test_a_killed_attempt_is_recorded_by_the_next_begin(tmp_path, tiny_landing):
         "2026-10-unplanned",
     )
     assert rows["killed-early"]["message"].startswith("interrupted: the process died")
+    # not judged by Spark's markers (which name r-done): not recorded as Spark's
+    assert "killed-duckdb" not in rows
+    assert RunState(tmp_path, "killed-duckdb").load()["status"] == "failed"
     assert RunState(tmp_path, "next").load()["engine"] == "spark"
     assert (
         spark_settle.gather_facts(_ctx(tmp_path), AFTER_CUTOFFS).published[MONTH]["run_id"]
@@ -251,3 +261,16 @@ def test_settle_on_spark_without_the_spark_group_says_how_to_install_it(tmp_path
     assert "--engine spark needs the optional `spark` dependency group" in err
     assert "make spark" in err
     assert not (tmp_path / "wh" / "run.lock").exists()  # refused before the lease
+
+
+def test_a_refused_spark_request_is_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from supernova import cli
+
+    monkeypatch.setattr(cli, "check_spark_installed", lambda: None)  # refused before Spark
+    (tmp_path / "landing").mkdir()
+    args = ["settle", "--month", MONTH, "--landing", str(tmp_path / "landing")]
+    args += ["--warehouse", str(tmp_path / "wh"), "--engine", "spark"]
+    assert cli.main(args + ["--preview", "--reopen", "--reason", "a correction"]) == 1
+    err = capsys.readouterr().err
+    assert f"{MONTH} on Spark: refused:" in err and "preview" in err
+    assert not (tmp_path / "wh" / "run.lock").exists()  # nothing taken
