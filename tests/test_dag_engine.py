@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -74,9 +75,10 @@ def test_an_unknown_engine_is_refused(airflow_db, tmp_path, tiny_landing, monkey
 _STEP_IN_A_NEW_PROCESS = """
 import json, sys
 from supernova import spark_settle
-name, args = sys.argv[1], json.loads(sys.argv[2])
+name, args, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 result = getattr(spark_settle, name)(*args, log=lambda m: print(m, file=sys.stderr))
-print(json.dumps(result, default=str))
+with open(out, "w") as f:
+    json.dump(result, f, default=str)
 """
 
 
@@ -85,15 +87,20 @@ def _in_a_new_process(name: str):
     session, as an Airflow task under a real scheduler), not in this one."""
 
     def step(*args, log=print):
-        out = subprocess.run(
-            [sys.executable, "-c", _STEP_IN_A_NEW_PROCESS, name, json.dumps(args)],
-            capture_output=True,
-            text=True,
-        )
-        sys.stderr.write(out.stderr[-4000:])
-        if out.returncode != 0:
-            raise RuntimeError(f"{name} failed in its own process:\n{out.stderr[-2000:]}")
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        with tempfile.TemporaryDirectory() as tmp:
+            # a script file, not `python -c`: pyspark takes a __main__ without a file for
+            # its own doctests and exits 0 at import (pyspark.sql.connect.utils)
+            script, result = Path(tmp) / "step.py", Path(tmp) / "result.json"
+            script.write_text(_STEP_IN_A_NEW_PROCESS)
+            out = subprocess.run(
+                [sys.executable, script, name, json.dumps(args), result],
+                capture_output=True,
+                text=True,
+            )
+            sys.stderr.write(out.stdout[-2000:] + out.stderr[-4000:])
+            if out.returncode != 0:
+                raise RuntimeError(f"{name} failed in its own process:\n{out.stderr[-2000:]}")
+            return json.loads(result.read_text())
 
     return step
 
