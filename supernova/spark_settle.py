@@ -214,18 +214,51 @@ def publish_step(ctx: dict, plan: dict, log=print) -> dict:
 
 def finish_step(ctx: dict | None, log=print) -> dict:
     """Always last: record a failed/preview attempt (as a run-record Parquet row), write
-    the report, release the lease (settle.finish_step with Spark's record and markers)."""
+    the report, release the lease (settle.finish_step with Spark's record and markers).
+    A publish that committed its markers but stopped before its run row (an exception,
+    not a kill: a kill is found by the next begin) gets its row here."""
+    if ctx:
+        try:
+            _record_unrecorded_publish(ctx, log)
+        except Exception as exc:  # recording must not hide the original failure
+            log(f"could not record the published run in settlement_runs: {exc}")
     return settle.finish_step(
         ctx, log, record_failed=_record_failed, is_month_published=_month_published
     )
+
+
+def _record_unrecorded_publish(ctx: dict, log) -> None:
+    from supernova import serving
+
+    warehouse = Path(ctx["warehouse"])
+    data = RunState(warehouse, ctx["attempt_id"]).load()
+    plan = data.get("plan") or {}
+    run_id = plan.get("run_id")
+    if ctx["preview"] or not _month_published(ctx, run_id):
+        return
+    if any(
+        r["run_id"] == run_id and r["status"] == "published"
+        for r in spark_runs.read_runs(warehouse)
+    ):
+        return
+    reason = f"reopened: {ctx['reason']}" if ctx["reopen"] else ""
+    row = {**run_row(ctx, plan, data, "published", reason), "run_id": run_id}
+    spark_runs.record_published(warehouse, row)  # without totals: the build's are not at hand
+    serving.write_catalog(warehouse)
+    log(f"recorded published run {run_id} (its publish stopped before its row)")
 
 
 def _record_failed(warehouse: Path, row: dict, state: dict) -> None:
     from supernova import serving
 
     if (state.get("build") or {}).get("ok"):
-        ctx = {**state["request"], "warehouse": str(warehouse)}
-        row.update(build_totals(run_session(ctx, state["plan"])))
+        # the totals are optional: when Spark itself is why the run failed, the row must
+        # still be written
+        try:
+            ctx = {**state["request"], "warehouse": str(warehouse)}
+            row.update(build_totals(run_session(ctx, state["plan"])))
+        except Exception:  # noqa: BLE001 - the row without totals, rather than no row
+            pass
     spark_runs.write_run_row(warehouse, row)
     serving.write_catalog(warehouse)
 

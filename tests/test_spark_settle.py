@@ -274,3 +274,44 @@ def test_a_refused_spark_request_is_a_message_not_a_traceback(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert f"{MONTH} on Spark: refused:" in err and "preview" in err
     assert not (tmp_path / "wh" / "run.lock").exists()  # nothing taken
+
+
+def _attempt(wh: Path, landing: Path, attempt: str, **state) -> dict:
+    """An attempt begun on Spark (its state file and lease), as the steps leave it."""
+    request = {"month": MONTH, "landing": str(landing), "warehouse": str(wh)}
+    ctx = spark_settle.begin({**request, "attempt_id": attempt}, log=lambda *_: None)
+    RunState(wh, attempt).update(**state)
+    return ctx
+
+
+def test_a_publish_stopped_before_its_row_is_recorded_by_finish(tmp_path, tiny_landing):
+    _manifest(tmp_path, {"a" * 64: "loaded"})
+    ctx = _attempt(tmp_path, tiny_landing, "stopped", plan={"run_id": "r-pub", "action": "settle"})
+    _commit(tmp_path, MONTH, "r-pub")  # the markers name the run; then an exception
+    result = spark_settle.finish_step(ctx, log=lambda *_: None)
+    assert result["status"] == "published"
+    rows = [r for r in spark_runs.read_runs(tmp_path) if r["run_id"] == "r-pub"]
+    assert [(r["status"], r["attempt_id"]) for r in rows] == [("published", "stopped")]
+    facts = spark_settle.gather_facts(_ctx(tmp_path), AFTER_CUTOFFS)
+    assert facts.published[MONTH]["run_id"] == "r-pub"  # the plan sees the month closed
+    assert not (tmp_path / "run.lock").exists()
+
+
+@pytest.mark.skipif(HAVE_SPARK, reason="here no Spark session can be opened for the totals")
+def test_a_failed_attempt_is_recorded_even_when_spark_cannot_give_its_totals(
+    tmp_path, tiny_landing
+):
+    _manifest(tmp_path, {"a" * 64: "loaded"})
+    ctx = _attempt(
+        tmp_path,
+        tiny_landing,
+        "gate-lost",
+        plan={"run_id": "r-fail", "action": "settle", "first_month": MONTH},
+        build={"ok": True},
+        error="executor lost during the gate",
+    )
+    result = spark_settle.finish_step(ctx, log=lambda *_: None)
+    assert result["status"] == "failed"
+    (row,) = [r for r in spark_runs.read_runs(tmp_path) if r["attempt_id"] == "gate-lost"]
+    assert (row["status"], row["run_id"], row["net_paid"]) == ("failed", "r-fail", None)
+    assert "executor lost" in row["message"]
