@@ -162,7 +162,6 @@ def monthly_settlement():
             return {**ctx, "engine": engine} if engine == "spark" else ctx
         except (RunRefused, lock.WarehouseBusy, UsageError) as exc:
             raise AirflowFailException(str(exc)) from exc
-            raise AirflowFailException(str(exc)) from exc
 
     @task
     def ingest(ctx: dict) -> dict:
