@@ -64,11 +64,16 @@ def begin(
     process_bound: bool = True,
     dag_id: str | None = None,
     dag_run_id: str | None = None,
+    engine: str | None = None,
+    recover=None,
 ) -> dict:
     """Validate the request and take the warehouse lease for this attempt (held until
     `finish_step`). `process_bound`: the whole run lives in this process (`supernova
     settle`, direct calls); under a scheduler the lease is bound to the DAG run instead.
-    Returns the attempt context."""
+    `engine` and `recover`: another engine's name (recorded in the state with the request)
+    and its way of recording interrupted attempts (supernova/spark_settle.py); the default
+    is DuckDB's. Returns the attempt context."""
+    recover = recover or recover_interrupted
     req = RunRequest.from_params(params)
     attempt_id = str(params.get("attempt_id") or "").strip() or new_attempt_id(req.month)
     warehouse = Path(req.warehouse)
@@ -83,15 +88,17 @@ def begin(
     )
     # every attempt is accounted for: one whose lease was cleared here, or earlier by
     # another writer, and that never finished, is recorded as interrupted
-    recover_interrupted(warehouse, attempt_id, log, cleared=stale.run_id if stale else None)
+    recover(warehouse, attempt_id, log, cleared=stale.run_id if stale else None)
     RunState(warehouse, attempt_id).update(
         request=asdict(req),
         attempt_id=attempt_id,
+        **({"engine": engine} if engine else {}),
         started_at=datetime.now(SHANGHAI).isoformat(),
         host=socket.gethostname(),
     )
     log(
-        f"settlement {req.month}: attempt {attempt_id}"
+        f"settlement {req.month}{f' on {engine.capitalize()}' if engine else ''}: "
+        f"attempt {attempt_id}"
         + (" (PREVIEW: publishes nothing)" if req.preview else "")
         + (f" (REOPEN: {req.reason})" if req.reopen else "")
     )

@@ -12,19 +12,15 @@ write the report, release the lease).
 
 from __future__ import annotations
 
-import socket
 import time
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
 from supernova import lock, settle, spark_runs
 from supernova.faults import fault_point
-from supernova.months import SHANGHAI
 from supernova.plan import Facts, decide, facts_of
 from supernova.publish import TOTAL_COLUMNS
-from supernova.run_request import RunRequest
-from supernova.run_state import RunState, new_attempt_id, record_error, run_row
+from supernova.run_state import RunState, record_error, run_row
 from supernova.settle import BuildFailed, GateFailed, ingest_step
 from supernova.spark_support import manifest_parquet_path
 
@@ -40,31 +36,18 @@ def begin(
     dag_run_id: str | None = None,
 ) -> dict:
     """Validate the request, take the warehouse lease and account for earlier attempts
-    that never finished. Returns the attempt context. `process_bound`: the whole run lives
-    in this process (`supernova settle`); under a scheduler the lease is bound to the DAG
-    run instead (as settle.begin)."""
-    req = RunRequest.from_params(params)
-    attempt_id = str(params.get("attempt_id") or "").strip() or new_attempt_id(req.month)
-    warehouse = Path(req.warehouse)
-    stale = lock.acquire(
-        warehouse,
-        attempt_id,
-        log=log,
-        purpose=f"{lock.SETTLEMENT} {req.month}",
+    that never finished (settle.begin, with Spark's record of interrupted attempts).
+    Returns the attempt context. `process_bound`: the whole run lives in this process
+    (`supernova settle`); under a scheduler the lease is bound to the DAG run instead."""
+    return settle.begin(
+        params,
+        log,
         process_bound=process_bound,
         dag_id=dag_id,
         dag_run_id=dag_run_id,
-    )
-    spark_runs.recover_interrupted(warehouse, attempt_id, log, stale.run_id if stale else None)
-    RunState(warehouse, attempt_id).update(
-        request=asdict(req),
-        attempt_id=attempt_id,
         engine=ENGINE,
-        started_at=datetime.now(SHANGHAI).isoformat(),
-        host=socket.gethostname(),
+        recover=spark_runs.recover_interrupted,
     )
-    log(f"settlement {req.month} on Spark: attempt {attempt_id}")
-    return req.context(attempt_id)
 
 
 def manifest_path(ctx: dict) -> Path:
