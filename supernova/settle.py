@@ -227,7 +227,7 @@ def _build_failed(ctx: dict, res, elapsed: float) -> None:
 
 def gate_step(ctx: dict, plan: dict, log=print) -> dict:
     """Run the quality gate; raise GateFailed (nothing published) when any check fails."""
-    from supernova.gate import describe_failures, run_gate
+    from supernova.gate import run_gate
     from supernova.summary import heartbeat
 
     warehouse = Path(ctx["warehouse"])
@@ -236,9 +236,17 @@ def gate_step(ctx: dict, plan: dict, log=print) -> dict:
     t0 = time.time()
     with heartbeat("quality gate (Great Expectations + invariants)", log):
         gate = run_gate(warehouse, ctx["month"])
-    gate["seconds"] = round(time.time() - t0, 1)
+    return gate_verdict(ctx, gate, time.time() - t0, log)
+
+
+def gate_verdict(ctx: dict, gate: dict, seconds: float, log=print) -> dict:
+    """Record the gate's result for the report and raise GateFailed (nothing published)
+    when any check failed; the same for every engine's gate (supernova/spark_settle.py)."""
+    from supernova.gate import describe_failures
+
+    gate["seconds"] = round(seconds, 1)
     fault_point("during_validate")
-    RunState(warehouse, ctx["attempt_id"]).update(gate=gate)
+    RunState(Path(ctx["warehouse"]), ctx["attempt_id"]).update(gate=gate)
     if not gate["ok"]:
         raise GateFailed(
             f"quality gate FAILED for {ctx['month']}: nothing was published.\n"

@@ -21,7 +21,7 @@ from supernova.faults import fault_point
 from supernova.plan import Facts, decide, facts_of
 from supernova.publish import TOTAL_COLUMNS
 from supernova.run_state import RunState, record_error, run_row
-from supernova.settle import BuildFailed, GateFailed, ingest_step
+from supernova.settle import BuildFailed, ingest_step
 from supernova.spark_support import manifest_parquet_path
 
 ENGINE = "spark"
@@ -138,25 +138,12 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
 
 def gate_step(ctx: dict, plan: dict, log=print) -> dict:
     from supernova import spark_gate
-    from supernova.gate import describe_failures
 
     if plan["action"] != "settle":
         return {"skipped": True}
     t0 = time.time()
     gate = spark_gate.run_gate(run_session(ctx, plan), ctx["month"])
-    gate["seconds"] = round(time.time() - t0, 1)
-    fault_point("during_validate")
-    RunState(Path(ctx["warehouse"]), ctx["attempt_id"]).update(gate=gate)
-    if not gate["ok"]:
-        raise GateFailed(
-            f"quality gate FAILED for {ctx['month']}: nothing was published.\n"
-            + describe_failures(gate)
-        )
-    log(
-        f"quality gate passed: {gate['checks_passed']} expectations, "
-        f"{len(gate['invariants'])} invariants with 0 violations"
-    )
-    return {"ok": True}
+    return settle.gate_verdict(ctx, gate, time.time() - t0, log)
 
 
 def build_totals(spark) -> dict:
