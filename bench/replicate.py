@@ -69,13 +69,19 @@ def replicate(src: Path, dst: Path, copies: int) -> dict:
             ]
             for k in letters if PREFIXED[export] else "a":
                 new_sha = sha[:-1] + k if PREFIXED[export] else sha
-                # the lineage column names the file the row is in (incremental staging
-                # finds a new file's rows by it)
+                # the lineage columns name the file the row is in, as its manifest row
+                # does (incremental staging finds a new file's rows by them; the versions
+                # views' key is (_file_name, _line_no)): copies b, c, ... live under
+                # '<letter>/' + the original path
+                lineage = {
+                    "_file_sha256": f"'{new_sha}'",
+                    "_file_name": f"'{k}/' || _file_name" if k != "a" else "_file_name",
+                }
                 sel = ", ".join(
                     f"'{k}' || {c} as {c}"
                     if c in PREFIXED[export]
-                    else f"'{new_sha}' as {c}"
-                    if c == "_file_sha256"
+                    else f"{lineage[c]} as {c}"
+                    if c in lineage
                     else c
                     for c in cols
                 )

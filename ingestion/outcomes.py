@@ -13,6 +13,7 @@ LOADED, REJECTED, DUPLICATE, SKIPPED = "loaded", "rejected", "duplicate", "skipp
 SUPERSEDED, NOT_A_FILE = "superseded", "not_a_file"
 # only in the run's result (no manifest row; the next run looks again)
 WAITING, VANISHED = "waiting", "vanished"
+LISTED_AT_MOST = 10  # waiting / vanished / not-a-file entries named one by one in the summary
 
 
 @dataclass
@@ -106,8 +107,12 @@ class IngestResult:
             (VANISHED, "VANISHED"),
             (NOT_A_FILE, "NOT A FILE"),
         ):
-            for f in self.by_status(status):
+            listed = self.by_status(status)
+            for f in listed[:LISTED_AT_MOST]:
                 lines.append(f"  {label} {f.path}: {f.reason}")
+            if len(listed) > LISTED_AT_MOST:
+                # a whole landing still being copied in would otherwise print a line per file
+                lines.append(f"  ... and {len(listed) - LISTED_AT_MOST} more {label.lower()}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:

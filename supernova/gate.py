@@ -3,7 +3,9 @@ candidate tables, fail-closed.
 
 Great Expectations has no working DuckDB datasource, so each table is read into pandas
 DataFrames and validated there; the large tables in chunks of bounded size, read by
-supernova/gate_chunks.py, so the gate's memory does not grow with the month. DuckDB fetches
+supernova/gate_chunks.py, so the gate's memory does not grow with the month. The ledger
+(payout_lines) is read from the Parquet partition publish will swap in, written here
+sorted by key (supernova/gated_ledger.py), so its rows are sorted once per close. DuckDB fetches
 the next chunk, and evaluates the invariants, while GX validates in Python. DECIMAL becomes
 float in pandas, so exact money identities are not checked here: they are proven in SQL by the dbt model `settlement_checks`, and the
 `settlement_checks` suite requires every one of those checks to report 0 violations.
@@ -18,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from supernova import settings
+from supernova import gated_ledger, settings
 from supernova.gate_chunks import CHUNK_BY, spill_folder, table_chunks, when_ready
 from supernova.warehouse import connect
 
@@ -129,7 +131,10 @@ def run_gate(warehouse: Path, month: str) -> dict:
         try:
             checks_future = pool.submit(invariants)
             frames = {
-                suite: table_chunks(
+                # the ledger is read from the partition publish will swap in (sorted once)
+                suite: gated_ledger.ledger_chunks(con, warehouse, month)
+                if table == gated_ledger.TABLE
+                else table_chunks(
                     con, table, CHUNK_BY.get(table), spill_under=spill_folder(warehouse)
                 )
                 for suite, table in SUITES.items()
@@ -142,6 +147,7 @@ def run_gate(warehouse: Path, month: str) -> dict:
             checks = checks_future.result()
         except BaseException:
             checks_cur.interrupt()  # the gate already failed: do not wait for the invariants
+            gated_ledger.discard(warehouse, month)
             raise
         finally:
             pool.shutdown(wait=True)
@@ -151,6 +157,8 @@ def run_gate(warehouse: Path, month: str) -> dict:
         if not r["success"]:
             r["what_to_do"] = expectation_what_to_do(r["suite"])
     ok = all(r["success"] for r in results) and not failed
+    if not ok:
+        gated_ledger.discard(warehouse, month)  # never published: not kept either
     return {
         "ok": ok,
         "results": results,

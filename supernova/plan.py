@@ -95,7 +95,8 @@ def _closed_month(ctx: dict, facts: Facts) -> tuple[str, str, str, int]:
 
 def _check_open_month(ctx: dict, facts: Facts, first_month: str) -> None:
     """A month not yet published: nothing to reopen; not before the programme; the
-    programme started by hand; months in order; not before the cutoff (unless preview)."""
+    programme started by hand; months in order; not before the cutoff (unless preview);
+    some export file loaded."""
     month, published, first = facts.month, facts.published, facts.programme_first
     if ctx["reopen"]:
         raise RunRefused(f"{month} has not been published, so there is nothing to reopen.")
@@ -108,6 +109,15 @@ def _check_open_month(ctx: dict, facts: Facts, first_month: str) -> None:
             f"{month} cannot be settled before its cutoff {facts.cutoff:%Y-%m-%d %H:%M} "
             "Asia/Shanghai (the 7-day no-reason return window). Run it as a preview to see "
             "the figures; a preview publishes nothing."
+        )
+    if facts.input_files == 0:
+        # a month closes once and never changes: closing it on nothing (every file still
+        # being written, or a wrong landing folder) would publish an empty month for good
+        raise RunRefused(
+            f"nothing to settle {month} from: no export file is loaded in this warehouse "
+            "yet. Files still being written are read once unchanged for the quiet period "
+            "(the ingest step above lists them as waiting); check the landing folder and "
+            "run again once the exports are delivered."
         )
 
 
@@ -155,12 +165,11 @@ def gather_facts(ctx: dict, log=print, now: datetime | None = None) -> Facts:
     if repaired:
         log(f"repaired Parquet copies of published months: {', '.join(repaired)}")
     with connect(warehouse) as con:
-        files = [
-            sha
-            for (sha,) in con.execute(
-                "select sha256 from raw.manifest where status = 'loaded' order by sha256"
+        files = loaded_file_ids(
+            con.execute(
+                "select file_path, sha256 from raw.manifest where status = 'loaded'"
             ).fetchall()
-        ]
+        )
         published = {r["settlement_month"]: r for r in published_runs(con)}
         reopen_count = _reopen_count(con, month) if month in published else 0
     return facts_of(ctx, files, published, reopen_count, now)
@@ -173,7 +182,7 @@ def facts_of(
     reopen_count: int,
     now: datetime | None = None,
 ) -> Facts:
-    """The facts from what an engine read: the sha256 of every loaded file, the published
+    """The facts from what an engine read: every loaded file (loaded_file_ids), the published
     runs by month and the month's reopen count (DuckDB: gather_facts; Spark:
     spark_settle.gather_facts). The cutoff, the code and the fingerprint are computed here,
     the same way for both."""
@@ -194,13 +203,20 @@ def facts_of(
     )
 
 
-def input_fingerprint(month: str, file_hashes: list[str], code: str, accept_suspense) -> str:
-    """What a closed month's figures depend on: the month, every loaded file, the code and
-    whether suspense above the limit is accepted."""
+def loaded_file_ids(rows) -> list[str]:
+    """`path:sha256` of every loaded file, sorted: a file is its bytes AND where it was
+    delivered, since the delivery date in its path decides which version of a row wins
+    (§0): the same bytes moved to another date folder can change the figures."""
+    return sorted(f"{path}:{sha}" for path, sha in rows)
+
+
+def input_fingerprint(month: str, loaded_files: list[str], code: str, accept_suspense) -> str:
+    """What a closed month's figures depend on: the month, every loaded file
+    (loaded_file_ids), the code and whether suspense above the limit is accepted."""
     h = hashlib.sha256()
     h.update(month.encode())
-    for sha in file_hashes:
-        h.update(sha.encode())
+    for file_id in loaded_files:
+        h.update(file_id.encode())
     h.update(code.encode())
     h.update(b"accept_suspense" if accept_suspense else b"")
     return h.hexdigest()

@@ -236,6 +236,15 @@ def partition_dir(warehouse: Path, table: str, month: str) -> Path:
     return Path(warehouse) / "parquet" / "settlement" / table / f"{col}={month}"
 
 
+def staging_dir(warehouse: Path, table: str) -> Path:
+    """Where a partition is written before its swap, and where the replaced one is set
+    aside: beside the table folders, never inside one. The BI views read
+    `<table>/*/*.parquet`, and DuckDB's glob matches hidden folders too, so a staged folder
+    inside a table folder made every BI query fail ("Hive partition mismatch") while a
+    publish ran, and after a killed one until the next run cleaned it."""
+    return Path(warehouse) / "parquet" / "settlement" / "_staging" / table
+
+
 def _marker(warehouse: Path, table: str, month: str) -> Path:
     """The commit marker of a partition: beside the tables, never inside a table folder."""
     return Path(warehouse) / "parquet" / "settlement" / "_commits" / table / month
@@ -245,9 +254,17 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
     col, order = PUBLISHED_TABLES[table]
     if not settings.MONTH_RE.match(month):
         raise PublishError(f"not a month: {month!r}")
+    from supernova import gated_ledger  # (pandas: only when writing)
+
+    # the partition the gate already wrote and validated for this run, when it is still
+    # exactly what the query below gives (supernova/gated_ledger.py): swapped in as is
+    gated = gated_ledger.take(con, warehouse, table, month, run_id)
+    if gated is not None:
+        partition_dir(warehouse, table, month).parent.mkdir(parents=True, exist_ok=True)
+        commit_partition(warehouse, table, month, gated, run_id)
+        return
     target = partition_dir(warehouse, table, month)
-    base = target.parent
-    tmp = base / f".tmp-{target.name}-{os.getpid()}"
+    tmp = staging_dir(warehouse, table) / f".tmp-{target.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     # DuckDB's own writer: streams (memory does not grow with the month: the whole table
@@ -262,13 +279,16 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
 
 
 def commit_partition(warehouse: Path, table: str, month: str, staged: Path, run_id: str) -> None:
-    """Swap a fully written partition folder (`staged`, a hidden sibling of the partition)
-    in for the month's partition, then write its commit marker naming the run. Whichever
+    """Swap a fully written partition folder (`staged`: under staging_dir, or the gate's
+    under <warehouse>/tmp/gated/, on the same disk) in for the month's
+    partition, then write its commit marker naming the run. Whichever
     engine wrote the files (DuckDB here, Spark's executors in spark_publish), a reader
     trusts a partition only while its marker exists: it is removed before the swap and
     written last, atomically (temporary file + rename)."""
     target = partition_dir(warehouse, table, month)
-    old = target.parent / f".old-{target.name}-{os.getpid()}"
+    old = staging_dir(warehouse, table) / f".old-{target.name}-{os.getpid()}"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     marker = _marker(warehouse, table, month)
     marker.unlink(missing_ok=True)  # the partition is changing: uncommitted until it is back
     if target.exists():
@@ -296,6 +316,8 @@ def _clean_leftovers(base: Path) -> None:
     table folders: `_SUCCESS` files and line_terms partitions named settlement_month=."""
     for leftover in (
         list(base.glob(".tmp-*"))
+        + list(base.glob("_staging/*/.tmp-*"))
+        + list(base.glob("_staging/*/.old-*"))
         + list(base.glob("*/.tmp-*"))
         + list(base.glob("*/.old-*"))
         + list(base.glob("_commits/*/.tmp-*"))
@@ -331,6 +353,9 @@ def sync_parquet(warehouse: Path) -> list[str]:
                     _write_partition(con, warehouse, table, month, run_id)
                     written.append(f"{table}/{month}")
                     fault_point("publish_mid_parquet")
+        from supernova import gated_ledger
+
+        gated_ledger.discard_all(warehouse)  # used, or of a run never published
         runs_dir = Path(warehouse) / "parquet" / "settlement" / "settlement_runs"
         runs_dir.mkdir(parents=True, exist_ok=True)
         arrow = con.sql(

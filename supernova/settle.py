@@ -110,6 +110,18 @@ def ingest_step(ctx: dict, log=print) -> dict:
     from ingestion import ingest
 
     result = ingest(Path(ctx["landing"]), Path(ctx["warehouse"]), progress=log)
+    pause = quiet_files_pause(Path(ctx["landing"]), result)
+    if pause:
+        # a month closes once: a file that is merely younger than the quiet period will be
+        # readable in a few seconds, so the close waits for it once rather than closing
+        # the month without it (files that keep changing are still left, with the warning)
+        log(
+            f"{len(result.by_status('waiting'))} landing file(s) younger than the quiet "
+            f"period: waiting {pause:.0f} s for them, then reading the landing again"
+        )
+        log(result.summary())
+        time.sleep(pause)
+        result = ingest(Path(ctx["landing"]), Path(ctx["warehouse"]), progress=log)
     summary = {"ok": result.ok, "summary": result.summary()}
     RunState(Path(ctx["warehouse"]), ctx["attempt_id"]).update(ingest=summary)
     fault_point("after_ingest")
@@ -129,6 +141,23 @@ def ingest_step(ctx: dict, log=print) -> dict:
             "when it ran; their lines settle in a later month's run, or by a reopen."
         )
     return summary
+
+
+def quiet_files_pause(landing: Path, result) -> float:
+    """Seconds until every waiting file that is only younger than the quiet period has
+    been unchanged for it (0 when none: temporary names wait for their rename, not time)."""
+    from ingestion.landing import quiet_seconds, temporary_name
+
+    quiet, now, pause = quiet_seconds(), time.time(), 0.0
+    for waiting in result.by_status("waiting"):
+        if temporary_name(waiting.path):
+            continue
+        try:
+            age = now - (landing / waiting.path).stat().st_mtime
+        except OSError:
+            continue  # gone meanwhile: the next read reports it
+        pause = max(pause, min(quiet, quiet - age) + 1.0)
+    return pause
 
 
 def plan_step(ctx: dict, log=print, now: datetime | None = None) -> dict:

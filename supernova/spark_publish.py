@@ -10,9 +10,10 @@ key; naive Asia/Shanghai timestamps, as DuckDB's), and the commit marker
 
 Commit protocol (a reader relies on the markers, never on the folders alone):
 1. only after the gate passed (`gate["ok"]`), and only rows of this run and month;
-2. stage: every table's partition is written by the executors to a hidden folder beside
-   it (`.tmp-…`: Spark, DuckDB, pandas and polars skip names starting with `.` or `_`),
-   then renamed to one file `part-0.parquet`;
+2. stage: every table's partition is written by the executors to a hidden folder under
+   `parquet/settlement/_staging/<table>/` (publish.staging_dir: outside the table folder,
+   whose `*/*.parquet` the BI views glob, hidden folders included), then renamed to one
+   file `part-0.parquet`;
 3. commit, table by table: remove the marker, swap the staged folder in by rename (the
    old one renamed aside, then deleted), write the marker with its own rename.
 A partition is published for run R when its marker names R; the month is published when
@@ -37,6 +38,7 @@ from supernova.publish import (
     _marker,
     commit_partition,
     partition_dir,
+    staging_dir,
 )
 
 
@@ -89,7 +91,9 @@ def clean_leftovers(warehouse: Path) -> list[Path]:
     single-writer: call this only at the start of a publish."""
     base = Path(warehouse) / "parquet" / "settlement"
     found = (
-        list(base.glob("*/.tmp-*"))
+        list(base.glob("_staging/*/.tmp-*"))
+        + list(base.glob("_staging/*/.old-*"))
+        + list(base.glob("*/.tmp-*"))
         + list(base.glob("*/.old-*"))
         + list(base.glob("_commits/*/.tmp-*"))
     )
@@ -110,9 +114,10 @@ def _stage(spark, warehouse: Path, table: str, month: str) -> tuple[Path, int]:
     keys = [k.strip() for k in order.split(",")]
     rows = frame.count()
     out = _naive_timestamps(frame.drop(col)).repartition(1).sortWithinPartitions(*keys)
-    # hidden, and named like supernova.publish's leftovers (`.tmp-*`), which it removes
-    spark_dir = target.parent / f".tmp-spark-{target.name}-{os.getpid()}"
-    staged = target.parent / f".tmp-{target.name}-{os.getpid()}"
+    # outside the table folder, named like supernova.publish's leftovers (`.tmp-*`), which
+    # it removes
+    spark_dir = staging_dir(warehouse, table) / f".tmp-spark-{target.name}-{os.getpid()}"
+    staged = staging_dir(warehouse, table) / f".tmp-{target.name}-{os.getpid()}"
     for leftover in (spark_dir, staged):
         shutil.rmtree(leftover, ignore_errors=True)
     out.write.option("compression", "zstd").parquet(str(spark_dir))

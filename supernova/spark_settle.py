@@ -18,7 +18,7 @@ from pathlib import Path
 
 from supernova import lock, settle, spark_runs
 from supernova.faults import fault_point
-from supernova.plan import Facts, decide, facts_of
+from supernova.plan import Facts, decide, facts_of, loaded_file_ids
 from supernova.publish import TOTAL_COLUMNS
 from supernova.run_state import RunState, record_error, run_row
 from supernova.settle import BuildFailed, ingest_step
@@ -55,13 +55,14 @@ def manifest_path(ctx: dict) -> Path:
 
 
 def loaded_files(manifest: Path) -> list[str]:
-    """The sha256 of every file the manifest Parquet lists as loaded, sorted."""
+    """Every file the manifest Parquet lists as loaded, as the plan identifies it
+    (plan.loaded_file_ids: path and sha256), sorted."""
     import pyarrow.parquet as pq
 
     if not manifest.is_file():
         return []
-    rows = pq.read_table(manifest, columns=["sha256", "status"]).to_pylist()
-    return sorted(r["sha256"] for r in rows if r["status"] == "loaded")
+    rows = pq.read_table(manifest, columns=["file_path", "sha256", "status"]).to_pylist()
+    return loaded_file_ids((r["file_path"], r["sha256"]) for r in rows if r["status"] == "loaded")
 
 
 def gather_facts(ctx: dict, now: datetime | None = None) -> Facts:

@@ -49,7 +49,10 @@ STAGING_MODELS = (
 )
 # Models downstream of staging kept current by the staging stage, with the exports whose
 # files each consumes (recorded in staging.staged_files / withdrawn_files under its name).
-DAILY_MODELS = {"int_daily__order_attribution": ("orders", "clicks")}
+DAILY_MODELS = {
+    "int_daily__order_attribution": ("orders", "clicks"),
+    "int_daily__line_events": ("order_events",),
+}
 # what the staging stage builds: the staging models and the daily precompute
 STAGING_PATHS = ["path:models/staging", "path:models/daily"]
 STAGING_SELECT = ["--select", *STAGING_PATHS, "--exclude-resource-type", "unit_test"]
@@ -68,13 +71,15 @@ def code_files() -> list[Path]:
         if p.is_file()
     )
     # delivered_last() and cfg() live in settlement_config.sql, the incremental logic in
-    # staging.sql, §1 in attribution.sql (struct_of in portable.sql); the versions views'
-    # key check in staging_key_checks.sql, reached through generic_tests.sql: the record
-    # says staging's tests passed, so their code counts too
+    # staging.sql, §1 in attribution.sql (struct_of in portable.sql), the lines' event
+    # summary in line_events.sql; the versions views' key check in staging_key_checks.sql,
+    # reached through generic_tests.sql: the record says staging's tests passed, so their
+    # code counts too
     macros = (
         "staging.sql",
         "settlement_config.sql",
         "attribution.sql",
+        "line_events.sql",
         "portable.sql",
         "staging_key_checks.sql",
         "generic_tests.sql",
@@ -157,13 +162,17 @@ def invocation_args(warehouse: Path, log=print) -> list[str]:
 
 
 def _staged_files_digest(con) -> str | None:
-    """One value for the set of files staging holds (staging.staged_files) and the
-    superseded loads it withdrew (staging.withdrawn_files), or None."""
+    """One value for the set of file loads staging holds (staging.staged_files: model and
+    the load's manifest identity, file_path, sha256, ingest_run_id) and the superseded
+    loads it withdrew (staging.withdrawn_files), or None."""
     if not table_exists(con, "staging", "staged_files"):
         return None
+    if "ingest_run_id" not in _columns(con, "staged_files"):
+        return "a record by sha256 alone"  # written by older code: never verified current
     digest = con.execute(
-        "select count(*) || ':' || coalesce(md5(string_agg(model || ':' || sha256, ',' order by model, sha256)), '')"
-        " from staging.staged_files"
+        "select count(*) || ':' || coalesce(md5(string_agg(k, ',' order by k)), '') from"
+        " (select model || ':' || file_path || ':' || sha256 || ':' || ingest_run_id as k"
+        "  from staging.staged_files)"
     ).fetchone()[0]
     if table_exists(con, "staging", "withdrawn_files"):
         withdrawn = con.execute(
@@ -191,7 +200,8 @@ def _unstaged_files(con) -> int:
         f"select count(*) from raw.manifest as m inner join {consumers} on c.export = m.export"
         " where m.status = 'loaded'"
         "  and not exists (select 1 from staging.staged_files as f"
-        "                  where f.model = c.model and f.sha256 = m.sha256)"
+        "                  where f.model = c.model and f.file_path = m.file_path"
+        "                    and f.sha256 = m.sha256 and f.ingest_run_id = m.ingest_run_id)"
     ).fetchone()[0]
     handled = (
         "  and not exists (select 1 from staging.withdrawn_files as w"
@@ -210,18 +220,23 @@ def _unstaged_files(con) -> int:
     )
 
 
+def _columns(con, table: str) -> set[str]:
+    return {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns"
+            " where table_schema = 'staging' and table_name = ?",
+            [table],
+        ).fetchall()
+    }
+
+
 def _recorded(con) -> tuple[str, str | None] | None:
     """(fingerprint, verified_files) of staging.staging_code, or None when there is no
     record; verified_files is None in a record written before it was kept."""
     if not table_exists(con, "staging", "staging_code"):
         return None
-    cols = {
-        r[0]
-        for r in con.execute(
-            "select column_name from information_schema.columns"
-            " where table_schema = 'staging' and table_name = 'staging_code'"
-        ).fetchall()
-    }
+    cols = _columns(con, "staging_code")
     verified = "verified_files" if "verified_files" in cols else "cast(null as varchar)"
     return con.execute(f"select fingerprint, {verified} from staging.staging_code").fetchone()
 

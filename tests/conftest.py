@@ -94,6 +94,17 @@ def _rows(warehouse: Path, sql: str, params=None):
         con.close()
 
 
+def _rows_only_on_each_side(con, left: str, right: str) -> tuple[int, int]:
+    """(rows of `left` not in `right`, rows of `right` not in `left`), duplicates counted:
+    (0, 0) when the two relations hold the same rows (incremental vs full refresh)."""
+    return tuple(
+        con.execute(
+            f"select count(*) from (select * from {a} except all select * from {b})"
+        ).fetchone()[0]
+        for a, b in ((left, right), (right, left))
+    )
+
+
 def _latest_state(warehouse: Path, month: str) -> dict:
     runs = sorted(
         (warehouse / "runs").glob(f"{month}-*/state.json"), key=lambda p: p.stat().st_mtime

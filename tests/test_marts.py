@@ -570,8 +570,8 @@ def test_incremental_refresh_equals_full_refresh(built):
 
 
 def test_incremental_run_only_recomputes_new_days(built):
-    """With no new delivery, an incremental run recomputes only the last days (the last
-    delivery is on the watermark day), not the whole history."""
+    """With no new delivery, an incremental run recomputes nothing: it starts the day after
+    the watermark (every file is consumed), not at the whole history."""
     from supernova.dbt_runner import dbt_invoke
 
     wh = built["wh"]
@@ -585,7 +585,7 @@ def test_incremental_run_only_recomputes_new_days(built):
     res = dbt_invoke(wh, ["compile", "--select", *models])
     assert res.success
     compiled = {p.stem: p.read_text() for p in (wh / "dbt" / "target" / "compiled").rglob("*.sql")}
-    assert "as_of_date >= cast('2026-11-07' as date)" in compiled["group_status"]
+    assert "as_of_date >= cast('2026-11-08' as date)" in compiled["group_status"]
     for m in models:
         # every date literal is the refresh start (or, for group_status's windows, 29 days
         # before it); a full rebuild would start at the first order day 2026-09-01

@@ -9,14 +9,16 @@ from datetime import datetime
 import pytest
 
 from supernova.months import SHANGHAI, month_bounds
-from supernova.plan import Facts, decide, input_fingerprint
+from supernova.plan import Facts, decide, input_fingerprint, loaded_file_ids
 from supernova.run_request import RunRefused
 
 AFTER_ALL = datetime(2027, 3, 1, tzinfo=SHANGHAI)
 FP = "f" * 64
 
 
-def facts(month: str, published=(), *, now=AFTER_ALL, fingerprint=FP, reopen_count=0) -> Facts:
+def facts(
+    month: str, published=(), *, now=AFTER_ALL, fingerprint=FP, reopen_count=0, input_files=12
+) -> Facts:
     """Facts for `month`, with `published` months each published by run `<m>-r0` whose
     inputs were `fingerprint` (the same as this run's unless said otherwise)."""
     return Facts(
@@ -31,7 +33,7 @@ def facts(month: str, published=(), *, now=AFTER_ALL, fingerprint=FP, reopen_cou
         reopen_count=reopen_count,
         input_fingerprint=fingerprint,
         code_fingerprint="c" * 64,
-        input_files=12,
+        input_files=input_files,
     )
 
 
@@ -60,6 +62,15 @@ def test_not_before_the_cutoff_unless_a_preview():
         decide(ask(), facts("2026-09", now=before))
     plan = decide(ask(preview=True), facts("2026-09", now=before))
     assert (plan["action"], plan["run_id"]) == ("settle", "2026-09-preview-ffffffffff")
+
+
+def test_nothing_loaded_is_refused_not_published_empty():
+    # every landing file still being written (or a wrong landing folder): closing the month
+    # would publish an empty month that never changes again
+    for request in (ask(), ask(preview=True), ask(scheduled=True)):
+        with pytest.raises(RunRefused, match="no export file is loaded in this warehouse yet"):
+            decide(request, facts("2026-09", input_files=0))
+    assert decide(ask(), facts("2026-09", input_files=1))["action"] == "settle"
 
 
 def test_not_before_the_programme():
@@ -126,3 +137,17 @@ def test_the_input_fingerprint_covers_files_code_and_accepted_suspense():
         input_fingerprint("2026-09", ["a", "b"], "code", True),
     ]
     assert len({base, *changed}) == 5
+
+
+def test_a_loaded_file_is_its_bytes_and_where_it_was_delivered():
+    # the same bytes re-sent under another delivery date win over a correction delivered
+    # in between (§0): moving them changes the figures, so it changes the fingerprint
+    sha = "a" * 64
+    first = loaded_file_ids([("orders/2026-09-02/part-0.csv", sha)])
+    moved = loaded_file_ids([("orders/2026-09-04/resent.csv", sha)])
+    assert first == ["orders/2026-09-02/part-0.csv:" + sha]
+    assert input_fingerprint("2026-09", first, "c", False) != input_fingerprint(
+        "2026-09", moved, "c", False
+    )
+    # sorted: the order the manifest lists them in does not matter
+    assert loaded_file_ids([("b.csv", "2"), ("a.csv", "1")]) == ["a.csv:1", "b.csv:2"]

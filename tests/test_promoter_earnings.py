@@ -82,8 +82,8 @@ def _loops(promoters: dict[str, str | None]) -> set[str]:
 
 
 def _independent_lines(con, events_before: str | None, lines_sql: str) -> str:
-    """SQL: one row per line of `lines_sql` (order_id, line_no, order_date, ordered_at,
-    sku_id, paid_amount, promoter_id) with the promoter's and the inviter's §2–§3 amounts
+    """SQL: one row per line of `lines_sql` (order_id, line_no, order_date: the order's,
+    ordered_at: the line's own, which decides its rate (§2), sku_id, paid_amount, promoter_id) with the promoter's and the inviter's §2–§3 amounts
     at the paid amount and at the base, and whether the line is completed."""
     promoters = dict(
         con.execute("""
@@ -158,8 +158,10 @@ def test_mart_equals_independent_arithmetic(settled):
             con,
             None,
             """
-            select order_id, line_no, order_date, ordered_at, sku_id, paid_amount, promoter_id
-            from intermediate.int_marts__attributed_lines""",
+            select a.order_id, a.line_no, a.order_date, o.ordered_at, a.sku_id, a.paid_amount,
+                   a.promoter_id
+            from intermediate.int_marts__attributed_lines a
+            join staging.stg_exports__orders o on o.order_id = a.order_id and o.line_no = a.line_no""",
         )
         expected = con.execute(f"""
             with x as ({lines}),
@@ -209,7 +211,7 @@ def test_estimate_of_the_settled_month_equals_its_accruals_line_by_line(settled)
             con,
             CUTOFF,
             f"""
-            select o.order_id, o.line_no, cast(h.ordered_at as date) as order_date, h.ordered_at,
+            select o.order_id, o.line_no, cast(h.ordered_at as date) as order_date, o.ordered_at,
                    o.sku_id, o.paid_amount, t.promoter_id
             from settlement.line_terms t
             join staging.stg_exports__orders o on o.order_id = t.order_id and o.line_no = t.line_no
@@ -317,28 +319,42 @@ def test_estimate_and_reconciliation_share_one_split(settled):
 
 
 def test_the_close_reports_read_the_precomputed_attribution(settled):
-    """No second attribution over all clicks in the close: the reconciliation takes its
-    orders' times from the close's attribution, the funnel its organic orders from the
-    daily precompute (issue 15)."""
+    """No second attribution over all clicks and no second aggregate of every staged event
+    in the close: the reconciliation takes its lines' own times from staging and their
+    events as of the cutoff from the close's table (int_settlement__line_events_at_cutoff),
+    the funnel its organic orders from the daily precompute and its lines' events from the
+    daily summary as of the cutoff (issue 15)."""
     assert _parents(settled, "rpt_promoter_earnings_reconciliation") == [
         "int_marts__promoter_split",
-        "int_settlement__order_attribution",
+        "int_settlement__line_events_at_cutoff",
         "line_terms",
         "payout_lines",
         "payouts",
         "stg_exports__commission_rules",
-        "stg_exports__order_events",
         "stg_exports__orders",
         "stg_exports__skus",
         "suspense",
     ]
     assert _parents(settled, "rpt_settlement_run_funnel") == [
         "int_daily__order_attribution",
+        "int_settlement__line_events_at_cutoff",
         "int_settlement__line_terms",
         "int_settlement__orphan_events",
-        "stg_exports__order_events",
         "stg_exports__orders",
         "suspense",
+    ]
+
+
+def test_the_mart_reads_the_daily_event_summary(settled):
+    """The mart takes its lines' events from the daily summary (int_daily__line_events),
+    not from every staged event, and each line's own ordered_at from staging (§2)."""
+    assert _parents(settled, "promoter_earnings_daily") == [
+        "int_daily__line_events",
+        "int_marts__attributed_lines",
+        "int_marts__promoter_split",
+        "stg_exports__commission_rules",
+        "stg_exports__orders",
+        "stg_exports__skus",
     ]
 
 

@@ -1108,3 +1108,20 @@ def test_progress_heartbeat_reports_long_steps():
     progress_logger(stream=out)("two\nlines")
     first, second = out.getvalue().splitlines()
     assert re.match(r"\[supernova \d\d:\d\d:\d\d \+\d+s\] two", first) and second.strip() == "lines"
+
+
+def test_next_steps_of_a_build_out_of_memory_names_the_memory_setting():
+    """A target-sized close failed in a model with DuckDB's "Out of Memory Error"; the
+    advice pointed at commission rules (2026-12-05)."""
+    from supernova.report import next_steps
+
+    oom = {
+        "status": "failed",
+        "error": "dbt build failed for 2026-10 (1 problem(s)); nothing was published:\n"
+        "  - model.supernova.rpt_promoter_earnings_reconciliation: Runtime Error ...\n"
+        "  Out of Memory Error: failed to pin block of size 256.0 KiB (5.5 GiB/5.5 GiB used)",
+    }
+    assert next_steps(oom).startswith("Nothing was published. DuckDB ran out of memory")
+    assert "SUPERNOVA_DUCKDB_MEMORY_LIMIT" in next_steps(oom)
+    other = {"status": "failed", "error": "dbt build failed for 2026-10: overlapping rules"}
+    assert next_steps(other).startswith("Nothing was published. Fix the failing model")

@@ -21,6 +21,7 @@ import duckdb
 import pytest
 from conftest import _latest_state, _parquet_digest, _rows, _run
 
+from ingestion import ingest
 from supernova import settle as s
 
 
@@ -323,6 +324,9 @@ def test_a_scheduled_run_never_starts_the_programme_on_another_month(tmp_path, t
 
     later = datetime(2027, 3, 1, tzinfo=s.SHANGHAI)
     wh = tmp_path / "empty"
+    # nothing settled yet, the exports loaded (a warehouse with nothing loaded is refused
+    # whatever the month: tests/test_plan_rules.py)
+    ingest(tiny_landing, wh, quiet_seconds=0, progress=lambda _m: None)
     with pytest.raises(
         s.RunRefused,
         match="a scheduled run does not start the programme.* first month is 2026-09, not 2026-10",

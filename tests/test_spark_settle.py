@@ -91,14 +91,16 @@ def test_the_fingerprint_is_over_the_manifest_loaded_files(tmp_path):
     facts = spark_settle.gather_facts(_ctx(tmp_path), AFTER_CUTOFFS)
     code = code_fingerprint()
     assert (facts.input_files, facts.published) == (1, {})
-    assert facts.input_fingerprint == input_fingerprint(MONTH, ["a" * 64], code, False)
+    assert facts.input_fingerprint == input_fingerprint(MONTH, ["f0.csv:" + "a" * 64], code, False)
     # a rejected file changes nothing; a loaded one changes the fingerprint
     _manifest(tmp_path, {"a" * 64: "loaded", "b" * 64: "rejected", "c" * 64: "rejected"})
     assert spark_settle.gather_facts(_ctx(tmp_path), AFTER_CUTOFFS) == facts
     _manifest(tmp_path, {"c" * 64: "loaded", "a" * 64: "loaded", "b" * 64: "rejected"})
     added = spark_settle.gather_facts(_ctx(tmp_path), AFTER_CUTOFFS)
     assert added.input_files == 2
-    assert added.input_fingerprint == input_fingerprint(MONTH, ["a" * 64, "c" * 64], code, False)
+    assert added.input_fingerprint == input_fingerprint(
+        MONTH, ["f0.csv:" + "c" * 64, "f1.csv:" + "a" * 64], code, False
+    )
 
 
 def test_a_rerun_of_unchanged_inputs_is_unchanged(tmp_path):

@@ -370,7 +370,12 @@ def test_staging_code_fingerprint_covers_the_models_and_their_macros():
     assert {"macros/staging.sql", "macros/settlement_config.sql"} <= names
     assert {f"models/staging/{m}.sql" for m in STAGING} <= names
     # the daily precompute is built with staging: its model and §1's macros count too
-    assert {"models/daily/int_daily__order_attribution.sql", "macros/attribution.sql"} <= names
+    assert {
+        "models/daily/int_daily__order_attribution.sql",
+        "macros/attribution.sql",
+        "models/daily/int_daily__line_events.sql",
+        "macros/line_events.sql",
+    } <= names
 
 
 def test_staging_is_left_out_of_a_build_only_when_verified_current(staged, tmp_path):
@@ -481,4 +486,5 @@ def test_staging_is_left_out_of_a_build_only_when_verified_current(staged, tmp_p
     }
     assert not any(p.startswith("models/staging/") for p in kept)
     assert "models/daily/int_daily__order_attribution.sql" in left_out
+    assert "models/daily/int_daily__line_events.sql" in left_out
     assert any(p.startswith("models/settlement/") for p in kept)

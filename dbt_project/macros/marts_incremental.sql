@@ -27,34 +27,51 @@
     cast('{{ value }}' as date)
 {%- endmacro %}
 
-{#- The first date an incremental mart must recompute, or none for "everything" (first
-    build, --full-refresh, empty table). Watermark W = the greatest date already in the
-    model. Every row delivered on or after W (a superset of what arrived since the last
-    build, since W is at most the last delivered day of that build) may change the model
-    from some date on:
-      orders : the earliest ordered_at date over all versions of the re-delivered orders;
-      clicks : the earliest clicked_at over all versions of re-delivered clicks and over
-               all clicks on re-delivered links (attribution looks 15 days forward from a
+{#- The first date an incremental mart must recompute, or none for "everything" on a
+    first build, --full-refresh or an empty table. Like the daily models, each incremental
+    mart records the files it consumed (staging.staged_files / withdrawn_files under its
+    own name, macros/staging.sql consumed_*; post-hook marts_record_consumed), so a run
+    sees exactly the files delivered since it last ran, whatever their delivery date (a
+    correction filed under an old date folder, a second part of an old folder):
+      orders : the earliest ordered_at date over all versions of the orders in new files
+               (an order's old and new date are both versions of its lines);
+      clicks : the earliest clicked_at over all versions of the clicks in new files and of
+               the clicks on links in new files (attribution looks 15 days forward from a
                click, so its date is a safe start);
       groups : the new snapshots' dates, any dissolution date of a re-delivered group, and
                the creation date of a group first seen (or whose created_at changed);
-      skus   : the delivery date (sku attributes are taken as delivered by that day);
+      skus   : the delivery date of the new files' rows (sku attributes are taken as
+               delivered by that day);
       rules  : for a re-delivered commission rule, the first day its versions differ.
-    The result is the earliest of those and W + 1 (new days). Attributes joined as "current"
-    (a group's owner, a promoter's platform and role) are not restated by an incremental run;
-    a --full-refresh restates them (docs/marts.md).
+    The result is the earliest of those and W + 1 (W = the greatest date already in the
+    model: a new delivered day extends the calendar even without rows of its own).
+    A file of those exports changed in place (withdrawn: its earlier rows have left raw,
+    so their dates are unknown), or a model that has recorded nothing yet (built before
+    the record), recomputes everything (marts_refresh_everything): rare, and exact.
+    Attributes joined as "current" (a group's owner, a promoter's platform and role) are
+    not restated by an incremental run; a --full-refresh restates them (docs/marts.md).
     The versions are read from the staging versions models (stg_exports__*_versions), and
     only those of `parts` (clicks: also links): the model's lineage shows what it reads. -#}
 {% macro marts_refresh_from(date_column, parts) -%}
     {%- set src = marts_versions(parts) -%}
+    {%- set manifest = ref('stg_exports__manifest') -%}
     {#- `this` is empty while a dbt unit test compiles the model: a full build -#}
     {%- if not execute or this is none or not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set w_row = run_query('select cast(max(' ~ date_column ~ ') as ' ~ dbt.type_string() ~ ') from ' ~ this).rows[0] -%}
+    {%- set w_row = run_query('select cast(max(' ~ date_column ~ ') as ' ~ dbt.type_string() ~ '), cast(min('
+        ~ date_column ~ ') as ' ~ dbt.type_string() ~ ') from ' ~ this).rows[0] -%}
     {%- if w_row[0] is none -%}
         {{ return(none) }}
     {%- endif -%}
+    {%- set new = {} -%}
+    {%- for export in marts_exports(parts) -%}
+        {%- set files = consumed_new_files(export, manifest) -%}
+        {%- if files is none or consumed_withdrawn_paths(export, manifest) | length > 0 -%}
+            {{ return(marts_refresh_everything(w_row[1])) }}
+        {%- endif -%}
+        {%- do new.update({export: marts_in_files(files)}) -%}
+    {%- endfor -%}
     {%- set w = marts_date_literal(w_row[0]) -%}
     {%- set sql -%}
         select cast(min(d) as {{ dbt.type_string() }}) from (
@@ -63,14 +80,14 @@
             union all
             select cast(ordered_at as date) as d
             from {{ src.orders }}
-            where order_id in (select order_id from {{ src.orders }} where _delivery_date >= {{ w }})
+            where order_id in (select order_id from {{ src.orders }} where {{ new.orders }})
             {%- endif %}
             {%- if 'clicks' in parts %}
             union all
             select cast(clicked_at as date) as d
             from {{ src.clicks }}
-            where click_id in (select click_id from {{ src.clicks }} where _delivery_date >= {{ w }})
-                or link_id in (select link_id from {{ src.links }} where _delivery_date >= {{ w }})
+            where click_id in (select click_id from {{ src.clicks }} where {{ new.clicks }})
+                or link_id in (select link_id from {{ src.links }} where {{ new.links }})
             {%- endif %}
             {%- if 'groups' in parts %}
             union all
@@ -78,26 +95,27 @@
             -- status from the dissolution date
             select least(snapshot_date, coalesce(cast(dissolved_at as date), snapshot_date)) as d
             from {{ src.groups }}
-            where _delivery_date >= {{ w }}
+            where {{ new.groups }}
             union all
             -- a dissolution that an earlier version recorded (and a new one may undo)
             select cast(dissolved_at as date) as d
             from {{ src.groups }}
             where dissolved_at is not null
-                and group_id in (select group_id from {{ src.groups }} where _delivery_date >= {{ w }})
+                and group_id in (select group_id from {{ src.groups }} where {{ new.groups }})
             union all
             -- a group seen for the first time, or whose created_at changed: from its creation
             select min(cast(created_at as date)) as d
             from {{ src.groups }}
-            where group_id in (select group_id from {{ src.groups }} where _delivery_date >= {{ w }})
+            where group_id in (select group_id from {{ src.groups }} where {{ new.groups }})
             group by group_id
-            having count(distinct created_at) > 1 or min(_delivery_date) >= {{ w }}
+            having count(distinct created_at) > 1
+                or count(case when not ({{ new.groups }}) then 1 end) = 0
             {%- endif %}
             {%- if 'skus' in parts %}
             union all
             select _delivery_date as d
             from {{ src.skus }}
-            where _delivery_date >= {{ w }}
+            where {{ new.skus }}
             {%- endif %}
             {%- if 'rules' in parts %}
             union all
@@ -115,7 +133,7 @@
                 end") }} as date) as d
             from (
                 select
-                    rate, scope, valid_from, valid_to, _delivery_date,
+                    rate, scope, valid_from, valid_to, _delivery_date, _file_name,
                     coalesce(sku_id, merchant_id, category) as rule_key,
                     lag(rate) over w as prev_rate,
                     lag(scope) over w as prev_scope,
@@ -125,12 +143,52 @@
                 from {{ src.rules }}
                 window w as (partition by rule_id order by {{ delivered_last() | replace(' desc', '') }})
             ) as versions
-            where _delivery_date >= {{ w }}
+            where {{ new.commission_rules }}
             {%- endif %}
         ) as changed
     {%- endset -%}
     {%- set d = run_query(sql).rows[0][0] -%}
     {{ return(d | string) }}
+{%- endmacro %}
+
+{#- The exports a mart reading `parts` consumes (clicks: also links). -#}
+{% macro marts_exports(parts) -%}
+    {%- set exports = {
+        'orders': ['orders'], 'clicks': ['clicks', 'links'], 'groups': ['groups'],
+        'skus': ['skus'], 'rules': ['commission_rules'],
+    } -%}
+    {%- set out = [] -%}
+    {%- for part in parts -%}
+        {%- do out.extend(exports[part]) -%}
+    {%- endfor -%}
+    {{ return(out) }}
+{%- endmacro %}
+
+{#- A condition on a versions model's lineage: the row was delivered in one of `files`
+    (consumed_new_files rows: file_path, delivery_date). The literal lower bound on the
+    delivery date lets the Parquet scan skip older files by their statistics. -#}
+{% macro marts_in_files(files) -%}
+    {%- if files | length == 0 -%}
+        {{ return('1 = 0') }}
+    {%- endif -%}
+    {%- set paths = files | map(attribute=0) | unique | list -%}
+    {{ return("_delivery_date >= " ~ marts_date_literal(files | map(attribute=1) | min)
+        ~ " and _file_name in (" ~ _staging_quote_list(paths) ~ ")") }}
+{%- endmacro %}
+
+{#- "Everything" on an incremental run: the earliest date in the model or the marts'
+    first day, whichever is earlier, so that the pre-hook deletes every row and the
+    select recomputes all of them (a calendar mart starts its days at the first day). -#}
+{% macro marts_refresh_everything(model_first_day) -%}
+    {%- set first_day = marts_bounds().first_day -%}
+    {%- set days = [model_first_day | string] + ([first_day | string] if first_day else []) -%}
+    {{ return(days | min) }}
+{%- endmacro %}
+
+{#- Post-hook of an incremental mart: record the files of `parts`' exports it consumed
+    (and the withdrawals it handled), as the daily models do. -#}
+{% macro marts_record_consumed(parts) -%}
+    {{ consumed_record_files(marts_exports(parts), ref('stg_exports__manifest')) }}
 {%- endmacro %}
 
 {#- The staging versions models of `parts` (orders, clicks, groups, skus, rules; clicks
@@ -167,6 +225,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ marts_delete_from('" ~ date_column ~ "', " ~ parts ~ ") }}",
+        post_hook="{{ marts_record_consumed(" ~ parts ~ ") }}",
     ) }}
     {{ return(marts_refresh_from(date_column, parts)) }}
 {%- endmacro %}

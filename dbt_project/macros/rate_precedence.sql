@@ -49,13 +49,18 @@
     {%- endfor %}
 {%- endmacro %}
 
-{#- What every line of `lines` (order_id, line_no, ordered_at, sku_id, paid_amount,
-    promoter_id) would earn at today's state (§2, §3), for the estimated-earnings mart:
-      state     : the line's events with event_at < `events_before` (a timestamp SQL
-                  expression; none: every delivered event): completed, cancelled, refunds;
-                  base = paid - refunds so far, never below 0; 0 once cancelled or refunded
-                  in full (the settlement's line state);
-      rate      : in force at ordered_at (rate_in_force);
+{#- What every line of `lines` (order_id, line_no, ordered_at: the LINE's own time, sku_id,
+    paid_amount, promoter_id) would earn at today's state (§2, §3), for the
+    estimated-earnings mart:
+      state     : the line's events from the daily summary (int_daily__line_events, every
+                  staged event) or, with `line_events` given, from that relation in the
+                  shape of int_settlement__line_events_at_cutoff (completed_at, has_cancel,
+                  has_full_refund, refunded_amount: the close's events before its cutoff):
+                  completed, cancelled, refunds; base = paid - refunds so far, never below
+                  0; 0 once cancelled or refunded in full (the settlement's line state);
+      rate      : in force at the line's ordered_at (rate_in_force), as the close takes it
+                  (int_settlement__new_line_terms): a line ordered after a rule change
+                  earns the new rate even when its order's head line is older;
       split     : the promoter's platform and inviter in their latest version
                   (`promoters`: promoter_id, platform, inviter_id; one row per promoter);
                   level 2 only when the platform has a level-2 share, the inviter is known
@@ -65,7 +70,7 @@
                   the settlement's chain, int_settlement__line_entitlements).
     One row per line: the line's key, promoter_id, level2_beneficiary_id, is_completed,
     is_cancelled, paid_amount, base_amount, rate, level{1,2}_at_paid, level{1,2}_at_base. -#}
-{% macro estimated_line_earnings(lines, promoters, loops, events_before=none) -%}
+{% macro estimated_line_earnings(lines, promoters, loops, line_events=none) -%}
     with est_lines as (
         select l.order_id, l.line_no, l.ordered_at, l.sku_id, l.paid_amount, l.promoter_id,
                s.merchant_id, s.category, coalesce(s.is_self_operated, false) as is_self_operated
@@ -75,24 +80,26 @@
     ),
 
     est_events as (
+        {%- if line_events is none %}
+        -- today's state: every staged event of the line, summarised every day
         select
-            e.order_id,
-            e.line_no,
-            max(case when e.event = 'completed' then 1 else 0 end) as has_completion,
-            max(case when e.event = 'cancelled' then 1 else 0 end) as has_cancel,
-            max(case when e.event = 'refunded' and e.amount is null then 1 else 0 end) as has_full_refund,
-            coalesce(sum(case when e.event = 'refunded' then e.amount end), 0) as refunded_amount
-        from {{ ref('stg_exports__order_events') }} as e
-        inner join est_lines as l
-            on l.order_id = e.order_id and l.line_no = e.line_no
-        {%- if events_before %}
-        where e.event_at < {{ events_before }}
+            order_id,
+            line_no,
+            completed_at,
+            case when cancelled_at is not null then 1 else 0 end as has_cancel,
+            case when fully_refunded_at is not null then 1 else 0 end as has_full_refund,
+            refunded_amount
+        from {{ ref('int_daily__line_events') }}
+        {%- else %}
+        select order_id, line_no, completed_at, has_cancel, has_full_refund, refunded_amount
+        from {{ line_events }}
         {%- endif %}
-        group by e.order_id, e.line_no
     ),
 
+    -- the line's columns are carried through (no join back on the line key: at target
+    -- size each such join held a hash table of every line, and the model ran out of memory)
     est_rates as (
-        {{ rate_in_force('est_lines', ['order_id', 'line_no'], 'ordered_at') }}
+        {{ rate_in_force('est_lines', ['order_id', 'line_no', 'paid_amount', 'promoter_id'], 'ordered_at') }}
     ),
 
     est_shares as (
@@ -105,7 +112,7 @@
             l.line_no,
             l.promoter_id,
             l.paid_amount,
-            coalesce(e.has_completion, 0) = 1 as is_completed,
+            e.completed_at is not null as is_completed,
             coalesce(e.has_cancel, 0) = 1 as is_cancelled,
             coalesce(e.has_full_refund, 0) = 1 as is_refunded_in_full,
             cast(case
@@ -113,7 +120,7 @@
                 when l.paid_amount - coalesce(e.refunded_amount, 0) < 0 then 0
                 else l.paid_amount - coalesce(e.refunded_amount, 0)
             end as {{ money_type() }}) as base_amount,
-            r.rate,
+            l.rate,
             {{ dec(cfg('platform_fee_rate'), 9, 6) }} as platform_fee_rate,
             coalesce(sh.level1_share, 0) as level1_share,
             case
@@ -125,11 +132,9 @@
                 when sh.level2_share > 0 and inv.promoter_id is not null and lp.promoter_id is null
                     then p.inviter_id
             end as level2_beneficiary_id
-        from est_lines as l
+        from est_rates as l
         left join est_events as e
             on e.order_id = l.order_id and e.line_no = l.line_no
-        inner join est_rates as r
-            on r.order_id = l.order_id and r.line_no = l.line_no
         left join {{ promoters }} as p
             on p.promoter_id = l.promoter_id
         left join est_shares as sh
@@ -140,42 +145,42 @@
             on lp.promoter_id = l.promoter_id
     ),
 
-    {%- for at in ['paid', 'base'] %}
-    est_commission_{{ at }} as (
-        select
-            order_id,
-            line_no,
-            {{ round_money(at ~ '_amount * rate') }} as line_commission
-        from est_terms
-    ),
-
-    est_pool_{{ at }} as (
-        select
-            c.order_id,
-            c.line_no,
-            cast(c.line_commission - {{ round_money('c.line_commission * t.platform_fee_rate') }} as {{ money_type() }}) as pool_amount
-        from est_commission_{{ at }} as c
-        inner join est_terms as t
-            on t.order_id = c.order_id and t.line_no = c.line_no
-    ),
-    {%- endfor %}
-
-    est_amounts as (
+    -- the settlement's rounding chain, one projection after another (no join on the key)
+    est_commission as (
         select
             t.*,
             {%- for at in ['paid', 'base'] %}
-            {{ round_money('pp_' ~ at ~ '.pool_amount * t.level1_share') }} as level1_at_{{ at }},
+            {{ round_money('t.' ~ at ~ '_amount * t.rate') }} as commission_at_{{ at }}{{ "," if not loop.last }}
+            {%- endfor %}
+        from est_terms as t
+    ),
+
+    est_pool as (
+        select
+            c.*,
+            {%- for at in ['paid', 'base'] %}
+            cast(c.commission_at_{{ at }} - {{ round_money('c.commission_at_' ~ at ~ ' * c.platform_fee_rate') }} as {{ money_type() }}) as pool_at_{{ at }}{{ "," if not loop.last }}
+            {%- endfor %}
+        from est_commission as c
+    ),
+
+    est_amounts as (
+        select
+            {%- for c in ['order_id', 'line_no', 'promoter_id', 'paid_amount', 'is_completed',
+                          'is_cancelled', 'is_refunded_in_full', 'base_amount', 'rate',
+                          'platform_fee_rate', 'level1_share', 'level2_share',
+                          'level2_beneficiary_id'] %}
+            pp.{{ c }},
+            {%- endfor %}
+            {%- for at in ['paid', 'base'] %}
+            {{ round_money('pp.pool_at_' ~ at ~ ' * pp.level1_share') }} as level1_at_{{ at }},
             case
-                when t.level2_beneficiary_id is not null
-                    then {{ round_money('pp_' ~ at ~ '.pool_amount * t.level2_share') }}
+                when pp.level2_beneficiary_id is not null
+                    then {{ round_money('pp.pool_at_' ~ at ~ ' * pp.level2_share') }}
                 else cast(0 as {{ money_type() }})
             end as level2_at_{{ at }}{{ "," if not loop.last }}
             {%- endfor %}
-        from est_terms as t
-        {%- for at in ['paid', 'base'] %}
-        inner join est_pool_{{ at }} as pp_{{ at }}
-            on pp_{{ at }}.order_id = t.order_id and pp_{{ at }}.line_no = t.line_no
-        {%- endfor %}
+        from est_pool as pp
     )
 
     select * from est_amounts

@@ -9,9 +9,13 @@
     row ever delivered.
 
     Which files are new is recorded per model in `<staging schema>.staged_files`
-    (model, sha256): a post-hook adds every loaded file of the export once the model is
-    built, in the same transaction (a failed build records nothing; a full build records
-    everything it read). A file recorded but whose rows all lost to later versions is
+    (model, file_path, sha256, ingest_run_id: the manifest row of the load, not the bytes
+    alone): a post-hook adds every loaded file of the export once the model is built, in
+    the same transaction (a failed build records nothing; a full build records everything
+    it read). Not sha256 alone: the same bytes can be loaded again under another path (a
+    re-sent copy, first a `duplicate`, is read when the file it duplicated is changed in
+    place), with a later delivery date that can make its rows win; a record by bytes
+    would call that load staged and never read it. A file recorded but whose rows all lost to later versions is
     never looked at again, so a daily snapshot export stays O(one day). Re-staging a
     file is always harmless: the keys it touches are recomputed from raw.
 
@@ -60,8 +64,14 @@
             and m.status = 'loaded'
             and not exists (
                 select 1 from {{ tracked }} as s
-                where s.model = '{{ this.identifier }}' and s.sha256 = m.sha256
+                where s.model = '{{ this.identifier }}' and {{ staging_same_load('s', 'm') }}
             )
+{%- endmacro %}
+
+{#- Two rows naming the same load of a landing file (a manifest row's identity). -#}
+{% macro staging_same_load(left, right) -%}
+    {{ left }}.file_path = {{ right }}.file_path and {{ left }}.sha256 = {{ right }}.sha256
+                    and {{ left }}.ingest_run_id = {{ right }}.ingest_run_id
 {%- endmacro %}
 
 {% macro withdrawn_files_relation() -%}
@@ -76,8 +86,7 @@
             and m.status = 'superseded'
             and not exists (
                 select 1 from {{ withdrawn }} as w
-                where w.model = '{{ this.identifier }}' and w.file_path = m.file_path
-                    and w.sha256 = m.sha256 and w.ingest_run_id = m.ingest_run_id
+                where w.model = '{{ this.identifier }}' and {{ staging_same_load('w', 'm') }}
             )
 {%- endmacro %}
 
@@ -170,16 +179,32 @@
 {%- endmacro %}
 
 {#- on-run-start: the record table exists before any staging model runs (once, not per
-    model: models build on parallel threads and DuckDB refuses concurrent creates). -#}
+    model: models build on parallel threads and DuckDB refuses concurrent creates).
+    A record written before it named the load (model, sha256 only) cannot be trusted (a
+    re-sent copy may be recorded under its twin's bytes), so it is dropped: with no record
+    every staging model recomputes every key and every daily model everything (exact,
+    slow once); and since this code differs from the code that built staging, the
+    supernova build is a full refresh anyway, logged with that reason
+    (supernova/staging.py). -#}
 {% macro staging_track_files() -%}
     {%- if target.type != 'duckdb' -%}
         select 1 as not_tracked
     {%- else -%}
         {%- set rel = staged_files_relation() -%}
+        {%- set existing = adapter.get_relation(database=rel.database, schema=rel.schema, identifier=rel.identifier) if execute else none -%}
+        {%- set by_sha_alone = existing is not none and 'ingest_run_id' not in (adapter.get_columns_in_relation(existing) | map(attribute='name') | list) -%}
+        {#- (the column query opened a transaction, which the runner rolls back after the
+            hook: close it, so that the statements below commit as hooks do) -#}
+        {%- if existing is not none %}{% do adapter.commit() %}{% endif -%}
+        {%- if by_sha_alone %}
+        drop table {{ rel }};
+        {%- endif %}
         create schema if not exists {{ rel.without_identifier() }};
         create table if not exists {{ rel }} (
             model {{ dbt.type_string() }},
-            sha256 {{ dbt.type_string() }}
+            file_path {{ dbt.type_string() }},
+            sha256 {{ dbt.type_string() }},
+            ingest_run_id {{ dbt.type_string() }}
         );
         create table if not exists {{ withdrawn_files_relation() }} (
             model {{ dbt.type_string() }},
@@ -214,17 +239,16 @@
         {%- if paths | length > 0 %}
         delete from {{ rel }} as done
         where done.model = '{{ this.identifier }}'
-            and done.sha256 in (select m.sha256 {{ _staging_unhandled_withdrawals(export, withdrawn_rel) }})
-            and done.sha256 not in (
-                select l.sha256 from {{ source('exports', 'manifest') }} as l
-                where l.export = '{{ export }}' and l.status = 'loaded'
+            and exists (
+                select 1 {{ _staging_unhandled_withdrawals(export, withdrawn_rel) }}
+                    and {{ staging_same_load('done', 'm') }}
             );
         {%- endif %}
         insert into {{ withdrawn_rel }} (model, file_path, sha256, ingest_run_id)
         select '{{ this.identifier }}', m.file_path, m.sha256, m.ingest_run_id
         {{ _staging_unhandled_withdrawals(export, withdrawn_rel) }};
-        insert into {{ rel }} (model, sha256)
-        select '{{ this.identifier }}', m.sha256
+        insert into {{ rel }} (model, file_path, sha256, ingest_run_id)
+        select '{{ this.identifier }}', m.file_path, m.sha256, m.ingest_run_id
         {{ _staging_unrecorded_files(export, rel) }}
     {%- endif -%}
 {%- endmacro %}
@@ -289,16 +313,15 @@
         {%- for export in exports %}
         delete from {{ rel }} as done
         where done.model = '{{ this.identifier }}'
-            and done.sha256 in (select m.sha256 {{ _staging_unhandled_withdrawals(export, withdrawn_rel, manifest) }})
-            and done.sha256 not in (
-                select l.sha256 from {{ manifest }} as l
-                where l.export = '{{ export }}' and l.status = 'loaded'
+            and exists (
+                select 1 {{ _staging_unhandled_withdrawals(export, withdrawn_rel, manifest) }}
+                    and {{ staging_same_load('done', 'm') }}
             );
         insert into {{ withdrawn_rel }} (model, file_path, sha256, ingest_run_id)
         select '{{ this.identifier }}', m.file_path, m.sha256, m.ingest_run_id
         {{ _staging_unhandled_withdrawals(export, withdrawn_rel, manifest) }};
-        insert into {{ rel }} (model, sha256)
-        select '{{ this.identifier }}', m.sha256
+        insert into {{ rel }} (model, file_path, sha256, ingest_run_id)
+        select '{{ this.identifier }}', m.file_path, m.sha256, m.ingest_run_id
         {{ _staging_unrecorded_files(export, rel, manifest) }}{{ ";" if not loop.last }}
         {%- endfor %}
     {%- endif -%}

@@ -83,7 +83,7 @@
             and m.status = 'loaded'
             and not exists (
                 select 1 from {{ tracked }} as s
-                where s.model = '{{ staged_model }}' and s.sha256 = m.sha256
+                where s.model = '{{ staged_model }}' and {{ staging_same_load('s', 'm') }}
             )
         order by 2, 1
     {%- endset -%}

@@ -45,6 +45,13 @@ _FAILURE_ADVICE: list[tuple[tuple[str, ...], object]] = [
         "data upstream or the cause in the code, then run the same command again.",
     ),
     (
+        # before "dbt build failed": a model that ran out of memory is not a data error
+        ("out of memory",),
+        "Nothing was published. DuckDB ran out of memory: give it more with "
+        "SUPERNOVA_DUCKDB_MEMORY_LIMIT (default 6GB; leave the machine ≈ 2 GB beside it), "
+        "then run the same command again.",
+    ),
+    (
         ("dbt build failed",),
         "Nothing was published. Fix the failing model or test named below (e.g. overlapping "
         "commission rules are a merchant-settings error), then run the same command again.",

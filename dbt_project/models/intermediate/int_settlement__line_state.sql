@@ -10,22 +10,11 @@
 -- until the month of its new earliest completion. An already settled line whose order row
 -- is gone (a file changed in place superseded the load that delivered it) has base 0 as
 -- well: a clawback; its events become orphan events (a finding).
-with events as (
-    select order_id, line_no, event, event_at, amount
-    from {{ ref('stg_exports__order_events') }}
-    where event_at < {{ cutoff_ts() }}
-),
-
-per_line as (
-    select
-        order_id,
-        line_no,
-        min(case when event = 'completed' then event_at end) as completed_at,
-        max(case when event = 'cancelled' then 1 else 0 end) as has_cancel,
-        max(case when event = 'refunded' and amount is null then 1 else 0 end) as has_full_refund,
-        coalesce(sum(case when event = 'refunded' then amount end), 0) as refunded_amount
-    from events
-    group by order_id, line_no
+with per_line as (
+    -- per line with an event before the cutoff: completed_at, has_cancel, has_full_refund,
+    -- refunded_amount (int_settlement__line_events_at_cutoff, from the daily summary)
+    select order_id, line_no, completed_at, has_cancel, has_full_refund, refunded_amount
+    from {{ settlement_line_events() }} as line_events
 ),
 
 settled_before as (

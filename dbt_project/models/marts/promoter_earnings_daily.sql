@@ -1,8 +1,8 @@
 {#- Estimated earnings (预估佣金, outputs.md promoter_earnings_daily), per Shanghai order
     date of the attributed lines x promoter: the promoter's attributed orders, lines and
     GMV of the day, and what the day's lines would earn them at today's state
-    (estimated_line_earnings: base = paid - refunds so far, 0 once cancelled; rate in force
-    at ordering by §2 precedence; §3 fee and split at the promoter's latest platform and
+    (estimated_line_earnings: base = paid - refunds so far, 0 once cancelled, from the daily
+    event summary; rate in force at the line's ordered_at by §2 precedence; §3 fee and split at the promoter's latest platform and
     inviter, int_marts__promoter_split, shared with the close's reconciliation; each step
     rounded half up to 0.01).
     A promoter's row holds their own earnings: level 1 on the lines they drove, level 2 on
@@ -17,9 +17,13 @@ with loops as (
     select promoter_id from {{ ref('int_marts__promoter_split') }} where is_in_inviter_loop
 ),
 
+-- the order's date (its head line's), but each line's own ordered_at: the rate in force
+-- then is the one the close applies (§2), even when a line was ordered after a rule change
 lines as (
-    select order_date, order_id, line_no, ordered_at, sku_id, paid_amount, promoter_id
-    from {{ ref('int_marts__attributed_lines') }}
+    select a.order_date, a.order_id, a.line_no, o.ordered_at, a.sku_id, a.paid_amount, a.promoter_id
+    from {{ ref('int_marts__attributed_lines') }} as a
+    inner join {{ ref('stg_exports__orders') }} as o
+        on o.order_id = a.order_id and o.line_no = a.line_no
 ),
 
 estimates as (

@@ -17,7 +17,10 @@
     Incremental by ranking_date. -#}
 {%- set refresh_from = marts_incremental('ranking_date', ['orders', 'clicks', 'skus', 'rules']) -%}
 {%- set bounds = marts_bounds() -%}
-{%- set compute_from = refresh_from if refresh_from else bounds.first_day %}
+{#- never before the first day: a refresh of everything may start earlier (the model's
+    first row, when the first order day moved later) -#}
+{%- set compute_from = ([refresh_from, bounds.first_day | string] | max) if refresh_from and bounds.first_day
+    else (refresh_from or bounds.first_day) %}
 
 with days as (
     {{ marts_days(compute_from, bounds.last_day) }}

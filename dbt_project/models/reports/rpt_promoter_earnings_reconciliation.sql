@@ -3,8 +3,9 @@
     settles for the first time (line_terms of M: completed in M, or completed earlier and
     released from suspense now), plus the lines completed in M that went to suspense.
     For each, the estimate promoter_earnings_daily shows (estimated_line_earnings: rate in
-    force at ordering, §3 split at the promoter's latest platform and inviter), level 1 +
-    level 2, with the line's events before M's cutoff, against the run's accruals
+    force at the line's ordering, §3 split at the promoter's latest platform and inviter), level 1 +
+    level 2, with the line's events before M's cutoff (the close's
+    int_settlement__line_events_at_cutoff), against the run's accruals
     (payout_lines, kind accrual, both levels). Exactly:
       estimated_at_paid - accrued = lost_to_refunds + lost_to_cancels + in_suspense + terms_difference
       accrued = accrued_paid + accrued_held + accrued_forfeited + accrued_below_threshold + accrued_debt
@@ -37,13 +38,11 @@ month_keys as (
     select * from suspended
 ),
 
--- every month key is a line new to this run, so the close's attribution has its order
--- (the daily precompute's row: the order's time is its head line's)
+-- every month key is an attributed line new to this run; the rate is the one in force at
+-- the line's own ordered_at, as the close takes it (int_settlement__new_line_terms)
 lines as (
-    select k.order_id, k.line_no, a.order_ordered_at as ordered_at, o.sku_id, o.paid_amount, k.promoter_id
+    select k.order_id, k.line_no, o.ordered_at, o.sku_id, o.paid_amount, k.promoter_id
     from month_keys as k
-    inner join {{ ref('int_settlement__order_attribution') }} as a
-        on a.order_id = k.order_id
     inner join {{ ref('stg_exports__orders') }} as o
         on o.order_id = k.order_id and o.line_no = k.line_no
 ),
@@ -55,7 +54,7 @@ loops as (
 ),
 
 estimates as (
-    {{ estimated_line_earnings('lines', ref('int_marts__promoter_split'), 'loops', events_before=cutoff_ts()) }}
+    {{ estimated_line_earnings('lines', ref('int_marts__promoter_split'), 'loops', line_events=settlement_line_events()) }}
 ),
 
 accruals as (

@@ -11,8 +11,10 @@
       completed before the first settled month (outside this warehouse's ledger)
       pending completion: everything else (no completion before M's end yet)
     Orphan events (events before the cutoff of lines never delivered, §2) are counted
-    beside the funnel. Attribution is read from the daily precompute
-    (int_daily__order_attribution), never recomputed over every click here. -#}
+    beside the funnel. Attribution and the lines' events are read from the daily
+    precompute (int_daily__order_attribution; int_daily__line_events through
+    int_settlement__line_events_at_cutoff), never recomputed over every click or event
+    here. -#}
 {{ config(materialized='table', schema='settlement_build') }}
 
 with delivered as (
@@ -20,16 +22,16 @@ with delivered as (
     from {{ ref('stg_exports__orders') }}
 ),
 
+-- the lines' events before the cutoff (from the daily summary; §2: a refund without
+-- amount refunds the whole line, like a cancel here)
 line_events as (
     select
         order_id,
         line_no,
-        min(case when event = 'completed' then event_at end) as completed_at,
-        max(case when event = 'cancelled' or (event = 'refunded' and amount is null) then 1 else 0 end) as has_cancel,
-        coalesce(sum(case when event = 'refunded' then amount end), 0) as refunded_amount
-    from {{ ref('stg_exports__order_events') }}
-    where event_at < {{ cutoff_ts() }}
-    group by order_id, line_no
+        completed_at,
+        case when has_cancel = 1 or has_full_refund = 1 then 1 else 0 end as has_cancel,
+        refunded_amount
+    from {{ ref('int_settlement__line_events_at_cutoff') }}
 ),
 
 settled_or_suspended as (
@@ -56,7 +58,9 @@ funnel_lines as (
             when s.settled_in is not null then 'settled_earlier'
             when s.in_suspense then 'suspense'
             when c.order_id is null then 'organic'
-            when e.has_cancel = 1 or e.refunded_amount >= d.paid_amount then 'cancelled'
+            -- refunded in full: a refund covering what was paid (a line paid 0.00 with no
+            -- refund is not refunded; it settles at base 0 once completed)
+            when e.has_cancel = 1 or (e.refunded_amount > 0 and e.refunded_amount >= d.paid_amount) then 'cancelled'
             when e.completed_at < {{ first_month_start_ts() }} then 'before_first_month'
             else 'pending'
         end as bucket

@@ -6,7 +6,8 @@
     unknown (settlement puts them in suspense; the marts cannot place them). All lines of
     an order carry the order's date (its lowest line's ordered_at). Holds buyer ids:
     tagged pii, never BI-facing. Incremental: a daily refresh recomputes only the order
-    dates that new deliveries can change (macros/marts_incremental.sql). -#}
+    dates that the files it has not consumed yet can change, whatever their delivery date
+    (macros/marts_incremental.sql). -#}
 {%- set parts = ['orders', 'clicks'] -%}
 {{ config(
     materialized='incremental',
@@ -14,6 +15,7 @@
     on_schema_change='fail',
     tags=['pii'],
     pre_hook="{{ marts_delete_from('order_date', " ~ parts ~ ") }}",
+    post_hook="{{ marts_record_consumed(" ~ parts ~ ") }}",
 ) }}
 {%- set refresh_from = marts_refresh_from('order_date', parts) %}
 

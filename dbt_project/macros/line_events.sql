@@ -1,0 +1,71 @@
+{#- Order-event state per order line (§2, §4), kept every day by
+    models/daily/int_daily__line_events and applied to a month's cutoff by
+    models/intermediate/int_settlement__line_events_at_cutoff (docs/settlement.md,
+    "Continuous settlement").
+
+    The summary keeps, per (order_id, line_no) with staged events, what lets any cutoff C
+    be applied exactly without reading the events again:
+      * first_event_at: the line has an event before C iff first_event_at < C;
+      * completed_at, cancelled_at, fully_refunded_at: the earliest of each (a minimum:
+        the earliest before C is it when it is before C, else there is none);
+      * refunded_amount: the sum of all partial refunds, and last_partial_refund_at, the
+        latest of them: when it is before C the sum is the sum before C; otherwise (a
+        partial refund at or after C) the close recounts that line's refunds from the
+        staged events, for those lines only.
+    Events without event_at are left out, as the close's `event_at < cutoff` did. -#}
+{% macro line_event_summary(events, where=none) -%}
+    select
+        order_id,
+        line_no,
+        min(event_at) as first_event_at,
+        max(event_at) as last_event_at,
+        min(case when event = 'completed' then event_at end) as completed_at,
+        min(case when event = 'cancelled' then event_at end) as cancelled_at,
+        min(case when event = 'refunded' and amount is null then event_at end) as fully_refunded_at,
+        max(case when event = 'refunded' and amount is not null then event_at end) as last_partial_refund_at,
+        coalesce(sum(case when event = 'refunded' then amount end), 0) as refunded_amount
+    from {{ events }}
+    where event_at is not null
+    {%- if where %}
+        and {{ where }}
+    {%- endif %}
+    group by order_id, line_no
+{%- endmacro %}
+
+{#- What a run of the daily summary recomputes: {'incremental': false} for everything
+    (first build, --full-refresh, Spark, nothing recorded yet, or a superseded order_events
+    file pending: its events may have left staging or fallen back to older versions, and
+    nothing staged says which lines they were on), else {'incremental': true,
+    'new_events': rows (file_path, delivery_date) of the order_events files the model has
+    not consumed}. -#}
+{% macro daily_line_events_scope() -%}
+    {%- if not execute or this is none or not is_incremental() -%}
+        {{ return({'incremental': false}) }}
+    {%- endif -%}
+    {%- set manifest = ref('stg_exports__manifest') -%}
+    {%- set new_events = consumed_new_files('order_events', manifest) -%}
+    {%- if new_events is none or consumed_withdrawn_paths('order_events', manifest) | length > 0 -%}
+        {{ return({'incremental': false}) }}
+    {%- endif -%}
+    {{ return({'incremental': true, 'new_events': new_events | list}) }}
+{%- endmacro %}
+
+{#- Post-hook of the daily summary (inside its transaction): after a superseded order_events
+    file (a full recompute), the orders with no staged event left are deleted (the
+    delete+insert only replaces the orders the select returns); then the consumed files are
+    recorded (macros/staging.sql). -#}
+{% macro daily_line_events_post_hook() -%}
+    {%- if target.type != 'duckdb' -%}
+        select 1 as not_tracked
+    {%- else -%}
+        {%- set manifest = ref('stg_exports__manifest') -%}
+        {%- if execute and consumed_withdrawn_paths('order_events', manifest) | length > 0 %}
+        delete from {{ this }} as gone
+        where not exists (
+            select 1 from {{ ref('stg_exports__order_events') }} as e
+            where e.order_id = gone.order_id and e.event_at is not null
+        );
+        {%- endif %}
+        {{ consumed_record_files(['order_events'], manifest) }}
+    {%- endif -%}
+{%- endmacro %}

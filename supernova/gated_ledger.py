@@ -1,0 +1,214 @@
+"""The month's ledger sorted once, for the gate and for publish.
+
+Publish writes the month's payout_lines partition as Parquet sorted by its key
+(supernova/publish.py); the gate used to read the same rows again, spilled to temporary
+Parquet in hash chunks (supernova/gate_chunks.py), and publish then read them back from
+the published table and sorted them a second time. Now the gate writes the partition
+publish would write (the same rows, columns, order and writer: the same bytes) under
+`<warehouse>/tmp/gated/`, outside parquet/ so no reader sees it, and Great Expectations
+reads its chunks from that file. Sorted by the ledger key, the rows of one
+key are adjacent, so a chunk cut only where the key changes keeps every duplicate inside
+one chunk: per-chunk results add up to the whole table's, as with hash chunks.
+
+The partition holds the rows whose settlement_month is the month (the file has no month
+column, as a published partition has none; the frames get it back as the month, which
+the filter proved it is); the other rows, none in a sound build, are read from the table
+and validated after them, so Great Expectations still sees every row as it is.
+
+Publish swaps the file in (`take`) only when it was written for the run being published
+and holds exactly the published month's rows and columns; otherwise it writes the
+partition itself, as before. A failed gate removes the file; whatever is left (a preview)
+is removed by the next Parquet sync.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from supernova.gate_chunks import _prefetched, chunk_rows, spill_folder, table_chunks
+from supernova.tables import PUBLISHED_TABLES
+
+TABLE = "payout_lines"
+MONTH_COLUMN, SORT_KEY = PUBLISHED_TABLES[TABLE]
+# every column of the suite's compound-unique key (settlement_month, order_id, line_no,
+# beneficiary_id, level, kind) is the month or in the sort key: rows of one key are adjacent
+KEY_COLUMNS = [c.strip() for c in SORT_KEY.split(",")]
+_SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ROWS_PER_VECTOR = 2048  # DuckDB's vector size: fetch_df_chunk counts in vectors
+
+
+def gated_root(warehouse: Path) -> Path:
+    """Beside the gate's other temporary files, outside parquet/ (readers and the checks
+    of what a killed run leaves there see only published partitions)."""
+    return Path(warehouse) / "tmp" / "gated"
+
+
+def gated_folder(warehouse: Path, month: str, run_id: str) -> Path:
+    return gated_root(warehouse) / TABLE / f"{month}-{run_id}"
+
+
+def discard(warehouse: Path, month: str) -> None:
+    """Remove the month's gated partitions (a failed gate; a gate run again)."""
+    folder = gated_root(warehouse) / TABLE
+    for old in [*folder.glob(f"{month}-*"), *folder.glob(".tmp-*")] if folder.is_dir() else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def discard_all(warehouse: Path) -> None:
+    shutil.rmtree(gated_root(warehouse), ignore_errors=True)
+
+
+def _columns(con, schema: str) -> list[str] | None:
+    rows = con.execute(
+        "select column_name from information_schema.columns where table_schema = ? "
+        "and table_name = ? order by ordinal_position",
+        [schema, TABLE],
+    ).fetchall()
+    return [r[0] for r in rows] or None
+
+
+def _read(file: Path) -> str:
+    path = str(file).replace("'", "''")
+    return f"read_parquet('{path}', hive_partitioning = false)"
+
+
+def _partition_query(source: str, columns: list[str], month: str) -> str:
+    """What publish writes for the month: the same text as supernova.publish._write_partition
+    (columns of the published table, month column excluded, sorted by key)."""
+    cols = ", ".join(c for c in columns if c != MONTH_COLUMN)
+    return f"select {cols} from {source} where {MONTH_COLUMN} = '{month}' order by {SORT_KEY}"
+
+
+def stage(con, warehouse: Path, month: str) -> Path | None:
+    """Write the month's partition of settlement_build.payout_lines, as publish would, under
+    _gated/; None when the rows are not of one run (publish refuses them anyway)."""
+    run_ids = con.execute(f"select distinct run_id from settlement_build.{TABLE}").fetchall()
+    if len(run_ids) != 1 or not _SAFE_RUN_ID.match(str(run_ids[0][0] or "")):
+        return None
+    discard(warehouse, month)
+    target = gated_folder(warehouse, month, run_ids[0][0])
+    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    # the published table's column order when it exists (insert is by name), else the build's
+    columns = _columns(con, "settlement") or _columns(con, "settlement_build")
+    out = str(tmp / "part-0.parquet").replace("'", "''")
+    con.execute(
+        f"copy ({_partition_query(f'settlement_build.{TABLE}', columns, month)}) "
+        f"to '{out}' (format parquet, compression zstd)"
+    )
+    os.rename(tmp, target)
+    return target
+
+
+def take(con, warehouse: Path, table: str, month: str, run_id: str) -> Path | None:
+    """The gated partition of `table` for this run, if it is exactly what publish would
+    write from settlement.<table> now (same row count, column names and types); else
+    None (publish writes the partition itself)."""
+    if table != TABLE or not _SAFE_RUN_ID.match(run_id):
+        return None
+    folder = gated_folder(warehouse, month, run_id)
+    file = folder / "part-0.parquet"
+    target = Path(warehouse) / "parquet" / "settlement" / table
+    target.mkdir(parents=True, exist_ok=True)
+    if not file.is_file() or folder.stat().st_dev != target.stat().st_dev:
+        return None  # (a partition is swapped in by rename: same disk only)
+    published = f"select * exclude ({MONTH_COLUMN}) from settlement.{TABLE}"
+    staged = f"select * from {_read(file)}"
+    same_columns = (
+        con.execute(f"describe {published}").fetchall()
+        == con.execute(f"describe {staged}").fetchall()
+    )
+    rows = con.execute(
+        f"select count(*) from settlement.{TABLE} where {MONTH_COLUMN} = ?", [month]
+    ).fetchone()[0]
+    if same_columns and rows == con.execute(f"select count(*) from ({staged})").fetchone()[0]:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def ledger_chunks(con, warehouse: Path, month: str):
+    """settlement_build.payout_lines as DataFrames of about chunk_rows() rows, every row
+    once, the rows of one ledger key in one frame: from the gated partition (written
+    first, in the fetching thread) and then the rows of other months; the hash chunks of
+    supernova/gate_chunks.py when the rows are not of one run."""
+    cur = con.cursor()  # a connection of its own: it is used from the fetching thread
+
+    def frames():
+        folder = stage(cur, warehouse, month)
+        if folder is None:
+            yield from table_chunks(cur, TABLE, "order_id", spill_under=spill_folder(warehouse))
+            return
+        columns = _columns(cur, "settlement_build")
+        select = ", ".join(
+            f"cast('{month}' as varchar) as {c}" if c == MONTH_COLUMN else c for c in columns
+        )
+        yield from _key_chunks(cur, f"select {select} from {_read(folder / 'part-0.parquet')}")
+        yield from _key_chunks(
+            cur,
+            f"select * from settlement_build.{TABLE} where {MONTH_COLUMN} is distinct from "
+            f"'{month}' order by {MONTH_COLUMN}, {SORT_KEY}",
+            empty_too=False,
+        )
+
+    try:
+        yield from _prefetched(lambda frame: frame, frames())
+    finally:
+        cur.close()
+
+
+def _key_chunks(cur, query: str, empty_too: bool = True):
+    """The rows of a query sorted by (month,) key, in frames of about chunk_rows() rows
+    cut where the key changes (a frame grows past chunk_rows() only for one key's rows);
+    one empty frame for no rows when `empty_too`."""
+    rows = chunk_rows()
+    vectors = max(1, rows // _ROWS_PER_VECTOR)
+    cur.execute(query)
+    buffer = cur.fetch_df_chunk(vectors)
+    exhausted, sent, want = len(buffer) == 0, False, rows
+    while True:
+        while not exhausted and len(buffer) <= want:
+            more = cur.fetch_df_chunk(vectors)
+            if len(more) == 0:
+                exhausted = True
+            else:
+                buffer = pd.concat([buffer, more], ignore_index=True)
+        if len(buffer) <= want:  # the rest, all of it within one frame
+            if len(buffer) or (empty_too and not sent):
+                yield buffer
+            return
+        cut = _cut(buffer, rows)
+        if cut is None and not exhausted:
+            want = len(buffer)  # one key past the chunk size: read on to its end
+            continue
+        if cut is None:
+            yield buffer
+            return
+        yield buffer.iloc[:cut].reset_index(drop=True)
+        sent, want = True, rows
+        buffer = buffer.iloc[cut:].reset_index(drop=True)
+
+
+def _cut(frame: pd.DataFrame, rows: int) -> int | None:
+    """Where to end a chunk of about `rows` rows: the last key change at or before `rows`,
+    else the first after it; None when the frame is one key."""
+    same = np.ones(len(frame), dtype=bool)
+    for column in [MONTH_COLUMN, *KEY_COLUMNS]:
+        s = frame[column]
+        null = s.isna().to_numpy()
+        prev_null = np.roll(null, 1)
+        equal = s.eq(s.shift()).fillna(False).to_numpy(dtype=bool)
+        same &= equal | (null & prev_null)
+    same[0] = True
+    starts = np.flatnonzero(~same)  # rows whose key differs from the row before
+    if len(starts) == 0:
+        return None
+    before = starts[starts <= rows]
+    return int(before[-1]) if len(before) else int(starts[0])
