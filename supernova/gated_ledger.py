@@ -29,7 +29,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from supernova.gate_chunks import _prefetched, chunk_rows, spill_folder, table_chunks
 from supernova.tables import PUBLISHED_TABLES
@@ -40,7 +39,7 @@ MONTH_COLUMN, SORT_KEY = PUBLISHED_TABLES[TABLE]
 # beneficiary_id, level, kind) is the month or in the sort key: rows of one key are adjacent
 KEY_COLUMNS = [c.strip() for c in SORT_KEY.split(",")]
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_ROWS_PER_VECTOR = 2048  # DuckDB's vector size: fetch_df_chunk counts in vectors
+_ARROW_BATCH_ROWS = 65536  # rows DuckDB hands over at a time; a chunk is cut from several
 
 
 def gated_root(warehouse: Path) -> Path:
@@ -167,47 +166,66 @@ def ledger_chunks(con, warehouse: Path, month: str):
 def _key_chunks(cur, query: str, empty_too: bool = True):
     """The rows of a query sorted by (month,) key, in frames of about chunk_rows() rows
     cut where the key changes (a frame grows past chunk_rows() only for one key's rows);
-    one empty frame for no rows when `empty_too`."""
+    one empty frame for no rows when `empty_too`.
+
+    The rows wait as Arrow batches (compact; slices share their buffers) and only the frame
+    handed out is converted, by DuckDB, so its types are those of DuckDB's own .df():
+    buffering DataFrames instead held up to four chunks' worth of Python string objects
+    (the concatenated buffer, its copy, the frame cut off and the rest) beside the
+    invariants, the gate's memory peak at target size (docs/benchmarks.md)."""
+    import duckdb
+    import pyarrow as pa
+
     rows = chunk_rows()
-    vectors = max(1, rows // _ROWS_PER_VECTOR)
-    cur.execute(query)
-    buffer = cur.fetch_df_chunk(vectors)
-    exhausted, sent, want = len(buffer) == 0, False, rows
-    while True:
-        while not exhausted and len(buffer) <= want:
-            more = cur.fetch_df_chunk(vectors)
-            if len(more) == 0:
-                exhausted = True
-            else:
-                buffer = pd.concat([buffer, more], ignore_index=True)
-        if len(buffer) <= want:  # the rest, all of it within one frame
-            if len(buffer) or (empty_too and not sent):
-                yield buffer
-            return
-        cut = _cut(buffer, rows)
-        if cut is None and not exhausted:
-            want = len(buffer)  # one key past the chunk size: read on to its end
-            continue
-        if cut is None:
-            yield buffer
-            return
-        yield buffer.iloc[:cut].reset_index(drop=True)
-        sent, want = True, rows
-        buffer = buffer.iloc[cut:].reset_index(drop=True)
+    reader = cur.sql(query).to_arrow_reader(_ARROW_BATCH_ROWS)
+    convert = duckdb.connect()  # in memory: only converts the frames handed out
+    # DuckDB gives a VARCHAR column of NULLs only (a chunk of tier bonuses' order_id) the
+    # object dtype; a column of the whole table has its string dtype: keep that one
+    text = convert.sql("select 'x' as s").df()["s"].dtype
+    strings = [
+        f.name
+        for f in reader.schema
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
+
+    def frame(table):
+        out = convert.from_arrow(table).df()
+        for name in strings:
+            if out[name].dtype == object:
+                out[name] = out[name].astype(text)
+        return out
+
+    try:
+        pending = reader.schema.empty_table()  # read, not handed out yet
+        sent = False
+        for batch in reader:
+            pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+            while pending.num_rows > rows:
+                cut = _cut(pending, rows)
+                if cut is None:  # one key past the chunk size so far: read on to its end
+                    break
+                yield frame(pending.slice(0, cut))
+                sent, pending = True, pending.slice(cut)
+        if pending.num_rows or (empty_too and not sent):  # the rest, within one frame
+            yield frame(pending)
+    finally:
+        convert.close()
 
 
-def _cut(frame: pd.DataFrame, rows: int) -> int | None:
-    """Where to end a chunk of about `rows` rows: the last key change at or before `rows`,
-    else the first after it; None when the frame is one key."""
-    same = np.ones(len(frame), dtype=bool)
+def _cut(rows_read, rows: int) -> int | None:
+    """Where to end a chunk of about `rows` rows of an Arrow table: the last key change at
+    or before `rows`, else the first after it; None when the table is one key."""
+    import pyarrow.compute as pc
+
+    n = rows_read.num_rows
+    same = np.ones(max(n - 1, 0), dtype=bool)  # row i + 1 has the key of row i
     for column in [MONTH_COLUMN, *KEY_COLUMNS]:
-        s = frame[column]
-        null = s.isna().to_numpy()
-        prev_null = np.roll(null, 1)
-        equal = s.eq(s.shift()).fillna(False).to_numpy(dtype=bool)
-        same &= equal | (null & prev_null)
-    same[0] = True
-    starts = np.flatnonzero(~same)  # rows whose key differs from the row before
+        values = rows_read.column(column)
+        before, after = values.slice(0, n - 1), values.slice(1)
+        equal = pc.fill_null(pc.equal(after, before), False)
+        both_null = pc.and_(pc.is_null(after), pc.is_null(before))
+        same &= pc.or_(equal, both_null).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(~same) + 1  # rows whose key differs from the row before
     if len(starts) == 0:
         return None
     before = starts[starts <= rows]
