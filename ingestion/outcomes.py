@@ -39,11 +39,33 @@ class FileOutcome:
 
 @dataclass
 class IngestResult:
-    run_id: str
+    run_id: str  # "<first> + <second>" for two reads combined (`after_wait`)
     landing: Path
     warehouse: Path
     files: list[FileOutcome] = field(default_factory=list)
     seconds: float = 0.0
+
+    @classmethod
+    def after_wait(cls, first: IngestResult, second: IngestResult) -> IngestResult:
+        """One result for two reads of the landing with a wait between them (the close's
+        ingest step waits for files only younger than the quiet period, supernova/settle.py
+        `ingest_step`). The second read reports what the first one decided as already seen;
+        so each file counts once, with the outcome it got: the first read's outcomes, except
+        those of files it left waiting or found vanished, which the second read's outcome for
+        the same path replaces; then the second read's other outcomes (the files that were
+        waiting, new arrivals, bytes changed in place meanwhile). So `ok` is both reads' ok:
+        a file rejected before the wait still counts."""
+        decided = {f.path for f in first.files if f.status not in (WAITING, VANISHED)}
+        later = [f for f in second.files if not (f.status == SKIPPED and f.path in decided)]
+        seen_again = {f.path for f in later}
+        kept = [f for f in first.files if f.path in decided or f.path not in seen_again]
+        return cls(
+            f"{first.run_id} + {second.run_id}",
+            second.landing,
+            second.warehouse,
+            kept + later,
+            first.seconds + second.seconds,
+        )
 
     @property
     def ok(self) -> bool:

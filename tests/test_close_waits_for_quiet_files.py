@@ -9,10 +9,11 @@ import os
 import re
 import time
 
-from ingestion_cases.helpers import csv_text, query, row, write
+from ingestion_cases.helpers import columns, csv_text, query, row, write
 
-from ingestion import ingest
+from ingestion import FileOutcome, IngestResult, ingest
 from ingestion.landing import QUIET_ENV
+from supernova.run_state import RunState
 from supernova.settle import ingest_step, quiet_files_pause
 
 
@@ -43,6 +44,72 @@ def test_the_close_waits_for_a_file_younger_than_the_quiet_period(tmp_path, monk
         ("part-0.csv", "loaded"),
         ("part-1.csv", "loaded"),
     ]
+
+
+def test_the_step_after_the_wait_accounts_for_both_reads(tmp_path, monkeypatch):
+    """The second read reports the first read's files as already seen: the step's outcome
+    (ok, the summary in the run state, which the report and the CLI show) is both reads',
+    so a file rejected before the wait still fails the step, and no file counts twice."""
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    (tmp_path / "empty").mkdir()
+    ingest(tmp_path / "empty", wh, quiet_seconds=0)  # the warehouse exists: a quick first read
+    _age(write(landing, "orders", "part-0.csv", csv_text([row("orders")])), 3600)
+    no_paid = [c for c in columns("orders") if c != "paid_amount"]
+    _age(write(landing, "orders", "no_paid.csv", csv_text([row("orders")], no_paid)), 3600)
+    monkeypatch.setenv(QUIET_ENV, "3")
+    write(landing, "orders", "part-1.csv", csv_text([row("orders", order_id="O2")]))
+    said: list[str] = []
+    ctx = {"landing": str(landing), "warehouse": str(wh), "attempt_id": "a-1"}
+    summary = ingest_step(ctx, log=said.append)
+    assert any("younger than the quiet period: waiting" in s for s in said), said
+    recorded = RunState(wh, "a-1").load()["ingest"]
+    assert recorded == summary
+    assert not summary["ok"]
+    text = summary["summary"]
+    assert "FAILED: file(s) rejected" in text
+    assert "REJECTED orders/2026-10-01/no_paid.csv: required column(s) missing" in text
+    # part-0 (first read) and part-1 (after the wait) loaded, each counted once
+    assert "files: 2 loaded, 0 duplicate, 1 rejected, 0 already seen" in text, text
+    assert "rows: 2 read = 2 loaded + 0 quarantined" in text, text
+    assert "waiting" not in text
+    assert any(s.startswith("WARNING: some landing files were rejected") for s in said), said
+    assert sorted(query(wh, "select order_id from raw.orders")) == [("O1",), ("O2",)]
+
+
+def test_two_reads_combined_count_each_file_once():
+    def read(run_id, *files):
+        return IngestResult(run_id, "landing", "wh", [FileOutcome(*f) for f in files], 1.0)
+
+    first = read(
+        "r1",
+        ("old.csv", "a", "skipped"),  # seen by an earlier run
+        ("bad.csv", "b", "rejected"),
+        ("good.csv", "c", "loaded"),
+        ("young.csv", "", "waiting"),
+        ("gone.csv", "", "vanished"),
+        ("tmp.csv.part", "", "waiting"),
+    )
+    second = read(
+        "r2",
+        ("old.csv", "a", "skipped"),
+        ("bad.csv", "b", "skipped"),
+        ("good.csv", "c", "skipped"),
+        ("young.csv", "d", "loaded"),
+        ("tmp.csv.part", "", "waiting"),
+        ("new.csv", "e", "loaded"),
+    )
+    both = IngestResult.after_wait(first, second)
+    assert sorted((f.path, f.status) for f in both.files) == [
+        ("bad.csv", "rejected"),
+        ("gone.csv", "vanished"),  # not seen again: the first read's word stands
+        ("good.csv", "loaded"),
+        ("new.csv", "loaded"),
+        ("old.csv", "skipped"),
+        ("tmp.csv.part", "waiting"),
+        ("young.csv", "loaded"),
+    ]
+    assert not both.ok and both.run_id == "r1 + r2" and both.seconds == 2.0
+    assert IngestResult.after_wait(read("r1", ("good.csv", "c", "loaded")), second).ok
 
 
 def test_no_pause_for_temporary_names_or_when_nothing_waits(tmp_path, monkeypatch):
