@@ -99,13 +99,36 @@ def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
     return {"dbt_seconds": seconds, "full_refresh": full_refresh}
 
 
+def staging_root(warehouse: Path) -> Path:
+    """Where a mart's copy is written before its swap and the replaced one set aside:
+    `<warehouse>/tmp/marts/`, outside parquet/ (DuckDB's `parquet/**/*.parquet`, and even
+    `parquet/marts/*/*.parquet`, match `.`-prefixed folders: a copy being written, or the
+    old one set aside beside the new, would be read), apart from publish's tmp/publish/."""
+    return Path(warehouse) / "tmp" / "marts"
+
+
+def _staging(warehouse: Path) -> Path:
+    """staging_root, created, on parquet/marts' disk (the swap is a rename)."""
+    staging, base = staging_root(warehouse), Path(warehouse) / "parquet" / "marts"
+    for folder in (staging, base):
+        folder.mkdir(parents=True, exist_ok=True)
+    if staging.stat().st_dev != base.stat().st_dev:
+        raise MartsFailed(
+            f"{staging} and {base} are on different filesystems: a copy is swapped in by "
+            "rename, so <warehouse>/tmp must be on the disk of <warehouse>/parquet"
+        )
+    return staging
+
+
 def _write_table(con, warehouse: Path, table: str) -> int:
     """Write marts.<table> to <warehouse>/parquet/marts/<table>/ atomically: into a
-    temporary folder, then swapped in by rename (a reader sees the old copy or the new)."""
+    temporary folder under staging_root, then swapped in by rename (a reader sees the old
+    copy or the new)."""
     base = Path(warehouse) / "parquet" / "marts"
     target = base / table
-    tmp = base / f".tmp-{table}-{os.getpid()}"
-    old = base / f".old-{table}-{os.getpid()}"
+    staging = _staging(warehouse)
+    tmp = staging / f".tmp-{table}-{os.getpid()}"
+    old = staging / f".old-{table}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     cur = con.cursor()  # a fresh cursor: no unfinished result of an earlier execute() in the way
@@ -127,15 +150,21 @@ def _write_table(con, warehouse: Path, table: str) -> int:
 def parquet_step(warehouse: Path, log=print) -> dict:
     """Parquet copies of every mart; returns {table: rows}."""
     base = Path(warehouse) / "parquet" / "marts"
-    if base.exists():  # leftovers of a swap that was killed half-way
+    staging = staging_root(warehouse)
+    rows = {}
+    with lock.held(warehouse, "marts-parquet", log), connect(warehouse) as con:
+        # leftovers of a swap killed half-way (in parquet/marts/ itself: earlier versions);
+        # under the lock, so never another step's copy being written
         for leftover in (
-            list(base.glob(".tmp-*")) + list(base.glob(".old-*")) + list(base.glob("*/_SUCCESS"))
+            list(staging.glob(".tmp-*"))
+            + list(staging.glob(".old-*"))
+            + list(base.glob(".tmp-*"))
+            + list(base.glob(".old-*"))
+            + list(base.glob("*/_SUCCESS"))
         ):
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(
                 missing_ok=True
             )
-    rows = {}
-    with lock.held(warehouse, "marts-parquet", log), connect(warehouse) as con:
         missing = [t for t in MART_TABLES if not table_exists(con, "marts", t)]
         if missing:
             raise MartsFailed(

@@ -153,6 +153,7 @@ def build_totals(con) -> dict:
 
 def publish_month(warehouse: Path, month: str, run_id: str, run_row: dict, reopen: bool) -> dict:
     """Move the month's candidate tables into `settlement` in one transaction."""
+    check_same_disk(warehouse)
     with connect(warehouse) as con:
         built = {
             r[0]
@@ -236,13 +237,43 @@ def partition_dir(warehouse: Path, table: str, month: str) -> Path:
     return Path(warehouse) / "parquet" / "settlement" / table / f"{col}={month}"
 
 
+def staging_root(warehouse: Path) -> Path:
+    """Where publish stages partitions and sets replaced ones aside: `<warehouse>/tmp/publish/`,
+    outside parquet/ (apart from the gate's `<warehouse>/tmp/gated/`). Not in a table folder,
+    nor anywhere under parquet/: DuckDB's globs match `_`- and `.`-prefixed folders, so a
+    staged folder in a table folder failed every BI query ("Hive partition mismatch"), and
+    one in `parquet/settlement/_staging/` was read by `parquet/settlement/**/*.parquet`
+    (a half-written month; old and new partitions side by side during a swap; a killed
+    run's leftovers until the next run cleaned them)."""
+    return Path(warehouse) / "tmp" / "publish"
+
+
 def staging_dir(warehouse: Path, table: str) -> Path:
-    """Where a partition is written before its swap, and where the replaced one is set
-    aside: beside the table folders, never inside one. The BI views read
-    `<table>/*/*.parquet`, and DuckDB's glob matches hidden folders too, so a staged folder
-    inside a table folder made every BI query fail ("Hive partition mismatch") while a
-    publish ran, and after a killed one until the next run cleaned it."""
-    return Path(warehouse) / "parquet" / "settlement" / "_staging" / table
+    """Where `table`'s partition is written before its swap and its replaced one set aside."""
+    return staging_root(warehouse) / table
+
+
+def device(path: Path) -> int:
+    """The filesystem `path` is (or, not created yet, will be) on: its nearest existing
+    folder's."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path.stat().st_dev
+
+
+def check_same_disk(warehouse: Path) -> None:
+    """A partition is swapped in by rename, so its staging folder and the table folders
+    must be on one filesystem: refuse (before anything is published) when `<warehouse>/tmp`
+    is on another disk than `<warehouse>/parquet` (e.g. a symlink to scratch space)."""
+    staging = staging_root(warehouse)
+    tables = Path(warehouse) / "parquet" / "settlement"
+    if device(staging) != device(tables):
+        raise PublishError(
+            f"{staging} and {tables} are on different filesystems: a partition is swapped in "
+            "by rename, so <warehouse>/tmp must be on the disk of <warehouse>/parquet; "
+            "nothing published"
+        )
 
 
 def _marker(warehouse: Path, table: str, month: str) -> Path:
@@ -264,6 +295,7 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
         commit_partition(warehouse, table, month, gated, run_id)
         return
     target = partition_dir(warehouse, table, month)
+    check_same_disk(warehouse)
     tmp = staging_dir(warehouse, table) / f".tmp-{target.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -280,7 +312,7 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
 
 def commit_partition(warehouse: Path, table: str, month: str, staged: Path, run_id: str) -> None:
     """Swap a fully written partition folder (`staged`: under staging_dir, or the gate's
-    under <warehouse>/tmp/gated/, on the same disk) in for the month's
+    under <warehouse>/tmp/gated/, both on parquet/'s disk) in for the month's
     partition, then write its commit marker naming the run. Whichever
     engine wrote the files (DuckDB here, Spark's executors in spark_publish), a reader
     trusts a partition only while its marker exists: it is removed before the swap and
@@ -311,21 +343,41 @@ def _partition_run_id(warehouse: Path, table: str, month: str) -> str | None:
     return marker.read_text().strip()
 
 
-def _clean_leftovers(base: Path) -> None:
-    """Leftovers of a partition swap killed half-way, and what earlier layouts left in
-    table folders: `_SUCCESS` files and line_terms partitions named settlement_month=."""
-    for leftover in (
-        list(base.glob(".tmp-*"))
+def swap_leftovers(warehouse: Path) -> list[Path]:
+    """What a partition swap killed half-way leaves: staged `.tmp-*` folders and `.old-*`
+    ones set aside under staging_root, temporary commit markers; and the same names where
+    earlier versions staged (in `parquet/settlement/_staging/<table>/`, in the table
+    folders). Both engines' publish remove them before writing (single writer)."""
+    base = Path(warehouse) / "parquet" / "settlement"
+    root = staging_root(warehouse)
+    return (
+        list(root.glob("*/.tmp-*"))
+        + list(root.glob("*/.old-*"))
         + list(base.glob("_staging/*/.tmp-*"))
         + list(base.glob("_staging/*/.old-*"))
         + list(base.glob("*/.tmp-*"))
         + list(base.glob("*/.old-*"))
         + list(base.glob("_commits/*/.tmp-*"))
+    )
+
+
+def _clean_leftovers(warehouse: Path) -> None:
+    """Leftovers of a partition swap killed half-way (swap_leftovers) or of a runs file
+    being written, and what earlier layouts left in table folders: `_SUCCESS` files and
+    line_terms partitions named settlement_month=."""
+    base = Path(warehouse) / "parquet" / "settlement"
+    for leftover in (
+        swap_leftovers(warehouse)
+        + list(base.glob(".tmp-*"))
+        + list(staging_root(warehouse).glob(".tmp-*"))
         + list(base.glob("*/*/_SUCCESS"))
     ):
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(
             missing_ok=True
         )
+    for old in [*(base / "_staging").glob("*"), base / "_staging"]:  # an earlier layout
+        if old.is_dir() and not any(old.iterdir()):
+            old.rmdir()
     for table, (col, _) in PUBLISHED_TABLES.items():
         if col != "settlement_month":
             for stale in (base / table).glob("settlement_month=*"):
@@ -338,8 +390,8 @@ def sync_parquet(warehouse: Path) -> list[str]:
     what was (re)written."""
     written = []
     base = Path(warehouse) / "parquet" / "settlement"
-    if base.exists():
-        _clean_leftovers(base)
+    if base.exists() or staging_root(warehouse).exists():
+        _clean_leftovers(warehouse)
     with connect(warehouse) as con:
         if not table_exists(con, "settlement", "settlement_runs"):
             return written
@@ -361,7 +413,9 @@ def sync_parquet(warehouse: Path) -> list[str]:
         arrow = con.sql(
             "select * from settlement.settlement_runs order by started_at, attempt_id"
         ).to_arrow_table()
-        tmp = runs_dir.parent / f".tmp-settlement_runs.parquet-{os.getpid()}"
+        check_same_disk(warehouse)  # (the file is moved in by rename)
+        tmp = staging_root(warehouse) / f".tmp-settlement_runs.parquet-{os.getpid()}"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(arrow, tmp, compression="zstd")
         os.replace(tmp, runs_dir / "settlement_runs.parquet")
     serving.write_catalog(warehouse)

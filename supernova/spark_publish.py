@@ -11,9 +11,9 @@ key; naive Asia/Shanghai timestamps, as DuckDB's), and the commit marker
 Commit protocol (a reader relies on the markers, never on the folders alone):
 1. only after the gate passed (`gate["ok"]`), and only rows of this run and month;
 2. stage: every table's partition is written by the executors to a hidden folder under
-   `parquet/settlement/_staging/<table>/` (publish.staging_dir: outside the table folder,
-   whose `*/*.parquet` the BI views glob, hidden folders included), then renamed to one
-   file `part-0.parquet`;
+   `<warehouse>/tmp/publish/<table>/` (publish.staging_dir: outside parquet/, whose globs,
+   `*/*.parquet` of the BI views or a reader's `**/*.parquet`, match hidden folders too;
+   on parquet/'s disk, publish.check_same_disk), then renamed to one file `part-0.parquet`;
 3. commit, table by table: remove the marker, swap the staged folder in by rename (the
    old one renamed aside, then deleted), write the marker with its own rename.
 A partition is published for run R when its marker names R; the month is published when
@@ -36,9 +36,11 @@ from supernova.publish import (
     PUBLISHED_TABLES,
     PublishError,
     _marker,
+    check_same_disk,
     commit_partition,
     partition_dir,
     staging_dir,
+    swap_leftovers,
 )
 
 
@@ -86,17 +88,10 @@ def _naive_timestamps(frame):
 
 
 def clean_leftovers(warehouse: Path) -> list[Path]:
-    """Remove what a killed publish left beside the partitions (hidden `.tmp-*` staged
+    """Remove what a killed publish left (publish.swap_leftovers: hidden `.tmp-*` staged
     folders, `.old-*` folders renamed aside, temporary markers). Publishing is
     single-writer: call this only at the start of a publish."""
-    base = Path(warehouse) / "parquet" / "settlement"
-    found = (
-        list(base.glob("_staging/*/.tmp-*"))
-        + list(base.glob("_staging/*/.old-*"))
-        + list(base.glob("*/.tmp-*"))
-        + list(base.glob("*/.old-*"))
-        + list(base.glob("_commits/*/.tmp-*"))
-    )
+    found = swap_leftovers(warehouse)
     for leftover in found:
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     return found
@@ -114,8 +109,7 @@ def _stage(spark, warehouse: Path, table: str, month: str) -> tuple[Path, int]:
     keys = [k.strip() for k in order.split(",")]
     rows = frame.count()
     out = _naive_timestamps(frame.drop(col)).repartition(1).sortWithinPartitions(*keys)
-    # outside the table folder, named like supernova.publish's leftovers (`.tmp-*`), which
-    # it removes
+    # outside parquet/, named like supernova.publish's leftovers (`.tmp-*`), which it removes
     spark_dir = staging_dir(warehouse, table) / f".tmp-spark-{target.name}-{os.getpid()}"
     staged = staging_dir(warehouse, table) / f".tmp-{target.name}-{os.getpid()}"
     for leftover in (spark_dir, staged):
@@ -158,6 +152,7 @@ def publish_month(
             "refusing to publish a mix of runs"
         )
     clean_leftovers(warehouse)
+    check_same_disk(warehouse)
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     staged = {table: _stage(spark, warehouse, table, month) for table in PUBLISHED_TABLES}
     for table, (folder, _) in staged.items():

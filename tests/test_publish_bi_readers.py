@@ -1,17 +1,22 @@
 """A BI tool reads the published Parquet through views over `<table>/*/*.parquet`
-(supernova/serving.py), at any moment, a publish included. DuckDB's glob matches hidden
-folders, so a partition being written, or the replaced one set aside, must never sit
-inside a table folder: a reader would see uncommitted rows, or fail with "Hive partition
-mismatch" (and after a killed publish, until the next run cleaned up)."""
+(supernova/serving.py), or globs a whole folder (`parquet/settlement/**/*.parquet`,
+`parquet/**/*.parquet`), at any moment, a publish included. DuckDB's glob matches hidden
+and `_`-prefixed folders, so a partition being written, or the replaced one set aside,
+must never sit under parquet/: a reader would see uncommitted rows, old and new rows side
+by side, or fail with "Hive partition mismatch" (and after a killed publish, until the
+next run cleaned up). The same holds for the marts' copies (supernova/marts.py)."""
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import duckdb
+import pytest
 from test_gated_ledger import MONTH, RUN, _build
 
-from supernova import publish
+from supernova import marts, publish
+from supernova.tables import MART_TABLES
 
 
 def _bi_read_every_table(warehouse) -> dict[str, list[str]]:
@@ -64,3 +69,229 @@ def test_bi_readers_never_see_a_partition_in_the_middle_of_a_publish(tmp_path, m
     for seen in seen_during:
         assert seen == committed
     assert _bi_read_every_table(wh) == committed
+
+
+# ------------------------------------------------ readers of the whole folder (`**` globs)
+
+RECURSIVE = ("parquet/settlement/**/*.parquet", "parquet/**/*.parquet")
+
+
+class _Killed(BaseException):
+    """The process dying at this point (nothing after it runs, no cleanup)."""
+
+
+def _recursive_read(warehouse) -> dict[str, list[str]]:
+    """Per recursive glob, the files a reader of the whole folder reads (DuckDB's `**` and
+    `*` match `_`- and `.`-prefixed folders); every file must also be readable."""
+    seen = {}
+    with duckdb.connect() as con:
+        for glob in RECURSIVE:
+            pattern = str(warehouse / glob)
+            files = sorted(r[0] for r in con.execute(f"select * from glob('{pattern}')").fetchall())
+            if files:
+                con.execute(
+                    f"select filename, count(*) from read_parquet('{pattern}', filename = true, "
+                    "union_by_name = true, hive_partitioning = false) group by all"
+                ).fetchall()
+            seen[glob] = [f[len(str(warehouse)) + 1 :] for f in files]
+    return seen
+
+
+def _published(*extra: str) -> dict[str, list[str]]:
+    """What a recursive reader may see: the partitions in the table folders, the runs
+    file, and `extra` (the marts' copies)."""
+    files = sorted(
+        [
+            f"parquet/settlement/{table}/{col}={MONTH}/part-0.parquet"
+            for table, (col, _) in publish.PUBLISHED_TABLES.items()
+        ]
+        + ["parquet/settlement/settlement_runs/settlement_runs.parquet"]
+    )
+    return {
+        RECURSIVE[0]: files,
+        RECURSIVE[1]: sorted(files + list(extra)),
+    }
+
+
+def _published_twice(wh):
+    """A warehouse with MONTH published, and the build of a reopen (more rows) waiting."""
+    wh.mkdir()
+    with duckdb.connect(str(wh / "supernova.duckdb")) as con:
+        _build(con, rows=3000)
+    row = {"attempt_id": "a1", "settlement_month": MONTH}
+    publish.publish_month(wh, MONTH, RUN, row, False)
+    with duckdb.connect(str(wh / "supernova.duckdb")) as con:
+        _build(con, rows=3100, run_id=RUN + "x")
+    return {**row, "attempt_id": "a2"}
+
+
+def _rows_read(wh) -> dict[str, int]:
+    with duckdb.connect() as con:
+        return {
+            table: con.execute(
+                f"select count(*) from read_parquet('{wh}/parquet/settlement/{table}/*/*.parquet')"
+            ).fetchone()[0]
+            for table in publish.PUBLISHED_TABLES
+        }
+
+
+def test_recursive_readers_never_see_a_staged_or_set_aside_partition(tmp_path, monkeypatch):
+    wh = tmp_path / "wh"
+    row = _published_twice(wh)
+    assert _recursive_read(wh) == _published()
+
+    seen_during: list[dict] = []
+    real_commit, real_rmtree = publish.commit_partition, shutil.rmtree
+
+    def commit_watched(*args, **kwargs):
+        seen_during.append(_recursive_read(wh))  # the new partition staged
+        return real_commit(*args, **kwargs)
+
+    def rmtree_watched(path, *args, **kwargs):
+        seen_during.append(_recursive_read(wh))  # the old partition set aside
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(publish, "commit_partition", commit_watched)
+    monkeypatch.setattr(shutil, "rmtree", rmtree_watched)
+    publish.publish_month(wh, MONTH, RUN + "x", row, True)
+    monkeypatch.undo()
+
+    assert len(seen_during) >= 2 * len(publish.PUBLISHED_TABLES)
+    for seen in seen_during:
+        assert seen == _published()
+    assert _recursive_read(wh) == _published()
+
+
+@pytest.mark.parametrize("killed", ["staged", "set_aside"])
+def test_a_killed_publish_leaves_nothing_a_recursive_reader_sees(tmp_path, monkeypatch, killed):
+    """Killed with payouts' new partition staged (not swapped in), or with its old one set
+    aside (not yet deleted): a reader of the whole folder sees only the table folders'
+    partitions, and the next run removes the leftovers and publishes the month."""
+    wh = tmp_path / "wh"
+    row = _published_twice(wh)
+    before = _rows_read(wh)
+    real_rmtree = shutil.rmtree
+
+    def commit_killed(*args, **kwargs):
+        raise _Killed
+
+    def rmtree_killed(path, *args, **kwargs):
+        if Path(path).name.startswith(".old-"):
+            raise _Killed
+        return real_rmtree(path, *args, **kwargs)
+
+    if killed == "staged":
+        monkeypatch.setattr(publish, "commit_partition", commit_killed)
+    else:
+        monkeypatch.setattr(shutil, "rmtree", rmtree_killed)
+    with pytest.raises(_Killed):
+        publish.publish_month(wh, MONTH, RUN + "x", row, True)
+    monkeypatch.undo()
+
+    left = [p for p in wh.rglob("*") if p.name.startswith((".tmp-", ".old-"))]
+    assert left, "the simulated kill left no leftover to hide"
+    assert all("parquet" not in p.relative_to(wh).parts for p in left), left
+    assert _recursive_read(wh) == _published()
+    if killed == "staged":  # nothing swapped yet: the previous state, row for row
+        assert _rows_read(wh) == before
+
+    publish.sync_parquet(wh)  # the next run
+    assert not [p for p in wh.rglob("*") if p.name.startswith((".tmp-", ".old-"))]
+    assert _recursive_read(wh) == _published()
+    assert _rows_read(wh)["payout_lines"] == 3100
+
+
+def test_a_staging_folder_on_another_disk_is_refused_before_anything_is_published(
+    tmp_path, monkeypatch
+):
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    with duckdb.connect(str(wh / "supernova.duckdb")) as con:
+        _build(con, rows=300)
+    real_device = publish.device
+    monkeypatch.setattr(
+        publish, "device", lambda p: real_device(p) + ("tmp" in Path(p).relative_to(wh).parts)
+    )
+    with pytest.raises(publish.PublishError, match="different filesystems.*nothing published"):
+        publish.publish_month(wh, MONTH, RUN, {"attempt_id": "a1"}, False)
+    with duckdb.connect(str(wh / "supernova.duckdb"), read_only=True) as con:
+        assert not con.execute(
+            "select * from information_schema.tables where table_schema = 'settlement'"
+        ).fetchall()
+    assert not (wh / "parquet").exists()
+
+
+def test_leftovers_where_earlier_versions_staged_are_removed(tmp_path):
+    wh = tmp_path / "wh"
+    _published_twice(wh)
+    old = wh / "parquet" / "settlement" / "_staging" / "payouts"
+    for name in (".tmp-settlement_month=2026-10-1", ".old-settlement_month=2026-10-1"):
+        (old / name).mkdir(parents=True)
+        (old / name / "part-0.parquet").write_bytes(b"")
+    publish.sync_parquet(wh)
+    assert not (wh / "parquet" / "settlement" / "_staging").exists()
+    assert _recursive_read(wh) == _published()
+
+
+def _marts_warehouse(wh):
+    wh.mkdir()
+    with duckdb.connect(str(wh / "supernova.duckdb")) as con:
+        con.execute("create schema marts")
+        for table, order in MART_TABLES.items():
+            cols = ", ".join(f"cast(i % 7 as integer) as {c.strip()}" for c in order.split(","))
+            con.execute(f"create table marts.{table} as select {cols} from range(50) t(i)")
+
+
+def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkeypatch):
+    wh = tmp_path / "wh"
+    _marts_warehouse(wh)
+    quiet = [].append
+    marts.parquet_step(wh, log=quiet)
+    copies = [f"parquet/marts/{table}/part-0.parquet" for table in MART_TABLES]
+    with duckdb.connect() as con:
+        pattern = f"{wh}/parquet/**/*.parquet"
+        files = sorted(r[0] for r in con.execute(f"select * from glob('{pattern}')").fetchall())
+    assert [f[len(str(wh)) + 1 :] for f in files] == sorted(copies)
+
+    seen_during: list[list[str]] = []
+    real_write, real_rmtree = marts.pq.write_table, shutil.rmtree
+
+    def read_all() -> list[str]:
+        with duckdb.connect() as con:
+            rows = con.execute(
+                f"select filename from read_parquet('{pattern}', filename = true, "
+                "union_by_name = true, hive_partitioning = false) group by all"
+            ).fetchall()
+        return sorted(r[0][len(str(wh)) + 1 :] for r in rows)
+
+    def write_watched(*args, **kwargs):
+        real_write(*args, **kwargs)
+        seen_during.append(read_all())  # the new copy written, not yet swapped in
+
+    def rmtree_watched(path, *args, **kwargs):
+        if Path(path).name.startswith(".old-"):
+            seen_during.append(read_all())  # the old copy set aside
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(marts.pq, "write_table", write_watched)
+    monkeypatch.setattr(shutil, "rmtree", rmtree_watched)
+    marts.parquet_step(wh, log=quiet)
+    monkeypatch.undo()
+    assert len(seen_during) == 2 * len(MART_TABLES)
+    for seen in seen_during:
+        assert seen == sorted(copies)
+
+    # killed with a copy set aside: hidden from the reader, removed by the next step
+    def rmtree_killed(path, *args, **kwargs):
+        if Path(path).name.startswith(".old-"):
+            raise _Killed
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree_killed)
+    with pytest.raises(_Killed):
+        marts.parquet_step(wh, log=quiet)
+    monkeypatch.undo()
+    assert [p for p in wh.rglob(".old-*")]
+    assert read_all() == sorted(copies)
+    marts.parquet_step(wh, log=quiet)
+    assert not [p for p in wh.rglob("*") if p.name.startswith((".tmp-", ".old-"))]
