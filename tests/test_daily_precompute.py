@@ -8,7 +8,9 @@ Deliveries arrive in batches, each merged by `staging.stage()` as the ingest DAG
      it is now the order's last click) and a corrected click (re-delivered with another
      buyer and time: the order it won loses it, another buyer's order gains it); late
      events of an old line (a completion dated in August, partial refunds either side of
-     2026-09-08) and an event moved to another line of its order;
+     2026-09-08), an event moved to another line of its order, and two completions
+     re-delivered with their event_id on another order (one later than the original: it
+     moves; one filed under an earlier date: it stays);
   3. the third week with the generator's mess, plus corrections filed under an old
      delivery date: head lines re-delivered with another buyer, clicks moved in time,
      events moved two hours later;
@@ -25,7 +27,8 @@ Deliveries arrive in batches, each merged by `staging.stage()` as the ingest DAG
      literal time bounds must widen to the order's recorded head, and the order keeps
      batch 6's click, which lies a second after the clicks' bound.
 After each batch each incremental table must equal, row for row, a --full-refresh of the
-same model on a copy of the same warehouse (EXCEPT ALL both ways), and each batch's change
+same model on a copy of the same warehouse (EXCEPT ALL both ways; the staged events are
+re-staged from every raw version there too, and compared), and each batch's change
 must really show in the table (otherwise the comparison proves little). Finally the month
 close's event state as of a cutoff (int_settlement__line_events_at_cutoff, applied to the
 daily summary) must equal the aggregate of every staged event before that cutoff, which the
@@ -53,6 +56,8 @@ MODEL = "int_daily__order_attribution"
 TABLE = f"intermediate.{MODEL}"
 LINE_MODEL = "int_daily__line_events"
 LINE_TABLE = f"intermediate.{LINE_MODEL}"
+EVENTS_MODEL = "stg_exports__order_events"
+EVENTS_TABLE = f"staging.{EVENTS_MODEL}"
 
 
 def _write(path: Path, header: list[str], rows: list[dict]) -> None:
@@ -99,13 +104,15 @@ def _differences_with_a_full_recompute(wh: Path, full: Path) -> dict[str, tuple[
     full.mkdir()
     shutil.copy2(wh / "supernova.duckdb", full / "supernova.duckdb")
     (full / "raw").symlink_to(wh / "raw")
-    res = dbt_invoke(full, ["run", "--select", MODEL, LINE_MODEL, "--full-refresh"])
+    # the staged events too, from every raw version: the line events' full recompute reads
+    # them, so an event the incremental staging kept wrongly shows in both tables
+    res = dbt_invoke(full, ["run", "--select", EVENTS_MODEL, MODEL, LINE_MODEL, "--full-refresh"])
     assert res.success, res.exception
     con = duckdb.connect(str(full / "supernova.duckdb"))
     out = {}
     try:
         con.execute(f"attach '{wh / 'supernova.duckdb'}' as inc (read_only)")
-        for table in (TABLE, LINE_TABLE):
+        for table in (TABLE, LINE_TABLE, EVENTS_TABLE):
             only_inc, only_full = _rows_only_on_each_side(con, f"inc.{table}", table)
             rows = con.execute(f"select count(*) from {table}").fetchone()[0]
             out[table] = (only_inc, only_full, rows)
@@ -398,9 +405,75 @@ def _late_and_moved_events(wh: Path, generated: Path, landing: Path) -> dict:
             }
         ],
     )
+    completed = {(r["order_id"], r["line_no"]) for r in events if r["event"] == "completed"}
+    moved_orders = _events_moved_to_another_order(
+        wh, delivered, completed, landing, avoid={order_id, source_order}
+    )
     return {
         "late": (order_id, line_no, paid),
         "moved": (source_order, source_line, target_line),
+        **moved_orders,
+    }
+
+
+def _events_moved_to_another_order(
+    wh: Path, delivered: dict, completed: set, landing: Path, avoid: set
+) -> dict:
+    """Two completions (event_id delivered once, their line's only completion) re-delivered
+    on a line of another order that no generated event completes (`completed`: the lines
+    that do), as upstream reusing an event_id would:
+    one on 2026-09-13, later than the original (the event moves: its first order's line
+    loses the completion), one filed under 2026-09-02, earlier than the original's delivery
+    (2026-09-03 to -07: the original stays where it is)."""
+    completions = [
+        c
+        for c in _query(
+            wh,
+            "select e.order_id, e.line_no, e.event_id, e.event_at, e._delivery_date"
+            " from staging.stg_exports__order_events as e"
+            " where e.event = 'completed' and e.event_id is not null"
+            " and e._delivery_date between date '2026-09-03' and date '2026-09-07'"
+            " and cast(right(e.order_id, 1) as integer) % 4 <> 0"
+            " and (select count(*) from staging.stg_exports__order_events as s"
+            "      where s.order_id = e.order_id and s.line_no = e.line_no"
+            "      and s.event = 'completed') = 1"
+            " order by e.order_id, e.line_no",
+        )
+        if delivered.get(c[2]) == 1 and c[0] not in avoid
+    ]
+    forward, backward = completions[0], next(c for c in completions if c[0] != completions[0][0])
+    targets = _query(
+        wh,
+        "select o.order_id, o.line_no from staging.stg_exports__orders as o"
+        " where cast(right(o.order_id, 1) as integer) % 4 <> 0"
+        " and not exists (select 1 from staging.stg_exports__order_events as s"
+        "     where s.order_id = o.order_id and s.line_no = o.line_no and s.event = 'completed')"
+        " order by o.order_id, o.line_no",
+    )
+    used = avoid | {forward[0], backward[0]}
+    targets = [t for t in targets if t[0] not in used and (t[0], str(t[1])) not in completed]
+    forward_to, backward_to = targets[0], next(t for t in targets if t[0] != targets[0][0])
+    for folder, (_, _, event_id, at, _), (to_order, to_line) in (
+        ("2026-09-13", forward, forward_to),
+        ("2026-09-02", backward, backward_to),
+    ):
+        _write(
+            landing / "order_events" / folder / "zz-event-on-another-order.csv",
+            EVENT_HEADER,
+            [
+                {
+                    "order_id": to_order,
+                    "line_no": to_line,
+                    "event": "completed",
+                    "event_at": _ts(at),
+                    "amount": "",
+                    "event_id": event_id,
+                }
+            ],
+        )
+    return {
+        "moved_forward": ((forward[0], forward[1]), forward_to, forward[3]),
+        "moved_backward": ((backward[0], backward[1]), backward_to, backward[3]),
     }
 
 
@@ -439,7 +512,10 @@ def batches(tmp_path_factory):
         (events["moved"][0], events["moved"][1]),
         (events["moved"][0], events["moved"][2]),
     )
-    lines_before = {k: _line_events(wh, *k) for k in (line, source, target)}
+    watched = [line, source, target]
+    for elsewhere in ("moved_forward", "moved_backward"):
+        watched += [tuple(events[elsewhere][0]), tuple(events[elsewhere][1])]
+    lines_before = {k: _line_events(wh, *k) for k in watched}
     run("late and corrected clicks")
     out["late and corrected clicks"].update(
         before=before,
@@ -448,7 +524,7 @@ def batches(tmp_path_factory):
         moved=(lost, gained, moved),
         events=events,
         lines_before=lines_before,
-        lines_after={k: _line_events(wh, *k) for k in (line, source, target)},
+        lines_after={k: _line_events(wh, *k) for k in watched},
     )
 
     _copy_days(generated, landing, "2026-09-15", "2026-09-20")
@@ -623,6 +699,30 @@ def test_incremental_line_events_equal_a_full_recompute(batches, batch):
     only_inc, only_full, rows = out[batch]["diff"][LINE_TABLE]
     assert rows > 0
     assert (only_inc, only_full) == (0, 0), f"{batch}: incremental differs from a full recompute"
+
+
+@pytest.mark.parametrize("batch", ALL_BATCHES)
+def test_incremental_staged_events_equal_a_full_restaging(batches, batch):
+    _, out = batches
+    only_inc, only_full, rows = out[batch]["diff"][EVENTS_TABLE]
+    assert rows > 0
+    assert (only_inc, only_full) == (0, 0), f"{batch}: staged events differ from a full rebuild"
+
+
+def test_an_event_id_re_delivered_on_another_order(batches):
+    """Upstream reusing an event_id on another order: the version delivered last wins, as
+    in a full rebuild (§0), and both orders' lines show it: delivered later, the completion
+    moves to the other order's line; filed under an earlier date, it stays."""
+    _, out = batches
+    b = out["late and corrected clicks"]
+    (first, other, at) = b["events"]["moved_forward"]
+    first, other = tuple(first), tuple(other)
+    assert b["lines_before"][first][0] == at and b["lines_after"][first][0] != at
+    assert (b["lines_before"][other] or (None,))[0] != at and b["lines_after"][other][0] == at
+    (first, other, at) = b["events"]["moved_backward"]
+    first, other = tuple(first), tuple(other)
+    assert b["lines_before"][first][0] == at and b["lines_after"][first][0] == at
+    assert b["lines_after"][other] == b["lines_before"][other]
 
 
 def test_the_line_events_recompute_only_the_orders_of_new_event_files(batches):

@@ -143,10 +143,17 @@
             {%- endset %}
             where
             {%- if narrow_by is not none %}
-                -- a plain column every version of a key shares: a cheap hash semi-join first,
-                -- so the computed key is only built for the rows that can match
-                {{ alias }}.{{ narrow_by }} in (
-                    select redelivered.{{ narrow_by }} from {{ rel }} as redelivered where {{ new_files }}
+                -- plain columns of which every version of a key shares one (a list: any of
+                -- them): cheap hash semi-joins first, so the computed key is only built for
+                -- the rows that can match
+                {%- set narrow_columns = [narrow_by] if narrow_by is string else narrow_by %}
+                (
+                {%- for c in narrow_columns %}
+                {{ "or " if not loop.first }}{{ alias }}.{{ c }} in (
+                    select redelivered.{{ c }} from {{ rel }} as redelivered
+                    where {{ new_files }} and redelivered.{{ c }} is not null
+                )
+                {%- endfor %}
                 ) and
             {%- endif %}
             exists (

@@ -6,10 +6,10 @@
 
     Incremental on DuckDB (delete+insert on order_id): a run recomputes, from *all* their
     staged events, the orders with a staged event from an order_events file it has not
-    consumed yet. Every version of an event keeps its order (staging relies on the same:
-    stg_exports__order_events narrows re-deliveries by order_id), so no other order can
-    change; an event that moved to another line of the order is handled, since the whole
-    order is recomputed. After a superseded order_events file (a landing file changed in
+    consumed yet, and every order that a version of one of those files' event_ids was ever
+    delivered on (upstream re-delivering an event_id on another order moves the event: the
+    order it left changes too). An event that moved to another line of the order is
+    handled, since the whole order is recomputed. After a superseded order_events file (a landing file changed in
     place) a run recomputes every line: the withdrawn events may have left staging or
     fallen back to older versions, and nothing staged says which lines they were on; the
     post-hook deletes the orders with no event left. Upstream rewriting a file is rare;
@@ -28,10 +28,14 @@
 -- depends_on: {{ ref('stg_exports__manifest') }}
 {%- set scope = daily_line_events_scope() %}
 {%- if scope.incremental and scope.new_events %}
+{%- set raw_events = source('exports', 'order_events') %}
 {{ line_event_summary(
     ref('stg_exports__order_events'),
-    where="order_id in (select order_id from " ~ ref('stg_exports__order_events')
-        ~ " where " ~ daily_attribution_staged_from(scope.new_events) ~ ")") }}
+    where="(order_id in (select order_id from " ~ ref('stg_exports__order_events')
+        ~ " where " ~ daily_attribution_staged_from(scope.new_events) ~ ")"
+        ~ " or order_id in (select order_id from " ~ raw_events ~ " where event_id in ("
+        ~ "select event_id from " ~ raw_events ~ " where "
+        ~ daily_attribution_staged_from(scope.new_events) ~ " and event_id is not null)))") }}
 {%- elif scope.incremental %}
 {{ line_event_summary(ref('stg_exports__order_events'), where="1 = 0") }}
 {%- else %}

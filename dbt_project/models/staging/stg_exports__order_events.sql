@@ -1,6 +1,9 @@
 -- Status changes of order lines. Identity (§0): event_id when upstream provides one,
 -- otherwise the whole parsed row (order_id, line_no, event, event_at, amount). A
--- re-delivered event collapses to the version delivered last.
+-- re-delivered event collapses to the version delivered last. An incremental run reads
+-- the versions of the new files' keys among the rows sharing an order_id or an event_id
+-- with a new row: an event_id upstream re-delivers on another order keeps all its versions
+-- (tests/test_daily_precompute.py).
 {{ config(
     unique_key='event_key',
     post_hook="{{ staging_record_files('order_events', order_event_key) }}",
@@ -17,7 +20,7 @@ select
     _file_name,
     _line_no
 from {{ source('exports', 'order_events') }} as exported
-{{ staging_redelivered_only('order_events', order_event_key, 'exported', narrow_by='order_id') }}
+{{ staging_redelivered_only('order_events', order_event_key, 'exported', narrow_by=['order_id', 'event_id']) }}
 qualify row_number() over (
     partition by
         event_id,
