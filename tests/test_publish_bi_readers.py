@@ -35,31 +35,31 @@ def _bi_read_every_table(warehouse) -> dict[str, list[str]]:
     return seen
 
 
-def test_bi_readers_never_see_a_partition_in_the_middle_of_a_publish(tmp_path, monkeypatch):
-    wh = tmp_path / "wh"
-    wh.mkdir()
-    with duckdb.connect(str(wh / "supernova.duckdb")) as con:
-        _build(con, rows=3000)
-    row = {"attempt_id": "a1", "settlement_month": MONTH}
-    publish.publish_month(wh, MONTH, RUN, row, False)
-    with duckdb.connect(str(wh / "supernova.duckdb")) as con:
-        _build(con, rows=3100, run_id=RUN + "x")
-
-    seen_during: list[dict] = []
+def _read_during_a_reopen_publish(wh, monkeypatch, read) -> list:
+    """Publish MONTH again (a reopen, more rows) and return what `read(wh)` saw before it,
+    each time a new partition was staged and each time a replaced one was set aside."""
+    row = _published_twice(wh)
+    seen_during: list = [read(wh)]
     real_commit, real_rmtree = publish.commit_partition, shutil.rmtree
 
     def commit_watched(*args, **kwargs):
-        seen_during.append(_bi_read_every_table(wh))  # the new partition staged
+        seen_during.append(read(wh))  # the new partition staged
         return real_commit(*args, **kwargs)
 
     def rmtree_watched(path, *args, **kwargs):
-        seen_during.append(_bi_read_every_table(wh))  # the old partition set aside
+        seen_during.append(read(wh))  # the old partition set aside
         return real_rmtree(path, *args, **kwargs)
 
     monkeypatch.setattr(publish, "commit_partition", commit_watched)
     monkeypatch.setattr(shutil, "rmtree", rmtree_watched)
-    publish.publish_month(wh, MONTH, RUN + "x", {**row, "attempt_id": "a2"}, True)
+    publish.publish_month(wh, MONTH, RUN + "x", row, True)
     monkeypatch.undo()
+    return seen_during
+
+
+def test_bi_readers_never_see_a_partition_in_the_middle_of_a_publish(tmp_path, monkeypatch):
+    wh = tmp_path / "wh"
+    seen_during = _read_during_a_reopen_publish(wh, monkeypatch, _bi_read_every_table)
 
     assert len(seen_during) >= 2 * len(publish.PUBLISHED_TABLES)
     committed = {
@@ -137,24 +137,7 @@ def _rows_read(wh) -> dict[str, int]:
 
 def test_recursive_readers_never_see_a_staged_or_set_aside_partition(tmp_path, monkeypatch):
     wh = tmp_path / "wh"
-    row = _published_twice(wh)
-    assert _recursive_read(wh) == _published()
-
-    seen_during: list[dict] = []
-    real_commit, real_rmtree = publish.commit_partition, shutil.rmtree
-
-    def commit_watched(*args, **kwargs):
-        seen_during.append(_recursive_read(wh))  # the new partition staged
-        return real_commit(*args, **kwargs)
-
-    def rmtree_watched(path, *args, **kwargs):
-        seen_during.append(_recursive_read(wh))  # the old partition set aside
-        return real_rmtree(path, *args, **kwargs)
-
-    monkeypatch.setattr(publish, "commit_partition", commit_watched)
-    monkeypatch.setattr(shutil, "rmtree", rmtree_watched)
-    publish.publish_month(wh, MONTH, RUN + "x", row, True)
-    monkeypatch.undo()
+    seen_during = _read_during_a_reopen_publish(wh, monkeypatch, _recursive_read)
 
     assert len(seen_during) >= 2 * len(publish.PUBLISHED_TABLES)
     for seen in seen_during:
