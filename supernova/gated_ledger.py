@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -133,15 +134,19 @@ def take(con, warehouse: Path, table: str, month: str, run_id: str) -> Path | No
     return None
 
 
-def ledger_chunks(con, warehouse: Path, month: str):
+def ledger_chunks(con, warehouse: Path, month: str, phases: dict | None = None):
     """settlement_build.payout_lines as DataFrames of about chunk_rows() rows, every row
     once, the rows of one ledger key in one frame: from the gated partition (written
-    first, in the fetching thread) and then the rows of other months; the hash chunks of
-    supernova/gate_chunks.py when the rows are not of one run."""
+    first, in the fetching thread; its seconds in phases["ledger_sorted_seconds"]) and then
+    the rows of other months; the hash chunks of supernova/gate_chunks.py when the rows
+    are not of one run."""
     cur = con.cursor()  # a connection of its own: it is used from the fetching thread
 
     def frames():
+        started = time.perf_counter()
         folder = stage(cur, warehouse, month)
+        if phases is not None:
+            phases["ledger_sorted_seconds"] = round(time.perf_counter() - started, 1)
         if folder is None:
             yield from table_chunks(cur, TABLE, "order_id", spill_under=spill_folder(warehouse))
             return
