@@ -10,7 +10,8 @@ Deliveries arrive in batches, each merged by `staging.stage()` as the ingest DAG
      events of an old line (a completion dated in August, partial refunds either side of
      2026-09-08), an event moved to another line of its order, and two completions
      re-delivered with their event_id on another order (one later than the original: it
-     moves; one filed under an earlier date: it stays);
+     moves, and with every other event of its order, which is left with none; one filed
+     under an earlier date: it stays);
   3. the third week with the generator's mess, plus corrections filed under an old
      delivery date: head lines re-delivered with another buyer, clicks moved in time,
      events moved two hours later;
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import csv
 import shutil
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -406,8 +407,11 @@ def _late_and_moved_events(wh: Path, generated: Path, landing: Path) -> dict:
         ],
     )
     completed = {(r["order_id"], r["line_no"]) for r in events if r["event"] == "completed"}
+    generated_ids: dict[str, set] = {}
+    for r in events:
+        generated_ids.setdefault(r["order_id"], set()).add(r["event_id"])
     moved_orders = _events_moved_to_another_order(
-        wh, delivered, completed, landing, avoid={order_id, source_order}
+        wh, delivered, completed, generated_ids, landing, avoid={order_id, source_order}
     )
     return {
         "late": (order_id, line_no, paid),
@@ -417,14 +421,15 @@ def _late_and_moved_events(wh: Path, generated: Path, landing: Path) -> dict:
 
 
 def _events_moved_to_another_order(
-    wh: Path, delivered: dict, completed: set, landing: Path, avoid: set
+    wh: Path, delivered: dict, completed: set, generated_ids: dict, landing: Path, avoid: set
 ) -> dict:
-    """Two completions (event_id delivered once, their line's only completion) re-delivered
-    on a line of another order that no generated event completes (`completed`: the lines
-    that do), as upstream reusing an event_id would:
-    one on 2026-09-13, later than the original (the event moves: its first order's line
-    loses the completion), one filed under 2026-09-02, earlier than the original's delivery
-    (2026-09-03 to -07: the original stays where it is)."""
+    """Completions (event_id delivered once, their line's only completion) re-delivered on
+    a line of another order that no generated event completes (`completed`: the lines that
+    do), as upstream reusing event_ids would. On 2026-09-13, later than the originals, every
+    event of a one-line order whose events were all delivered in the first week (and none
+    later: `generated_ids`, per order): they all move, and the order they left has no event
+    any more (it leaves the event state). Filed under 2026-09-02, earlier than the
+    original's delivery (2026-09-03 to -07), one completion: the original stays."""
     completions = [
         c
         for c in _query(
@@ -441,7 +446,27 @@ def _events_moved_to_another_order(
         )
         if delivered.get(c[2]) == 1 and c[0] not in avoid
     ]
-    forward, backward = completions[0], next(c for c in completions if c[0] != completions[0][0])
+
+    def events_of(order_id: str) -> list[tuple]:
+        return _query(
+            wh,
+            "select line_no, event, event_at, amount, event_id, _delivery_date"
+            " from staging.stg_exports__order_events where order_id = ? order by event_at",
+            [order_id],
+        )
+
+    def all_movable(c) -> bool:
+        staged = events_of(c[0])
+        return {e[4] for e in staged} == generated_ids.get(c[0]) and all(
+            e[0] == c[1]
+            and e[4] is not None
+            and delivered.get(e[4]) == 1
+            and date(2026, 9, 3) <= e[5] <= date(2026, 9, 7)
+            for e in staged
+        )
+
+    forward = next(c for c in completions if all_movable(c))
+    backward = next(c for c in completions if c[0] != forward[0])
     targets = _query(
         wh,
         "select o.order_id, o.line_no from staging.stg_exports__orders as o"
@@ -453,10 +478,14 @@ def _events_moved_to_another_order(
     used = avoid | {forward[0], backward[0]}
     targets = [t for t in targets if t[0] not in used and (t[0], str(t[1])) not in completed]
     forward_to, backward_to = targets[0], next(t for t in targets if t[0] != targets[0][0])
-    for folder, (_, _, event_id, at, _), (to_order, to_line) in (
-        ("2026-09-13", forward, forward_to),
-        ("2026-09-02", backward, backward_to),
-    ):
+    moved = {
+        "2026-09-13": (
+            forward_to,
+            [(e[1], e[2], e[3], e[4]) for e in events_of(forward[0])],
+        ),
+        "2026-09-02": (backward_to, [("completed", backward[3], None, backward[2])]),
+    }
+    for folder, ((to_order, to_line), rows) in moved.items():
         _write(
             landing / "order_events" / folder / "zz-event-on-another-order.csv",
             EVENT_HEADER,
@@ -464,11 +493,12 @@ def _events_moved_to_another_order(
                 {
                     "order_id": to_order,
                     "line_no": to_line,
-                    "event": "completed",
+                    "event": event,
                     "event_at": _ts(at),
-                    "amount": "",
+                    "amount": "" if amount is None else str(amount),
                     "event_id": event_id,
                 }
+                for event, at, amount, event_id in rows
             ],
         )
     return {
@@ -717,7 +747,8 @@ def test_an_event_id_re_delivered_on_another_order(batches):
     b = out["late and corrected clicks"]
     (first, other, at) = b["events"]["moved_forward"]
     first, other = tuple(first), tuple(other)
-    assert b["lines_before"][first][0] == at and b["lines_after"][first][0] != at
+    # every event of the first order moved: its line leaves the event state
+    assert b["lines_before"][first][0] == at and b["lines_after"][first] is None
     assert (b["lines_before"][other] or (None,))[0] != at and b["lines_after"][other][0] == at
     (first, other, at) = b["events"]["moved_backward"]
     first, other = tuple(first), tuple(other)

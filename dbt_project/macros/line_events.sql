@@ -50,21 +50,39 @@
     {{ return({'incremental': true, 'new_events': new_events | list}) }}
 {%- endmacro %}
 
-{#- Post-hook of the daily summary (inside its transaction): after a superseded order_events
-    file (a full recompute), the orders with no staged event left are deleted (the
-    delete+insert only replaces the orders the select returns); then the consumed files are
-    recorded (macros/staging.sql). -#}
+{#- The orders a version of an event_id of the `files` (rows file_path, delivery_date) was
+    ever delivered on, from the raw layer: upstream re-delivering an event_id on another
+    order moves the event (§0), so the order it left changes too. -#}
+{% macro daily_line_events_event_id_orders(files) -%}
+    {%- set raw_events = source('exports', 'order_events') -%}
+    select order_id from {{ raw_events }}
+    where event_id in (
+        select event_id from {{ raw_events }}
+        where {{ daily_attribution_staged_from(files) }} and event_id is not null
+    )
+{%- endmacro %}
+
+{#- Post-hook of the daily summary (inside its transaction): the orders with no staged event
+    left are deleted (the delete+insert only replaces the orders the select returns): after
+    a superseded order_events file (a full recompute) any order, else the orders new files'
+    event_ids were ever delivered on (every event of an order re-delivered on another
+    leaves it with none). Then the consumed files are recorded (macros/staging.sql). -#}
 {% macro daily_line_events_post_hook() -%}
     {%- if target.type != 'duckdb' -%}
         select 1 as not_tracked
     {%- else -%}
         {%- set manifest = ref('stg_exports__manifest') -%}
-        {%- if execute and consumed_withdrawn_paths('order_events', manifest) | length > 0 %}
+        {%- set withdrawn = consumed_withdrawn_paths('order_events', manifest) if execute else [] -%}
+        {%- set new_events = consumed_new_files('order_events', manifest) if execute else none -%}
+        {%- if withdrawn | length > 0 or new_events %}
         delete from {{ this }} as gone
         where not exists (
             select 1 from {{ ref('stg_exports__order_events') }} as e
             where e.order_id = gone.order_id and e.event_at is not null
-        );
+        )
+        {%- if withdrawn | length == 0 %}
+            and gone.order_id in ({{ daily_line_events_event_id_orders(new_events | list) }})
+        {%- endif %};
         {%- endif %}
         {{ consumed_record_files(['order_events'], manifest) }}
     {%- endif -%}

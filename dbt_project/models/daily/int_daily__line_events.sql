@@ -9,7 +9,8 @@
     consumed yet, and every order that a version of one of those files' event_ids was ever
     delivered on (upstream re-delivering an event_id on another order moves the event: the
     order it left changes too). An event that moved to another line of the order is
-    handled, since the whole order is recomputed. After a superseded order_events file (a landing file changed in
+    handled, since the whole order is recomputed; an order left with no event is deleted
+    by the post-hook. After a superseded order_events file (a landing file changed in
     place) a run recomputes every line: the withdrawn events may have left staging or
     fallen back to older versions, and nothing staged says which lines they were on; the
     post-hook deletes the orders with no event left. Upstream rewriting a file is rare;
@@ -28,14 +29,11 @@
 -- depends_on: {{ ref('stg_exports__manifest') }}
 {%- set scope = daily_line_events_scope() %}
 {%- if scope.incremental and scope.new_events %}
-{%- set raw_events = source('exports', 'order_events') %}
 {{ line_event_summary(
     ref('stg_exports__order_events'),
     where="(order_id in (select order_id from " ~ ref('stg_exports__order_events')
         ~ " where " ~ daily_attribution_staged_from(scope.new_events) ~ ")"
-        ~ " or order_id in (select order_id from " ~ raw_events ~ " where event_id in ("
-        ~ "select event_id from " ~ raw_events ~ " where "
-        ~ daily_attribution_staged_from(scope.new_events) ~ " and event_id is not null)))") }}
+        ~ " or order_id in (" ~ daily_line_events_event_id_orders(scope.new_events) ~ "))") }}
 {%- elif scope.incremental %}
 {{ line_event_summary(ref('stg_exports__order_events'), where="1 = 0") }}
 {%- else %}
