@@ -15,7 +15,10 @@ from pathlib import Path
 # Tables validated in chunks so that the gate's memory does not grow with the month: the
 # rows are split by a hash of a column that every uniqueness expectation of the suite
 # includes, so a duplicate always falls into one chunk and per-chunk results add up to
-# the whole table's. Chunk size: SUPERNOVA_GATE_CHUNK_ROWS (default 1,000,000 rows).
+# the whole table's. Chunk size: SUPERNOVA_GATE_CHUNK_ROWS (default 500,000 rows: the
+# gate's frames sit beside the invariants' 6 GB of DuckDB, and at target size 1,000,000-row
+# chunks took the gate's process to 8.05 GB, 500,000-row ones to 7.37 GB, no slower:
+# docs/benchmarks.md, 2026-12-05 evening).
 CHUNK_BY = {
     "payout_lines": "order_id",  # unique (settlement_month, order_id, line_no, beneficiary_id, level, kind)
     "payouts": "promoter_id",  # unique promoter_id
@@ -23,7 +26,7 @@ CHUNK_BY = {
 
 
 def chunk_rows() -> int:
-    value = os.environ.get("SUPERNOVA_GATE_CHUNK_ROWS", "1000000")
+    value = os.environ.get("SUPERNOVA_GATE_CHUNK_ROWS", "500000")
     try:
         n = int(value)
     except ValueError:
