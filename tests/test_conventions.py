@@ -242,7 +242,11 @@ def test_a_mart_declares_only_the_exports_it_reads(manifest):
     assert _history_parents(manifest, "sku_ranking") == sorted(
         [*orders_clicks, "stg_exports__commission_rule_versions", "stg_exports__sku_versions"]
     )
-    assert _history_parents(manifest, "promoter_earnings_daily") == []
+    # the estimate's refresh window: orders and clicks (as the attributed lines), and the
+    # first day a re-delivered rule changes (macros/earnings_incremental.sql)
+    assert _history_parents(manifest, "promoter_earnings_daily") == sorted(
+        [*orders_clicks, "stg_exports__commission_rule_versions"]
+    )
 
 
 # --- the checkers can fail -------------------------------------------------------------

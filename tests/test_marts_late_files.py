@@ -17,6 +17,7 @@ batches, and after each the incremental marts equal a full refresh row for row:
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -211,3 +212,281 @@ def test_c_a_file_rewritten_in_place(warehouse):
     after = _earnings(wh, day, promoter)
     assert (after[0], after[1], after[2]) == (before[0] - 1, before[1] - 1, before[2] - gmv)
     assert _differences(wh, warehouse["root"]) == NO_DIFFERENCE
+
+
+# ------------------------------------------------- promoter_earnings_daily, incremental
+# The estimate of a line changes without a new order or click: an event on an old order,
+# a promoter's new version, a SKU's new attributes, a back-dated rule, an event_id moved
+# to another order, the configuration (macros/earnings_incremental.sql). After each batch
+# the incremental mart equals a full refresh of it, and the batch changed rows before the
+# refresh window's first day (so they were recomputed by the lines' path, not the window).
+
+EARNINGS = "marts.promoter_earnings_daily"
+
+
+def _earnings_difference(wh: Path, tmp: Path, vars_: dict | None = None) -> tuple[int, int]:
+    """Rows only in the incremental mart and only in a full refresh of it (on a copy)."""
+    from supernova.dbt_runner import dbt_invoke
+
+    full = tmp / "earnings_full"
+    if full.exists():
+        shutil.rmtree(full)
+    shutil.copytree(
+        wh, full, symlinks=True, ignore=shutil.ignore_patterns("dbt", "parquet", "logs")
+    )
+    args = ["run", "--select", "promoter_earnings_daily", "--full-refresh"]
+    assert dbt_invoke(full, args, vars_=vars_).success
+    con = duckdb.connect(str(full / "supernova.duckdb"), read_only=True)
+    try:
+        con.execute(f"attach '{wh / 'supernova.duckdb'}' as inc (read_only)")
+        return _rows_only_on_each_side(con, f"inc.{EARNINGS}", EARNINGS)
+    finally:
+        con.close()
+
+
+def _earnings_rows(wh: Path, where: str = "1 = 1") -> set[tuple]:
+    return set(_q(wh, f"select * from {EARNINGS} where {where}"))
+
+
+def _refresh_start(wh: Path) -> str:
+    """The first day the last refresh recomputed whole (its compiled select)."""
+    compiled = next((wh / "dbt" / "target" / "compiled").rglob("promoter_earnings_daily.sql"))
+    starts = re.findall(r"order_date >= cast\('(\d{4}-\d\d-\d\d)' as date\)", compiled.read_text())
+    assert len(starts) == 1, starts
+    return starts[0]
+
+
+def test_d_events_on_old_orders_restate_their_days(warehouse):
+    landing, wh, gen = warehouse["landing"], warehouse["wh"], warehouse["generated"]
+    before = _earnings_rows(wh, "activity_date <= date '2026-09-05'")
+    _copy_days(gen, landing, "2026-09-07", "2026-09-07")
+    _deliver(landing, wh)
+
+    assert _refresh_start(wh) >= "2026-09-06"
+    changed = before - _earnings_rows(wh, "activity_date <= date '2026-09-05'")
+    assert len(changed) > 10  # completions and refunds of orders placed before the window
+    assert _earnings_difference(wh, warehouse["root"]) == (0, 0)
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _latest_csv_row(landing: Path, export: str, key: str, value: str) -> dict:
+    rows = [r for p in sorted((landing / export).rglob("*.csv")) for r in _csv_rows(p)]
+    return [r for r in rows if r[key] == value][-1]
+
+
+def _tamper(wh: Path, day, promoter: str, gmv_delta: int) -> None:
+    con = duckdb.connect(str(wh / "supernova.duckdb"))
+    try:
+        con.execute(
+            f"update {EARNINGS} set gmv = gmv + {gmv_delta} "
+            f"where activity_date = date '{day}' and promoter_id = '{promoter}'"
+        )
+    finally:
+        con.close()
+
+
+def _in(values) -> str:
+    return ", ".join(f"'{v}'" for v in sorted(values))
+
+
+def test_e_promoters_skus_and_a_moved_event_restate_old_days(warehouse):
+    """One batch of second parts, no new order: a promoter inviting their own invitee (a
+    loop: no level 2 for either, so the former inviter's rows change too), an inviter with
+    level-2 rows only changing platform, a SKU changing merchant, and a completion
+    re-delivered on another order. Each change's lines are on days of their own, so that
+    each row is recomputed by one path only (a path removed fails the test). A row of
+    another promoter, tampered with before the batch, is not recomputed."""
+    landing, wh = warehouse["landing"], warehouse["wh"]
+    lines = "intermediate.int_marts__attributed_lines"
+    ((p, y),) = _q(
+        wh,
+        f"""select p.promoter_id, y.promoter_id
+        from staging.stg_exports__promoters as p
+        join staging.stg_exports__promoters as y on y.inviter_id = p.promoter_id
+        where p.platform = 'fenxiang' and y.platform = 'fenxiang' and p.inviter_id <> y.promoter_id
+            and p.promoter_id in (select promoter_id from {lines})
+            and y.promoter_id in (select promoter_id from {lines})
+        order by 1, 2 limit 1""",
+    )
+    loop_days = f"(select order_date from {lines} where promoter_id in ('{p}', '{y}'))"
+    ((z,),) = _q(
+        wh,
+        f"""select promoter_id from {EARNINGS}
+        where orders = 0 and level2_estimated > 0 and promoter_id not in ('{p}', '{y}')
+            and activity_date not in {loop_days}
+        order by 1 limit 1""",
+    )
+    # a SKU without a SKU rule, sold on few days, none of the loop's, by other promoters
+    ((s1,),) = _q(
+        wh,
+        f"""select sku_id from {lines}
+        where sku_id not in (select sku_id from staging.stg_exports__commission_rules
+                             where sku_id is not null)
+        group by sku_id
+        having count(*) filter (where order_date in {loop_days}
+                                or promoter_id in ('{p}', '{y}', '{z}')) = 0
+        order by count(distinct order_date), count(*) desc, sku_id limit 1""",
+    )
+    busy_days = f"""(select order_date from {lines}
+        where promoter_id in ('{p}', '{y}') or sku_id = '{s1}')"""
+    # a completed line's completion, and an order of another day it moves to, neither on
+    # the days above
+    ((event_id, order_a, order_b),) = _q(
+        wh,
+        f"""select e.event_id, e.order_id,
+            (select min(b.order_id) from {lines} as b
+             where b.line_no = 1 and b.order_date not in {busy_days}
+                 and b.order_date <> a.order_date
+                 and b.order_id not in (select order_id from staging.stg_exports__order_events
+                                        where event = 'completed')) as other
+        from staging.stg_exports__order_events as e
+        join {lines} as a on a.order_id = e.order_id and a.line_no = e.line_no
+        where e.event = 'completed' and e.line_no = 1 and e.event_id is not null
+            and a.order_date not in {busy_days}
+        order by e.order_id limit 1""",
+    )
+    changed_lines = f"""(promoter_id in ('{p}', '{y}', '{z}') or sku_id = '{s1}'
+        or order_id in ('{order_a}', '{order_b}'))"""
+    involved = {
+        r[0]
+        for r in _q(
+            wh,
+            f"""select promoter_id from {lines} where {changed_lines}
+            union select inviter_id from staging.stg_exports__promoters where promoter_id in (
+                select promoter_id from {lines} where {changed_lines})""",
+        )
+        if r[0]
+    }
+    ((t_day, t_promoter),) = _q(
+        wh,
+        f"""select activity_date, promoter_id from {EARNINGS}
+        where orders > 0 and promoter_id not in ({_in(involved | {p, y, z})})
+        order by activity_date, promoter_id limit 1""",
+    )
+    rows_of = {
+        "loop": f"promoter_id in ('{p}', '{y}')",
+        "former inviter": f"""promoter_id = (select inviter_id from staging.stg_exports__promoters
+            where promoter_id = '{p}' order by updated_at desc limit 1)""",
+        "platform": f"promoter_id = '{z}'",
+        **{
+            name: f"""(activity_date, promoter_id) in (
+                select order_date, promoter_id from {lines} where {cond})"""
+            for name, cond in (
+                ("sku merchant", f"sku_id = '{s1}'"),
+                ("moved event", f"order_id in ('{order_a}', '{order_b}')"),
+            )
+        },
+    }
+    before = {name: _earnings_rows(wh, where) for name, where in rows_of.items()}
+
+    folder = "2026-09-07"
+    new_version = "2026-09-07T12:00:00+08:00"
+    _write_csv(
+        landing / "promoters" / folder / "part-0101.csv",
+        [
+            dict(
+                _latest_csv_row(landing, "promoters", "promoter_id", p),
+                inviter_id=y,
+                updated_at=new_version,
+            ),
+            dict(
+                _latest_csv_row(landing, "promoters", "promoter_id", z),
+                platform="yundian",
+                updated_at=new_version,
+            ),
+        ],
+    )
+    _write_csv(
+        landing / "skus" / folder / "part-0101.csv",
+        [
+            dict(
+                _latest_csv_row(landing, "skus", "sku_id", s1),
+                merchant_id="MZNEW01",
+                is_self_operated="false",
+            )
+        ],
+    )
+    moved = _latest_csv_row(landing, "order_events", "event_id", event_id)
+    _write_csv(landing / "order_events" / folder / "part-0101.csv", [dict(moved, order_id=order_b)])
+    _tamper(wh, t_day, t_promoter, 1000)
+    _deliver(landing, wh)
+
+    assert _refresh_start(wh) == "2026-09-08"  # no new order, click or link
+    for name, where in rows_of.items():
+        assert _earnings_rows(wh, where) != before[name], name
+    # the tampered row is the one difference: it was not recomputed
+    assert _earnings_difference(wh, warehouse["root"]) == (1, 1)
+    _tamper(wh, t_day, t_promoter, -1000)
+    assert _earnings_difference(wh, warehouse["root"]) == (0, 0)
+
+
+def test_f_a_back_dated_rule_restates_the_lines_ordered_since(warehouse):
+    """A SKU rule delivered on 09-07, valid from 09-05: every line ordered from 09-04 is
+    recomputed (the rule's first changed day, one day earlier: rare, and exact); a row of
+    09-01, tampered with, is not."""
+    landing, wh = warehouse["landing"], warehouse["wh"]
+    ((sku,),) = _q(
+        wh,
+        """select sku_id from intermediate.int_marts__attributed_lines
+        where order_date = date '2026-09-05'
+            and sku_id not in (select sku_id from staging.stg_exports__commission_rules
+                               where sku_id is not null)
+        group by sku_id order by count(*) desc, sku_id limit 1""",
+    )
+    ((t_promoter,),) = _q(
+        wh,
+        f"""select min(promoter_id) from {EARNINGS}
+        where activity_date = date '2026-09-01' and orders > 0""",
+    )
+    rows = f"""(activity_date, promoter_id) in (select order_date, promoter_id
+        from intermediate.int_marts__attributed_lines where sku_id = '{sku}')"""
+    before = _earnings_rows(wh, rows)
+    rule = dict.fromkeys(_csv_rows(next((landing / "commission_rules").rglob("*.csv")))[0], "")
+    rule.update(
+        rule_id="RZBACKDATED",
+        scope="sku",
+        sku_id=sku,
+        rate="0.321",
+        valid_from="2026-09-05T00:00:00+08:00",
+        valid_to="2026-12-31T00:00:00+08:00",
+    )
+    _write_csv(landing / "commission_rules" / "2026-09-07" / "part-0102.csv", [rule])
+    _tamper(wh, "2026-09-01", t_promoter, 1000)
+    _deliver(landing, wh)
+
+    assert _refresh_start(wh) == "2026-09-08"
+    assert _earnings_rows(wh, rows) != before
+    assert _earnings_difference(wh, warehouse["root"]) == (1, 1)
+    _tamper(wh, "2026-09-01", t_promoter, -1000)
+    assert _earnings_difference(wh, warehouse["root"]) == (0, 0)
+
+
+def test_g_a_configuration_change_restates_every_row(warehouse):
+    import yaml
+
+    from supernova.dbt_runner import dbt_invoke
+
+    wh = warehouse["wh"]
+    project = yaml.safe_load((marts.settings.DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    config = dict(project["vars"]["supernova"], platform_fee_rate="0.20")
+    before = _earnings_rows(wh)
+    run = ["run", "--select", "promoter_earnings_daily"]
+    assert dbt_invoke(wh, run, vars_={"supernova": config}).success
+    after = _earnings_rows(wh)
+    assert len(after - before) > len(before) // 2
+    assert _earnings_difference(wh, warehouse["root"], vars_={"supernova": config}) == (0, 0)
+    # and back
+    assert dbt_invoke(wh, run).success
+    assert _earnings_rows(wh) == before

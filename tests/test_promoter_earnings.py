@@ -311,11 +311,26 @@ def _parents(warehouse, model: str) -> list[str]:
 def test_estimate_and_reconciliation_share_one_split(settled):
     """The latest platform, inviter and inviter loops are written once
     (int_marts__promoter_split): the mart and the close's reconciliation read it and
-    neither derives promoters from staging itself."""
+    neither derives promoters from staging itself. The mart's refresh hooks compare the
+    split with the one its last refresh used; a hook cannot read an ephemeral model, so
+    they run the model's own SQL, the macro promoter_split_select (the mart declares
+    stg_exports__promoters for them)."""
     for model in ("promoter_earnings_daily", "rpt_promoter_earnings_reconciliation"):
-        parents = _parents(settled, model)
-        assert "int_marts__promoter_split" in parents, model
-        assert "stg_exports__promoters" not in parents, model
+        assert "int_marts__promoter_split" in _parents(settled, model), model
+    assert "stg_exports__promoters" not in _parents(settled, "rpt_promoter_earnings_reconciliation")
+    project = settings.DBT_PROJECT_DIR
+    split = (
+        project / "models" / "intermediate" / "marts" / "int_marts__promoter_split.sql"
+    ).read_text()
+    assert split.rstrip().endswith("{{ promoter_split_select() }}")
+    reads_promoters = [
+        p.name
+        for p in (project / "macros").glob("*.sql")
+        if "ref('stg_exports__promoters')" in p.read_text()
+    ]
+    assert reads_promoters == ["earnings_incremental.sql"]
+    macros = (project / "macros" / "earnings_incremental.sql").read_text()
+    assert macros.count("ref('stg_exports__promoters')") == 1  # in promoter_split_select only
 
 
 def test_the_close_reports_read_the_precomputed_attribution(settled):
@@ -347,13 +362,23 @@ def test_the_close_reports_read_the_precomputed_attribution(settled):
 
 def test_the_mart_reads_the_daily_event_summary(settled):
     """The mart takes its lines' events from the daily summary (int_daily__line_events),
-    not from every staged event, and each line's own ordered_at from staging (§2)."""
+    not from every staged event, and each line's own ordered_at from staging (§2). Its
+    incremental refresh (macros/earnings_incremental.sql) reads the staged events only for
+    the orders of the files it has not consumed, the manifest for which those are, the
+    promoters for their split, and the versions its refresh window compares."""
     assert _parents(settled, "promoter_earnings_daily") == [
         "int_daily__line_events",
         "int_marts__attributed_lines",
         "int_marts__promoter_split",
+        "stg_exports__click_versions",
+        "stg_exports__commission_rule_versions",
         "stg_exports__commission_rules",
+        "stg_exports__link_versions",
+        "stg_exports__manifest",
+        "stg_exports__order_events",
+        "stg_exports__order_versions",
         "stg_exports__orders",
+        "stg_exports__promoters",
         "stg_exports__skus",
     ]
 

@@ -8,14 +8,42 @@
     A promoter's row holds their own earnings: level 1 on the lines they drove, level 2 on
     the lines their invitees drove (as the level-2 beneficiary), so a row can have level-2
     money and no orders of its own (docs/marts.md).
-    A plain table, not incremental: an event (completion, refund, cancel) or a promoter's
-    new version can change any earlier day's estimate, which the marts' incremental
-    refresh window (macros/marts_incremental.sql) does not track. -#}
-{{ config(materialized='table') }}
+    Incremental (append; the pre-hook deletes what is recomputed): every day from the first
+    date new orders, clicks or links can change, and before it the rows of the lines whose
+    estimate an event, a SKU's attributes, a promoter's split or a re-delivered rule can
+    have changed (macros/earnings_incremental.sql); everything after a configuration change.
+    Equal to a full refresh after every batch (tests/test_earnings_incremental.py). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ earnings_pre_hook() }}",
+    post_hook="{{ earnings_post_hook() }}",
+) }}
+-- depends_on: {{ ref('stg_exports__manifest') }}
+-- depends_on: {{ ref('stg_exports__order_events') }}
+-- depends_on: {{ ref('stg_exports__promoters') }}
+-- the versions the refresh window compares (macros/marts_incremental.sql)
+-- depends_on: {{ ref('stg_exports__order_versions') }}
+-- depends_on: {{ ref('stg_exports__click_versions') }}
+-- depends_on: {{ ref('stg_exports__link_versions') }}
+-- depends_on: {{ ref('stg_exports__commission_rule_versions') }}
+{%- set scope = earnings_refresh_scope() %}
 
 with loops as (
     select promoter_id from {{ ref('int_marts__promoter_split') }} where is_in_inviter_loop
 ),
+
+{%- if scope.partial %}
+lines_wanted as (
+    select activity_date, promoter_id from {{ earnings_state('refresh') }}
+    union
+    select r.activity_date, s.promoter_id
+    from {{ earnings_state('refresh') }} as r
+    inner join {{ ref('int_marts__promoter_split') }} as s
+        on s.inviter_id = r.promoter_id
+),
+{%- endif %}
 
 -- the order's date (its head line's), but each line's own ordered_at: the rate in force
 -- then is the one the close applies (§2), even when a line was ordered after a rule change
@@ -24,6 +52,9 @@ lines as (
     from {{ ref('int_marts__attributed_lines') }} as a
     inner join {{ ref('stg_exports__orders') }} as o
         on o.order_id = a.order_id and o.line_no = a.line_no
+    -- the days recomputed, and before them the rows of the pre-hook with their invitees'
+    -- lines (level 2)
+    where {{ earnings_refresh_filter(scope, 'a.order_date', 'a.promoter_id', rows='lines_wanted') }}
 ),
 
 estimates as (
@@ -98,3 +129,4 @@ select
 from daily as d
 left join {{ ref('int_marts__promoter_split') }} as p
     on p.promoter_id = d.promoter_id
+where {{ earnings_refresh_filter(scope, 'd.activity_date', 'd.promoter_id') }}
