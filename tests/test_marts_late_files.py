@@ -286,6 +286,21 @@ def _latest_csv_row(landing: Path, export: str, key: str, value: str) -> dict:
     return [r for r in rows if r[key] == value][-1]
 
 
+def _write_sku_rule(landing: Path, part: str, rule_id: str, sku: str, rate: str, day: str):
+    """A SKU rule valid from `day` (Shanghai midnight) to the year's end, delivered on 09-07."""
+    columns = _csv_rows(next((landing / "commission_rules").rglob("*.csv")))[0]
+    rule = dict.fromkeys(columns, "")
+    rule.update(
+        rule_id=rule_id,
+        scope="sku",
+        sku_id=sku,
+        rate=rate,
+        valid_from=f"{day}T00:00:00+08:00",
+        valid_to="2026-12-31T00:00:00+08:00",
+    )
+    _write_csv(landing / "commission_rules" / "2026-09-07" / part, [rule])
+
+
 def _tamper(wh: Path, day, promoter: str, gmv_delta: int) -> None:
     con = duckdb.connect(str(wh / "supernova.duckdb"))
     try:
@@ -453,16 +468,7 @@ def test_f_a_back_dated_rule_restates_the_lines_ordered_since(warehouse):
     rows = f"""(activity_date, promoter_id) in (select order_date, promoter_id
         from intermediate.int_marts__attributed_lines where sku_id = '{sku}')"""
     before = _earnings_rows(wh, rows)
-    rule = dict.fromkeys(_csv_rows(next((landing / "commission_rules").rglob("*.csv")))[0], "")
-    rule.update(
-        rule_id="RZBACKDATED",
-        scope="sku",
-        sku_id=sku,
-        rate="0.321",
-        valid_from="2026-09-05T00:00:00+08:00",
-        valid_to="2026-12-31T00:00:00+08:00",
-    )
-    _write_csv(landing / "commission_rules" / "2026-09-07" / "part-0102.csv", [rule])
+    _write_sku_rule(landing, "part-0102.csv", "RZBACKDATED", sku, "0.321", "2026-09-05")
     _tamper(wh, "2026-09-01", t_promoter, 1000)
     _deliver(landing, wh)
 
@@ -490,3 +496,87 @@ def test_g_a_configuration_change_restates_every_row(warehouse):
     # and back
     assert dbt_invoke(wh, run).success
     assert _earnings_rows(wh) == before
+
+
+def test_h_rules_and_a_later_line_and_the_mart_run_alone(warehouse):
+    """Three review findings (2026-12-06), each failing before its fix:
+    1. the mart run alone right after an ingest (its upstream has not merged the new files)
+       refuses, naming them, and changes nothing: it used to record them as consumed and
+       never recompute what they change;
+    2. a category rule that also carries a stray merchant_id, re-delivered with another
+       category: the rule's key was compared as coalesce(sku, merchant, category), so the
+       change went unseen;
+    3. a line ordered after the mart's last day, added to an order of 09-05, then a rule
+       for its SKU from that day: the rules path was skipped when its first day was not
+       before the refresh window's, which goes by order date."""
+    from supernova.dbt_runner import dbt_invoke
+
+    landing, wh = warehouse["landing"], warehouse["wh"]
+    rules = [r for p in sorted((landing / "commission_rules").rglob("*.csv")) for r in _csv_rows(p)]
+    ((rule_id, category),) = _q(
+        wh,
+        """select rule_id, category from staging.stg_exports__commission_rules as r
+        where scope = 'category' and rate > 0 and valid_from < timestamp '2026-09-01'
+            and (valid_to is null or valid_to > timestamp '2026-09-10')
+            and (select count(*) from staging.stg_exports__commission_rules as o
+                 where o.category = r.category) = 1
+        order by (
+            select count(*) from intermediate.int_marts__attributed_lines as a
+            join staging.stg_exports__skus as s using (sku_id)
+            where s.is_self_operated and s.category = r.category) desc, rule_id
+        limit 1""",
+    )
+    ((order_id, last_line),) = _q(
+        wh,
+        """select order_id, max(line_no) from intermediate.int_marts__attributed_lines
+        where order_date = date '2026-09-05' group by 1 order by 1 limit 1""",
+    )
+    ((sku,),) = _q(
+        wh,
+        """select min(sku_id) from staging.stg_exports__skus where sku_id not in (
+            select sku_id from staging.stg_exports__commission_rules where sku_id is not null)""",
+    )
+    stray = dict([r for r in rules if r["rule_id"] == rule_id][-1], merchant_id="MSTRAY")
+    head = _latest_csv_row(landing, "orders", "order_id", order_id)
+    later_line = dict(
+        head,
+        line_no=str(last_line + 1),
+        sku_id=sku,
+        quantity="1",
+        unit_price="100.00",
+        paid_amount="100.00",
+        coupon_amount="0.00",
+        shipping_amount="0.00",
+        ordered_at="2026-09-09T10:00:00+08:00",
+    )
+    _write_csv(landing / "commission_rules" / "2026-09-07" / "part-0103.csv", [stray])
+    _write_csv(landing / "orders" / "2026-09-05" / "part-0101.csv", [later_line])
+    ingest(landing, wh, progress=QUIET, quiet_seconds=0)
+    before = _earnings_rows(wh)
+    alone = dbt_invoke(wh, ["run", "--select", "promoter_earnings_daily"])
+    assert not alone.success
+    messages = " ".join(str(r.message) for r in alone.result.results)
+    assert "its upstream has not merged every loaded file yet (commission_rules " in messages
+    assert _earnings_rows(wh) == before
+    marts.build_step(wh, log=QUIET)
+    assert _earnings_difference(wh, warehouse["root"]) == (0, 0)
+
+    other = "toys"  # a category no SKU has: the rule's lines fall back to rate 0
+    rows = f"""(activity_date, promoter_id) in (select a.order_date, a.promoter_id
+        from intermediate.int_marts__attributed_lines as a
+        join staging.stg_exports__skus as s using (sku_id)
+        where s.is_self_operated and s.category = '{category}')"""
+    before = _earnings_rows(wh, rows)
+    _write_csv(
+        landing / "commission_rules" / "2026-09-07" / "part-0104.csv",
+        [dict(stray, category=other)],
+    )
+    _deliver(landing, wh)
+    assert _earnings_rows(wh, rows) != before
+    assert _earnings_difference(wh, warehouse["root"]) == (0, 0)
+
+    _write_sku_rule(landing, "part-0105.csv", "RZLATER", sku, "0.300", "2026-09-09")
+    before = _earnings_rows(wh, "activity_date = date '2026-09-05'")
+    _deliver(landing, wh)
+    assert _earnings_rows(wh, "activity_date = date '2026-09-05'") != before
+    assert _earnings_difference(wh, warehouse["root"]) == (0, 0)

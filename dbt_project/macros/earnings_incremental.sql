@@ -65,10 +65,15 @@ from latest
     from {{ ref('stg_exports__skus') }}
 {%- endmacro %}
 
-{#- The settlement configuration the estimate reads (fee, shares, rules' settings), as one
-    value: a change recomputes every row. -#}
+{#- The settlement configuration the estimate reads (the platform fee, the split shares,
+    the inviter chain's depth for loops), as one value: a change recomputes every row. The
+    rest of the configuration (tiers, tax, cutoff) does not touch the estimate. -#}
 {% macro earnings_config_fingerprint() -%}
-    {{ return(local_md5(tojson(var('supernova'), sort_keys=true))) }}
+    {%- set read = {} -%}
+    {%- for key in ['platform_fee_rate', 'split_shares', 'inviter_chain_max_depth'] -%}
+        {%- do read.update({key: cfg(key)}) -%}
+    {%- endfor -%}
+    {{ return(local_md5(tojson(read, sort_keys=true))) }}
 {%- endmacro %}
 
 {#- True when the state the last refresh kept exists and used this configuration. -#}
@@ -86,7 +91,8 @@ from latest
 {#- What this run recomputes: {'from': none} for everything (first build, --full-refresh,
     unit tests), else {'from': 'YYYY-MM-DD' (D0), 'partial': whether rows before D0 are
     recomputed too (false: D0 is the first day, everything), 'rules_from': the first day a
-    re-delivered rule changes (or none), 'new_events': order_events files not consumed}. -#}
+    new or re-delivered rule changes (the day after the mart's last day when no rule file is
+    new), 'new_events': order_events files not consumed}. -#}
 {% macro earnings_refresh_scope() -%}
     {%- if not execute or this is none or not is_incremental() -%}
         {{ return({'from': none}) }}
@@ -102,9 +108,11 @@ from latest
         {%- set first = run_query('select cast(min(activity_date) as ' ~ dbt.type_string() ~ ') from ' ~ this).rows[0][0] -%}
         {{ return({'from': marts_refresh_everything(first), 'partial': false}) }}
     {%- endif -%}
+    {#- not bounded by D0: a line ordered from D0 on can belong to an order of an earlier
+        day, which the window (by order date) does not recompute -#}
     {%- set rules_from = marts_refresh_from('activity_date', ['rules']) -%}
     {{ return({'from': d0, 'partial': true, 'new_events': new_events | list,
-        'rules_from': rules_from if rules_from < d0 else none}) }}
+        'rules_from': rules_from}) }}
 {%- endmacro %}
 
 {#- The rows (activity_date, promoter_id) before D0 whose lines can have changed (above). -#}
@@ -158,17 +166,19 @@ from latest
     affected as (
         select distinct a.order_date, a.promoter_id
         from {{ ref('int_marts__attributed_lines') }} as a
-        {%- if scope.rules_from %}
-        left join {{ ref('stg_exports__orders') }} as o
-            on o.order_id = a.order_id and o.line_no = a.line_no
-        {%- endif %}
         where a.order_date < {{ d0 }}
             and (
                 a.promoter_id in (select promoter_id from changed_promoters)
                 or a.sku_id in (select sku_id from changed_skus)
                 or a.order_id in (select order_id from event_orders)
                 {%- if scope.rules_from %}
-                or cast(o.ordered_at as date) >= {{ marts_date_literal(scope.rules_from) }}
+                -- an order with a line ordered from the rule's day (a line's own ordered_at
+                -- can be later than its order's date); a range on the time-ordered staged
+                -- orders, not a join of every line with its order (a new rule comes most days)
+                or a.order_id in (
+                    select o.order_id from {{ ref('stg_exports__orders') }} as o
+                    where o.ordered_at >= cast({{ marts_date_literal(scope.rules_from) }} as timestamp)
+                )
                 {%- endif %}
             )
     )
@@ -198,9 +208,47 @@ from latest
     {%- endfor -%}
 {%- endmacro %}
 
-{#- Pre-hook: write the rows to recompute before D0, and delete them and every day from D0. -#}
+{#- The mart records as consumed every loaded file of the exports it follows (post-hook),
+    so the models it reads must have merged them all: run alone right after an ingest
+    (`dbt run --select promoter_earnings_daily`), it would record files its upstream merges
+    only later, and never recompute what they change. This statement fails the run, before
+    anything is deleted, naming up to five such files; `supernova marts` (one `dbt build`
+    of the marts with their upstream) never meets it. -#}
+{% macro earnings_upstream_merged() -%}
+    {%- set upstream = {
+        'orders': 'int_marts__attributed_lines', 'clicks': 'int_marts__attributed_lines',
+        'links': 'int_marts__attributed_lines', 'order_events': 'int_daily__line_events',
+        'commission_rules': 'stg_exports__commission_rules',
+    } -%}
+    select case when count(*) > 0 then error(
+            'promoter_earnings_daily: its upstream has not merged every loaded file yet ('
+            || string_agg(file_path, ', ' order by file_path) || (case when count(*) = 5 then ', ...' else '' end)
+            || '): run the marts with their upstream (supernova marts), not this model alone')
+        end as upstream_merged
+    from (
+        select m.export || ' ' || m.file_path as file_path
+        from {{ ref('stg_exports__manifest') }} as m
+        where m.status = 'loaded'
+            and (
+                {%- for export, model in upstream.items() %}
+                (m.export = '{{ export }}' and not exists (
+                    select 1 from {{ staged_files_relation() }} as s
+                    where s.model = '{{ model }}' and {{ staging_same_load('s', 'm') }}
+                )){{ " or" if not loop.last }}
+                {%- endfor %}
+            )
+        order by 1
+        limit 5
+    ) as unmerged
+{%- endmacro %}
+
+{#- Pre-hook: check the upstream is current, write the rows to recompute before D0, and
+    delete them and every day from D0. -#}
 {% macro earnings_pre_hook() -%}
     {%- set scope = earnings_refresh_scope() -%}
+    {%- if target.type == 'duckdb' -%}
+        {{ earnings_upstream_merged() }};
+    {%- endif %}
     {%- if scope['from'] is none -%}
         select 1 as nothing_to_delete
     {%- elif not scope.partial -%}
@@ -219,16 +267,16 @@ from latest
     {%- endif -%}
 {%- endmacro %}
 
-{#- The select's filter on a day x promoter (`date_column`, `promoter_column`): every day
-    from D0 and the pre-hook's rows before it. -#}
-{% macro earnings_refresh_filter(scope, date_column, promoter_column, rows=none) -%}
+{#- The select's filter on its rows (day `date_column` x `promoter_column`): every day from
+    D0 and the pre-hook's rows before it. -#}
+{% macro earnings_refresh_filter(scope, date_column, promoter_column) -%}
     {%- if scope['from'] is none -%}
         1 = 1
     {%- else -%}
         ({{ date_column }} >= {{ marts_date_literal(scope['from']) }}
         {%- if scope.partial %}
             or exists (
-                select 1 from {{ rows if rows is not none else earnings_state('refresh') }} as r
+                select 1 from {{ earnings_state('refresh') }} as r
                 where r.activity_date = {{ date_column }} and r.promoter_id = {{ promoter_column }}
             )
         {%- endif -%})

@@ -123,21 +123,28 @@
             -- versions differ: its validity start when rate, key or start changed, else the
             -- earlier of the old and new validity ends (one day earlier: the rate "at the
             -- end of a day" looks at the next midnight)
+            -- (each key column compared on its own, nulls equal: a rule may carry another
+            -- scope's column, which a coalesce of the keys would compare instead of its own)
             select cast({{ dbt.dateadd('day', -1, "case
-                    when prev_valid_from is null then valid_from
-                    when prev_rate <> rate or prev_scope <> scope
-                        or coalesce(prev_key, '') <> coalesce(rule_key, '')
-                        or prev_valid_from <> valid_from
+                    when is_first_version then valid_from
+                    when prev_rate is distinct from rate or prev_scope is distinct from scope
+                        or prev_sku_id is distinct from sku_id
+                        or prev_merchant_id is distinct from merchant_id
+                        or prev_category is distinct from category
+                        or prev_valid_from is distinct from valid_from
                         then least(valid_from, prev_valid_from)
                     else least(coalesce(valid_to, prev_valid_to), coalesce(prev_valid_to, valid_to))
                 end") }} as date) as d
             from (
                 select
-                    rate, scope, valid_from, valid_to, _delivery_date, _file_name,
-                    coalesce(sku_id, merchant_id, category) as rule_key,
+                    rate, scope, sku_id, merchant_id, category, valid_from, valid_to,
+                    _delivery_date, _file_name,
+                    row_number() over w = 1 as is_first_version,
                     lag(rate) over w as prev_rate,
                     lag(scope) over w as prev_scope,
-                    lag(coalesce(sku_id, merchant_id, category)) over w as prev_key,
+                    lag(sku_id) over w as prev_sku_id,
+                    lag(merchant_id) over w as prev_merchant_id,
+                    lag(category) over w as prev_category,
                     lag(valid_from) over w as prev_valid_from,
                     lag(valid_to) over w as prev_valid_to
                 from {{ src.rules }}
