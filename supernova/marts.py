@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from supernova import lock, settings
 from supernova.dbt_runner import dbt_invoke, failures
+from supernova.swap import swap_in
 from supernova.tables import MART_TABLES
 from supernova.warehouse import connect, table_exists, wait_until_free
 
@@ -122,8 +123,8 @@ def _staging(warehouse: Path) -> Path:
 
 def _write_table(con, warehouse: Path, table: str) -> int:
     """Write marts.<table> to <warehouse>/parquet/marts/<table>/ atomically: into a
-    temporary folder under staging_root, then swapped in by rename (a reader sees the old
-    copy or the new)."""
+    temporary folder under staging_root, then swapped in (supernova/swap.py: a reader sees
+    the old copy or the new, never none)."""
     base = Path(warehouse) / "parquet" / "marts"
     target = base / table
     staging = _staging(warehouse)
@@ -140,10 +141,7 @@ def _write_table(con, warehouse: Path, table: str) -> int:
         cur.close()
     # nothing but Parquet in a table folder: polars and read_parquet('<table>/*') read it whole
     pq.write_table(arrow, tmp / "part-0.parquet", compression="zstd", write_statistics=True)
-    if target.exists():
-        os.rename(target, old)
-    os.rename(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(tmp, target, old)  # the file replaced in place: never a missing mart
     return arrow.num_rows
 
 

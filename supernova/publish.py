@@ -3,9 +3,10 @@
 DuckDB: one transaction moves the month's candidate rows from settlement_build into the
 append-only published tables and records the run, so a reader sees the old state or the
 new one, never half. Parquet: each month's partition is written to a temporary folder
-and swapped in by rename; then a commit marker `parquet/settlement/_commits/<table>/<month>`
-names the run it belongs to, so a crash between the DuckDB commit and the Parquet swap is
-repaired by the next run (`sync_parquet`). Markers live outside the table folders: a table
+and swapped in (its file replaced in place by one rename, supernova/swap.py); then a
+commit marker `parquet/settlement/_commits/<table>/<month>` names the run it belongs to,
+so a crash between the DuckDB commit and the Parquet swap is repaired by the next run
+(`sync_parquet`). Markers live outside the table folders: a table
 folder holds only Parquet, which is what polars, pandas and `read_parquet('dir/*/*')` need.
 Each table's partition folder is named after its month column (`settlement_month=YYYY-MM`;
 `first_settlement_month=YYYY-MM` for line_terms, whose rows belong to the month a line was
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 
 from supernova import serving, settings
 from supernova.faults import fault_point
+from supernova.swap import swap_in
 from supernova.tables import PUBLISHED_TABLES
 from supernova.warehouse import connect, table_exists
 
@@ -313,7 +315,8 @@ def _write_partition(con, warehouse: Path, table: str, month: str, run_id: str) 
 def commit_partition(warehouse: Path, table: str, month: str, staged: Path, run_id: str) -> None:
     """Swap a fully written partition folder (`staged`: under staging_dir, or the gate's
     under <warehouse>/tmp/gated/, both on parquet/'s disk) in for the month's
-    partition, then write its commit marker naming the run. Whichever
+    partition (supernova/swap.py: its file replaced in place, so a BI view never finds the
+    month missing), then write its commit marker naming the run. Whichever
     engine wrote the files (DuckDB here, Spark's executors in spark_publish), a reader
     trusts a partition only while its marker exists: it is removed before the swap and
     written last, atomically (temporary file + rename)."""
@@ -323,10 +326,7 @@ def commit_partition(warehouse: Path, table: str, month: str, staged: Path, run_
     target.parent.mkdir(parents=True, exist_ok=True)
     marker = _marker(warehouse, table, month)
     marker.unlink(missing_ok=True)  # the partition is changing: uncommitted until it is back
-    if target.exists():
-        os.rename(target, old)
-    os.rename(staged, target)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(staged, target, old)  # the file replaced in place: never a missing partition
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker_tmp = marker.with_name(f".tmp-{month}-{os.getpid()}")
     marker_tmp.write_text(run_id + "\n")

@@ -507,6 +507,61 @@ def _events_moved_to_another_order(
     }
 
 
+def _completion_moved_again(wh: Path, landing: Path, avoid: set) -> dict:
+    """A completion of the first week re-delivered on another order in the third week
+    (later: it moves), after earlier incremental runs asked which orders their files'
+    event_ids were on. Its order has no event in any file of the second or third week, so
+    only the event_id's earlier order tells the run to recompute it; an answer kept from an
+    earlier run (macros/line_events.sql caches it) would miss it."""
+    later_files = " ".join(
+        p.read_text(encoding="utf-8")
+        for p in sorted((landing / "order_events").glob("*/*.csv"))
+        if p.parent.name >= "2026-09-08" or p.name.startswith("zz-")
+    )
+    candidates = _query(
+        wh,
+        "select e.order_id, e.line_no, e.event_id, e.event_at"
+        " from staging.stg_exports__order_events as e"
+        " where e.event = 'completed' and e.event_id is not null"
+        " and e._delivery_date between date '2026-09-03' and date '2026-09-07'"
+        " and not exists (select 1 from raw.order_events as r where r.order_id = e.order_id"
+        "     and r._delivery_date > date '2026-09-07')"
+        " and (select count(*) from raw.order_events as r where r.event_id = e.event_id) = 1"
+        " and (select count(*) from staging.stg_exports__order_events as s"
+        "      where s.order_id = e.order_id and s.line_no = e.line_no"
+        "      and s.event = 'completed') = 1"
+        " order by e.order_id, e.line_no",
+    )
+    source = next(c for c in candidates if c[0] not in avoid and c[0] not in later_files)
+    target = next(
+        t
+        for t in _query(
+            wh,
+            "select o.order_id, o.line_no from staging.stg_exports__orders as o"
+            " where not exists (select 1 from staging.stg_exports__order_events as s"
+            "     where s.order_id = o.order_id and s.event = 'completed')"
+            " order by o.order_id desc, o.line_no",
+        )
+        if t[0] not in avoid and t[0] != source[0]
+    )
+    order_id, line_no, event_id, at = source
+    _write(
+        landing / "order_events" / "2026-09-18" / "zz-completion-moved-again.csv",
+        EVENT_HEADER,
+        [
+            {
+                "order_id": target[0],
+                "line_no": target[1],
+                "event": "completed",
+                "event_at": _ts(at),
+                "amount": "",
+                "event_id": event_id,
+            }
+        ],
+    )
+    return {"from": (order_id, line_no), "to": tuple(target), "at": at}
+
+
 @pytest.fixture(scope="module")
 def batches(tmp_path_factory):
     """Runs the seven batches; after each, the differences with a full recompute and what
@@ -560,8 +615,17 @@ def batches(tmp_path_factory):
     _copy_days(generated, landing, "2026-09-15", "2026-09-20")
     heads_before = dict(_query(wh, f"select order_id, buyer_id from {TABLE}"))
     _old_date_corrections(generated, landing)
+    avoid = {order for key in ("moved_forward", "moved_backward") for order, _ in events[key][:2]}
+    moved_again = _completion_moved_again(wh, landing, avoid | {events["moved"][0]})
+    moved_lines = (moved_again["from"], moved_again["to"])
+    moved_before = {k: _line_events(wh, *k) for k in moved_lines}
     lines_before = _all_line_events(wh)
     run("old-date corrections")
+    out["old-date corrections"]["moved_again"] = dict(
+        moved_again,
+        before=moved_before,
+        after={k: _line_events(wh, *k) for k in moved_lines},
+    )
     heads_after = dict(_query(wh, f"select order_id, buyer_id from {TABLE}"))
     lines_after = _all_line_events(wh)
     # (a line whose last event moved two hours later: the same line, another state)
@@ -749,6 +813,18 @@ def test_an_event_id_re_delivered_on_another_order(batches):
     first, other = tuple(first), tuple(other)
     assert b["lines_before"][first][0] == at and b["lines_after"][first][0] == at
     assert b["lines_after"][other] == b["lines_before"][other]
+
+
+def test_an_event_id_moved_again_after_earlier_incremental_runs(batches):
+    """A completion moved to another order by the third batch, when earlier runs have
+    already asked which orders their files' event_ids were on: its first order loses it
+    (that order is in none of the batch's files) and the other order's line gains it; with
+    the test above comparing the whole state with a full recompute after that batch."""
+    _, out = batches
+    m = out["old-date corrections"]["moved_again"]
+    source, target, at = m["from"], m["to"], m["at"]
+    assert m["before"][source][0] == at and (m["after"][source] or (None,))[0] is None
+    assert (m["before"][target] or (None,))[0] is None and m["after"][target][0] == at
 
 
 def test_the_line_events_recompute_only_the_orders_of_new_event_files(batches):

@@ -8,7 +8,7 @@ next run cleaned up). The same holds for the marts' copies (supernova/marts.py).
 
 from __future__ import annotations
 
-import shutil
+import os
 from pathlib import Path
 
 import duckdb
@@ -37,24 +37,40 @@ def _bi_read_every_table(warehouse) -> dict[str, list[str]]:
 
 def _read_during_a_reopen_publish(wh, monkeypatch, read) -> list:
     """Publish MONTH again (a reopen, more rows) and return what `read(wh)` saw before it,
-    each time a new partition was staged and each time a replaced one was set aside."""
+    each time a new partition was staged, and after every rename and replace of a file or
+    folder (supernova/swap.py: the moments a swap could leave a partition missing)."""
     row = _published_twice(wh)
     seen_during: list = [read(wh)]
-    real_commit, real_rmtree = publish.commit_partition, shutil.rmtree
+    real_commit = publish.commit_partition
 
     def commit_watched(*args, **kwargs):
         seen_during.append(read(wh))  # the new partition staged
         return real_commit(*args, **kwargs)
 
-    def rmtree_watched(path, *args, **kwargs):
-        seen_during.append(read(wh))  # the old partition set aside
-        return real_rmtree(path, *args, **kwargs)
-
     monkeypatch.setattr(publish, "commit_partition", commit_watched)
-    monkeypatch.setattr(shutil, "rmtree", rmtree_watched)
+    _watch_renames(monkeypatch, lambda: seen_during.append(read(wh)))
     publish.publish_month(wh, MONTH, RUN + "x", row, True)
     monkeypatch.undo()
     return seen_during
+
+
+def _watch_renames(monkeypatch, after, kill_after: str | None = None) -> None:
+    """Call `after()` after every os.rename and os.replace; with `kill_after`, die
+    (_Killed) right after the first replace of a file whose path contains it."""
+    real_rename, real_replace = os.rename, os.replace
+
+    def rename_watched(src, dst, *args, **kwargs):
+        real_rename(src, dst, *args, **kwargs)
+        after()
+
+    def replace_watched(src, dst, *args, **kwargs):
+        real_replace(src, dst, *args, **kwargs)
+        after()
+        if kill_after and kill_after in str(dst) and str(dst).endswith(".parquet"):
+            raise _Killed
+
+    monkeypatch.setattr(os, "rename", rename_watched)
+    monkeypatch.setattr(os, "replace", replace_watched)
 
 
 def test_bi_readers_never_see_a_partition_in_the_middle_of_a_publish(tmp_path, monkeypatch):
@@ -145,28 +161,23 @@ def test_recursive_readers_never_see_a_staged_or_set_aside_partition(tmp_path, m
     assert _recursive_read(wh) == _published()
 
 
-@pytest.mark.parametrize("killed", ["staged", "set_aside"])
+@pytest.mark.parametrize("killed", ["staged", "swapped"])
 def test_a_killed_publish_leaves_nothing_a_recursive_reader_sees(tmp_path, monkeypatch, killed):
-    """Killed with payouts' new partition staged (not swapped in), or with its old one set
-    aside (not yet deleted): a reader of the whole folder sees only the table folders'
-    partitions, and the next run removes the leftovers and publishes the month."""
+    """Killed with payouts' new partition staged (not swapped in), or with its file just
+    swapped in (its staging folder not yet removed, its commit marker not yet written): a
+    reader of the whole folder sees only the table folders' partitions, and the next run
+    removes the leftovers and publishes the month."""
     wh = tmp_path / "wh"
     row = _published_twice(wh)
     before = _rows_read(wh)
-    real_rmtree = shutil.rmtree
 
     def commit_killed(*args, **kwargs):
         raise _Killed
 
-    def rmtree_killed(path, *args, **kwargs):
-        if Path(path).name.startswith(".old-"):
-            raise _Killed
-        return real_rmtree(path, *args, **kwargs)
-
     if killed == "staged":
         monkeypatch.setattr(publish, "commit_partition", commit_killed)
     else:
-        monkeypatch.setattr(shutil, "rmtree", rmtree_killed)
+        _watch_renames(monkeypatch, lambda: None, kill_after="payouts")
     with pytest.raises(_Killed):
         publish.publish_month(wh, MONTH, RUN + "x", row, True)
     monkeypatch.undo()
@@ -237,7 +248,7 @@ def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkey
     assert [f[len(str(wh)) + 1 :] for f in files] == sorted(copies)
 
     seen_during: list[list[str]] = []
-    real_write, real_rmtree = marts.pq.write_table, shutil.rmtree
+    real_write = marts.pq.write_table
 
     def read_all() -> list[str]:
         with duckdb.connect() as con:
@@ -251,30 +262,21 @@ def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkey
         real_write(*args, **kwargs)
         seen_during.append(read_all())  # the new copy written, not yet swapped in
 
-    def rmtree_watched(path, *args, **kwargs):
-        if Path(path).name.startswith(".old-"):
-            seen_during.append(read_all())  # the old copy set aside
-        return real_rmtree(path, *args, **kwargs)
-
     monkeypatch.setattr(marts.pq, "write_table", write_watched)
-    monkeypatch.setattr(shutil, "rmtree", rmtree_watched)
+    _watch_renames(monkeypatch, lambda: seen_during.append(read_all()))  # each swap's steps
     marts.parquet_step(wh, log=quiet)
     monkeypatch.undo()
-    assert len(seen_during) == 2 * len(MART_TABLES)
+    assert len(seen_during) >= 2 * len(MART_TABLES)
     for seen in seen_during:
         assert seen == sorted(copies)
 
-    # killed with a copy set aside: hidden from the reader, removed by the next step
-    def rmtree_killed(path, *args, **kwargs):
-        if Path(path).name.startswith(".old-"):
-            raise _Killed
-        return real_rmtree(path, *args, **kwargs)
-
-    monkeypatch.setattr(shutil, "rmtree", rmtree_killed)
+    # killed right after a copy was swapped in: its empty staging folder is hidden from the
+    # reader and removed by the next step
+    _watch_renames(monkeypatch, lambda: None, kill_after="sku_ranking")
     with pytest.raises(_Killed):
         marts.parquet_step(wh, log=quiet)
     monkeypatch.undo()
-    assert [p for p in wh.rglob(".old-*")]
+    assert [p for p in wh.rglob(".tmp-*")]
     assert read_all() == sorted(copies)
     marts.parquet_step(wh, log=quiet)
     assert not [p for p in wh.rglob("*") if p.name.startswith((".tmp-", ".old-"))]

@@ -52,14 +52,50 @@
 
 {#- The orders a version of an event_id of the `files` (rows file_path, delivery_date) was
     ever delivered on, from the raw layer: upstream re-delivering an event_id on another
-    order moves the event (§0), so the order it left changes too. -#}
+    order moves the event (§0), so the order it left changes too.
+    Finding them scans every raw event (4.6 CPU-s at `today`, docs/benchmarks.md), and a
+    day asks three times for the same files: the daily summary's select and its post-hook,
+    and the estimated-earnings mart. On DuckDB the answer is kept in one table,
+    staging.event_id_orders_cache, under a fingerprint of the question (the files, and the
+    raw layer's file list, which names every raw file by its content hash): asked again
+    with the same fingerprint it is read back, asked anything else it is recomputed. -#}
 {% macro daily_line_events_event_id_orders(files) -%}
     {%- set raw_events = source('exports', 'order_events') -%}
+    {%- set query -%}
     select order_id from {{ raw_events }}
     where event_id in (
         select event_id from {{ raw_events }}
         where {{ daily_attribution_staged_from(files) }} and event_id is not null
     )
+    {%- endset -%}
+    {%- if execute and target.type == 'duckdb' -%}
+        select order_id from {{ _event_id_orders_cached(query, raw_events) }} where order_id is not null
+    {%- else -%}
+        {{ query }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The cache table holding `query`'s orders, (re)built when its fingerprint differs; one
+    extra row with a null order_id carries the fingerprint of an empty answer. -#}
+{% macro _event_id_orders_cached(query, raw_events) -%}
+    {%- set cache = api.Relation.create(database=target.database,
+        schema=generate_schema_name('staging', none), identifier='event_id_orders_cache') -%}
+    {%- set raw_files = run_query("select sql from duckdb_views() where schema_name = '"
+        ~ raw_events.schema ~ "' and view_name = '" ~ raw_events.identifier ~ "'").rows -%}
+    {%- set fingerprint = local_md5(query ~ '|' ~ (raw_files | map(attribute=0) | join('|'))) -%}
+    {#- information_schema, not adapter.get_relation: dbt's relation cache does not see a
+        table created by run_query in this invocation -#}
+    {%- set exists = run_query("select count(*) from information_schema.tables where table_catalog = '"
+        ~ cache.database ~ "' and table_schema = '" ~ cache.schema ~ "' and table_name = '"
+        ~ cache.identifier ~ "'").rows[0][0] == 1 -%}
+    {%- set current = exists and run_query("select count(*) from " ~ cache
+        ~ " where fingerprint = '" ~ fingerprint ~ "' and order_id is null").rows[0][0] == 1 -%}
+    {%- if not current -%}
+        {%- do run_query("create or replace table " ~ cache ~ " as select '" ~ fingerprint
+            ~ "' as fingerprint, cast(null as " ~ dbt.type_string() ~ ") as order_id union all select distinct '"
+            ~ fingerprint ~ "', order_id from (" ~ query ~ ") as q where order_id is not null") -%}
+    {%- endif -%}
+    {{ return(cache) }}
 {%- endmacro %}
 
 {#- Post-hook of the daily summary (inside its transaction): the orders with no staged event
