@@ -3,7 +3,8 @@ a benchmark warehouse, without running dbt's build:
 
     uv run --frozen python -m bench.profile --scale today [--explain MODEL ...]
 
-Compiles the project with dbt (`dbt compile`, no SQL executed), then replays the compiled
+Compiles the project with dbt (`dbt compile`: only the queries macros run to decide what
+to compile, e.g. an incremental model's scope), then replays the compiled
 models in one DuckDB connection like the floor (bench/floor.py) and prints each model's
 seconds; `--explain` writes EXPLAIN ANALYZE of the named models to <root>/profile/.
 """

@@ -14,8 +14,9 @@ Commit protocol (a reader relies on the markers, never on the folders alone):
    `<warehouse>/tmp/publish/<table>/` (publish.staging_dir: outside parquet/, whose globs,
    `*/*.parquet` of the BI views or a reader's `**/*.parquet`, match hidden folders too;
    on parquet/'s disk, publish.check_same_disk), then renamed to one file `part-0.parquet`;
-3. commit, table by table: remove the marker, swap the staged folder in by rename (the
-   old one renamed aside, then deleted), write the marker with its own rename.
+3. commit, table by table: remove the marker, swap the staged folder in (supernova/swap.py:
+   the partition's `part-0.parquet` replaced in place by one rename, so a reader never
+   finds the month missing), write the marker with its own rename.
 A partition is published for run R when its marker names R; the month is published when
 all five tables' markers name R (`published_run`). A run killed at any point leaves either
 the previous state or an uncommitted partition (no marker) that `register_published` does
