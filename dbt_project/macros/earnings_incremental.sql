@@ -50,12 +50,11 @@ from latest
 {%- endmacro %}
 
 {#- What the estimate reads of a promoter: the split and whether the inviter is known
-    (level 2 needs an inviter in the export). The split has one row per promoter of the
-    export, so "known" reads the export's ids, not the split (its loop query) a second time. -#}
+    (level 2 needs an inviter in the export). -#}
 {% macro earnings_promoter_terms() -%}
     select
         s.promoter_id, s.platform, s.inviter_id, s.is_in_inviter_loop,
-        coalesce(s.inviter_id in (select k.promoter_id from {{ ref('stg_exports__promoters') }} as k), false)
+        coalesce(s.inviter_id in (select k.promoter_id from ({{ promoter_split_select() }}) as k), false)
             as inviter_is_known
     from ({{ promoter_split_select() }}) as s
 {%- endmacro %}
