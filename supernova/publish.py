@@ -6,8 +6,8 @@ new one, never half. Parquet: each month's partition is written to a temporary f
 and swapped in (its file replaced in place by one rename, supernova/swap.py); then a
 commit marker `parquet/settlement/_commits/<table>/<month>` names the run it belongs to,
 so a crash between the DuckDB commit and the Parquet swap is repaired by the next run
-(`sync_parquet`). Markers live outside the table folders: a table
-folder holds only Parquet, which is what polars, pandas and `read_parquet('dir/*/*')` need.
+(`sync_parquet`). Markers live outside the table folders: a table folder holds only
+Parquet, which is what polars, pandas and `read_parquet('dir/*/*')` need.
 Each table's partition folder is named after its month column (`settlement_month=YYYY-MM`;
 `first_settlement_month=YYYY-MM` for line_terms, whose rows belong to the month a line was
 first settled), so the Hive column read back has the DuckDB column's name. Rows are written
