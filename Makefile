@@ -21,7 +21,7 @@ demo: bootstrap
 ## the deployment test (tests/deployment/) runs Airflow on Debian's PostgreSQL; both are
 ## installed here when missing and we are root (as on CI machines).
 test: bootstrap chromium postgres lint
-	@$(UV) run --frozen pytest -q --durations=25
+	@$(UV) run --frozen pytest -q --durations=25 -n 2 --no-loadscope-reorder
 
 ## PostgreSQL (Debian package) for the deployment test: the test starts its own server on
 ## a temporary data dir as an unprivileged user; nothing is started here.

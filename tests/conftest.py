@@ -32,6 +32,64 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ.setdefault("SUPERNOVA_INGEST_QUIET_SECONDS", "0")
 
 
+# `make test` runs the suite on two pytest-xdist workers. Each worker is its own process
+# with its own AIRFLOW_HOME and session fixtures, so a file runs whole on one worker (its
+# module fixtures are built once), and the files that share this conftest's settlement
+# scenario run on one worker (it is built once, as in a serial run). xdist's own
+# `--dist loadgroup` would say this with marks, but it silently ignores them under pytest
+# 9.2 (pytest-dev/pytest-xdist#1386), so the grouping is this scheduler's.
+_FILES_SHARING_THE_SETTLEMENT_SCENARIO = {
+    "test_settlement_run.py",
+    "test_reports.py",
+    "test_gate_what_to_do.py",
+}
+# The longest groups start first, so that neither worker is left with one of them at the
+# end while the other idles (seconds: pytest --durations on 2 cores, 2026-12-06).
+_LONGEST_GROUPS_FIRST = [
+    "test_reliability_faults.py",
+    "settlement_scenario",
+    "test_deployment.py",
+    "test_marts_late_files.py",
+    "test_serving.py",
+    "test_daily_precompute.py",
+    "test_landing_money.py",
+    "test_settlement_withdrawn.py",
+    "test_bench_smoke.py",
+]
+
+
+def _test_group(nodeid: str) -> str:
+    file_name = Path(nodeid.split("::", 1)[0]).name
+    if file_name in _FILES_SHARING_THE_SETTLEMENT_SCENARIO:
+        return "settlement_scenario"
+    return file_name
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroupScheduling(LoadScopeScheduling):
+        """xdist's per-file scheduling, with the settlement scenario's files as one unit."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return _test_group(nodeid)
+
+    return FileGroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    def start_rank(item: pytest.Item) -> int:
+        group = _test_group(item.nodeid)
+        if group in _LONGEST_GROUPS_FIRST:
+            return _LONGEST_GROUPS_FIRST.index(group)
+        return len(_LONGEST_GROUPS_FIRST)
+
+    # stable: the tests of one file keep their order; xdist hands the groups out in
+    # this order (--no-loadscope-reorder)
+    items.sort(key=start_rank)
+
+
 @pytest.fixture(scope="session")
 def airflow_db():
     """A real Airflow metadata DB (SQLite) for the whole session."""

@@ -15,7 +15,9 @@
     10 buyers, and more cells where the promoter's total (which the shares imply) minus the
     visible cells would give one away. Category from the skus export ('unknown' when
     missing); platform: the promoter's latest version (as in group_status). No buyer ids.
-    Incremental by as_of_date: recomputes from the first date new deliveries can change. -#}
+    Incremental by as_of_date: recomputes from the first date new deliveries can change.
+    The 30-day figures come from each day's figures by running sums (macros/marts_windows.sql):
+    no line is joined to the 30 days it counts on, and no distinct count spans a window. -#}
 {%- set refresh_from = marts_incremental('as_of_date', ['orders', 'clicks', 'skus']) -%}
 {%- set lines_from = none -%}
 {%- if execute and refresh_from -%}
@@ -29,78 +31,62 @@ with lines as (
         l.buyer_id,
         l.paid_amount,
         l.promoter_id,
+        coalesce(p.platform, 'unknown') as platform,
         coalesce(s.category, 'unknown') as category
     from {{ ref('int_marts__attributed_lines') }} as l
     left join {{ ref('stg_exports__skus') }} as s
         on s.sku_id = l.sku_id
+    left join {{ ref('int_marts__promoters_current') }} as p
+        on p.promoter_id = l.promoter_id
     {%- if lines_from %}
     where l.order_date >= {{ marts_date_literal(lines_from) }}
     {%- endif %}
 ),
 
--- 0 .. 29: a line counts on its order date and the 29 days after it
-day_offsets as (
-    {%- for k in range(30) %}
-    select {{ k }} as k{{ " union all" if not loop.last }}
-    {%- endfor %}
+-- each day's orders and gmv, and who bought, per cell and per promoter (all categories)
+cell_days as (
+    select promoter_id, platform, category, order_date,
+        count(distinct order_id) as orders, sum(paid_amount) as gmv
+    from lines
+    group by promoter_id, platform, category, order_date
 ),
 
--- the days recomputed: every order day's 30 days (a few dozen order days x 30), from the
--- refresh's first date up to the last delivered day (the marts' calendar, marts_bounds)
-days as (
-    select distinct cast({{ dbt.dateadd('day', 'o.k', 'od.order_date') }} as date) as day
-    from (select distinct order_date from lines) as od
-    cross join day_offsets as o
-    where {{ marts_refresh_filter(dbt.dateadd('day', 'o.k', 'od.order_date'), refresh_from) }}
-        and {{ dbt.dateadd('day', 'o.k', 'od.order_date') }}
-            <= (select max(_delivery_date) from {{ ref('stg_exports__order_versions') }})
+cell_buyer_days as (
+    select distinct promoter_id, platform, category, buyer_id, order_date
+    from lines
 ),
 
--- each line joined to the days recomputed that it counts on (a range join), instead of every
--- line multiplied by the 30 offsets and filtered afterwards, which built 30 rows per line
--- read on every daily refresh
-in_range as (
-    select
-        d.day as as_of_date,
-        l.order_id,
-        l.buyer_id,
-        l.paid_amount,
-        l.promoter_id,
-        coalesce(p.platform, 'unknown') as platform,
-        l.category
-    from lines as l
-    inner join days as d
-        on l.order_date <= d.day
-        and l.order_date >= cast({{ dbt.dateadd('day', -29, 'd.day') }} as date)
-    left join {{ ref('int_marts__promoters_current') }} as p
-        on p.promoter_id = l.promoter_id
+total_days as (
+    select promoter_id, platform, order_date,
+        count(distinct order_id) as orders, sum(paid_amount) as gmv
+    from lines
+    group by promoter_id, platform, order_date
 ),
+
+total_buyer_days as (
+    select distinct promoter_id, platform, buyer_id, order_date
+    from lines
+),
+
+-- the recomputed days end with the last delivered day (the marts' calendar, marts_bounds)
+{{ marts_trailing_window('cell_windows', 'cell_days', 'cell_buyer_days',
+                         ['promoter_id', 'platform', 'category'],
+                         "(select max(_delivery_date) from " ~ ref('stg_exports__order_versions') ~ ")",
+                         refresh_from) }},
+
+{{ marts_trailing_window('total_windows', 'total_days', 'total_buyer_days',
+                         ['promoter_id', 'platform'],
+                         "(select max(_delivery_date) from " ~ ref('stg_exports__order_versions') ~ ")",
+                         refresh_from) }},
 
 cells as (
-    select
-        as_of_date,
-        promoter_id,
-        platform,
-        category,
-        count(distinct buyer_id) as buyers,
-        0 as new_buyers,
-        count(distinct order_id) as orders,
-        sum(paid_amount) as gmv
-    from in_range
-    group by as_of_date, promoter_id, platform, category
+    select as_of_date, promoter_id, platform, category, buyers, 0 as new_buyers, orders, gmv
+    from cell_windows
 ),
 
 totals as (
-    select
-        as_of_date,
-        promoter_id,
-        platform,
-        count(distinct buyer_id) as buyers,
-        0 as new_buyers,
-        count(distinct order_id) as orders,
-        sum(paid_amount) as gmv
-    from in_range
-    group by as_of_date, promoter_id, platform
+    select as_of_date, promoter_id, platform, buyers, 0 as new_buyers, orders, gmv
+    from total_windows
 ),
 
 platform_totals as (

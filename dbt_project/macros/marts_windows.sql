@@ -1,0 +1,99 @@
+{#- Trailing-window measures without multiplying lines by days (docs/marts.md "Trailing
+    windows"). For every group `keys` (e.g. promoter_id, platform, category) and every day
+    whose window (the day and the `window_days - 1` days before it) holds an order of the
+    group, up to `last_day`:
+      buyers : distinct buyers with an order of the group in the window;
+      orders : orders of the group in the window;
+      gmv    : their paid amount.
+    Inputs, both already cut to the lines the caller reads:
+      daily      : keys, order_date, orders (distinct orders that day), gmv (sum that day);
+                   an order has one order_date, so a window's orders are the sum of its days';
+      buyer_days : keys, buyer_id, order_date, one row per buyer, group and day bought.
+    How: a buyer who bought on t1 < t2 < ... counts on the days [t_i, min(t_i + 29,
+    t_{i+1} - 1)] (disjoint spans whose union is exactly the days the buyer is in the
+    window); a day's orders and gmv count on [t, t + 29]. Each span and day becomes +1 / -1
+    changes, a running sum per group gives the window's figures from one change to the
+    next (never more than window_days days apart while the window holds an order), and
+    only those pieces are spread over their days. The line x day product (and its distinct
+    counts), which spilled tens of GB at programme volume, is never built.
+    Emits CTEs named <name>_spans, <name>_changes, <name>_pieces and <name> (keys,
+    as_of_date, buyers, orders, gmv), for a `with` list. Days before `first_day` (the
+    refresh's first day, or none) are not returned. -#}
+{% macro marts_trailing_window(name, daily, buyer_days, keys, last_day, first_day=none, window_days=30) -%}
+{%- set key_list = keys | join(', ') -%}
+{%- set last = window_days - 1 -%}
+{{ name }}_spans as (
+    select
+        {{ key_list }},
+        order_date as span_start,
+        coalesce(
+            least(
+                cast({{ dbt.dateadd('day', last, 'order_date') }} as date),
+                cast({{ dbt.dateadd('day', -1, 'lead(order_date) over (partition by ' ~ key_list ~ ', buyer_id order by order_date)') }} as date)
+            ),
+            cast({{ dbt.dateadd('day', last, 'order_date') }} as date)
+        ) as span_end
+    from {{ buyer_days }}
+),
+
+{{ name }}_changes as (
+    select
+        {{ key_list }},
+        day,
+        sum(buyers) as buyers,
+        sum(orders) as orders,
+        sum(gmv) as gmv
+    from (
+        select {{ key_list }}, span_start as day, 1 as buyers, 0 as orders, 0 as gmv
+        from {{ name }}_spans
+        union all
+        select {{ key_list }}, cast({{ dbt.dateadd('day', 1, 'span_end') }} as date), -1, 0, 0
+        from {{ name }}_spans
+        union all
+        select {{ key_list }}, order_date, 0, orders, gmv
+        from {{ daily }}
+        union all
+        select {{ key_list }}, cast({{ dbt.dateadd('day', window_days, 'order_date') }} as date), 0, -orders, -gmv
+        from {{ daily }}
+    ) as signed_changes
+    group by {{ key_list }}, day
+),
+
+-- the window's figures from one change to the next (piece_end excluded)
+{{ name }}_pieces as (
+    select
+        {{ key_list }},
+        day as piece_start,
+        lead(day) over (partition by {{ key_list }} order by day) as piece_end,
+        sum(buyers) over (partition by {{ key_list }} order by day rows between unbounded preceding and current row) as buyers,
+        sum(orders) over (partition by {{ key_list }} order by day rows between unbounded preceding and current row) as orders,
+        sum(gmv) over (partition by {{ key_list }} order by day rows between unbounded preceding and current row) as gmv
+    from {{ name }}_changes
+),
+
+{{ name }}_offsets as (
+    {%- for k in range(window_days) %}
+    select {{ k }} as k{{ " union all" if not loop.last }}
+    {%- endfor %}
+),
+
+{{ name }} as (
+    select
+        {%- for c in keys %}
+        p.{{ c }},
+        {%- endfor %}
+        cast({{ dbt.dateadd('day', 'o.k', 'p.piece_start') }} as date) as as_of_date,
+        cast(p.buyers as bigint) as buyers,
+        cast(p.orders as bigint) as orders,
+        p.gmv
+    from {{ name }}_pieces as p
+    cross join {{ name }}_offsets as o
+    -- a window that holds an order always ends with a change (the order's day + window_days)
+    where p.orders > 0
+        and {{ dbt.dateadd('day', 'o.k', 'p.piece_start') }} < p.piece_end
+        and {{ dbt.dateadd('day', 'o.k', 'p.piece_start') }} <= {{ last_day }}
+        {%- if first_day %}
+        and {{ dbt.dateadd('day', 'o.k', 'p.piece_start') }} >= {{ marts_date_literal(first_day) }}
+        {%- endif %}
+)
+{%- endmacro %}
