@@ -67,6 +67,8 @@ def _test_group(nodeid: str) -> str:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") not in ("load", "loadscope", "loadfile"):
+        return None  # an explicit other --dist (each, worksteal, ...) keeps xdist's own
     from xdist.scheduler import LoadScopeScheduling
 
     class FileGroupScheduling(LoadScopeScheduling):
