@@ -69,15 +69,12 @@ total_buyer_days as (
 ),
 
 -- the recomputed days end with the last delivered day (the marts' calendar, marts_bounds)
+{%- set last_delivered_day = "(select max(_delivery_date) from " ~ ref('stg_exports__order_versions') ~ ")" %}
 {{ marts_trailing_window('cell_windows', 'cell_days', 'cell_buyer_days',
-                         ['promoter_id', 'platform', 'category'],
-                         "(select max(_delivery_date) from " ~ ref('stg_exports__order_versions') ~ ")",
-                         refresh_from) }},
+                         ['promoter_id', 'platform', 'category'], last_delivered_day, refresh_from) }},
 
 {{ marts_trailing_window('total_windows', 'total_days', 'total_buyer_days',
-                         ['promoter_id', 'platform'],
-                         "(select max(_delivery_date) from " ~ ref('stg_exports__order_versions') ~ ")",
-                         refresh_from) }},
+                         ['promoter_id', 'platform'], last_delivered_day, refresh_from) }},
 
 cells as (
     select as_of_date, promoter_id, platform, category, buyers, 0 as new_buyers, orders, gmv
