@@ -157,7 +157,41 @@ from {{ totals_flagged }} as t
 {%- endif %}
 {%- endmacro %}
 
-{#- The two buyer marts' inputs, as two CTEs: `lines` (month, category, order_id,
+{#- The buyer marts' measures (marts_buyer_measures) over `lines` at the four grains their
+    linked suppression needs, as one select (int_marts__buyer_cells): a `grain` column
+    (category_cell: month x category x city_tier x gender, category_total: month x
+    category, month_cell: month x city_tier x gender, month_total: month), the columns a
+    grain does not group by null. -#}
+{% macro marts_buyer_cells(lines, first_month) -%}
+{%- set grains = {
+    'category_cell': ['month', 'category', 'city_tier', 'gender'],
+    'category_total': ['month', 'category'],
+    'month_cell': ['month', 'city_tier', 'gender'],
+    'month_total': ['month'],
+} -%}
+{%- set column_types = {'category': dbt.type_string(), 'city_tier': 'integer', 'gender': dbt.type_string()} -%}
+{%- for grain, group_by in grains.items() %}
+select
+    '{{ grain }}' as grain,
+    month,
+    {%- for column, column_type in column_types.items() %}
+    {{ column if column in group_by else 'cast(null as ' ~ column_type ~ ') as ' ~ column }},
+    {%- endfor %}
+    buyers,
+    new_buyers,
+    orders,
+    gmv
+from (
+    {{ marts_buyer_measures(lines, first_month, group_by) }}
+) as {{ grain }}
+{%- if not loop.last %}
+
+union all
+{% endif %}
+{%- endfor %}
+{%- endmacro %}
+
+{#- int_marts__buyer_cells' inputs, as two CTEs: `lines` (month, category, order_id,
     buyer_id, paid_amount, city_tier, gender: every attributed line, with the buyer
     profile's latest version and the SKU's category, 'unknown' when missing) and
     `first_month` (buyer_id, first_month: the month of the buyer's first attributed order
@@ -186,8 +220,8 @@ first_month as (
 )
 {%- endmacro %}
 
-{#- Both buyer marts from one set of `lines` (month, category, order_id, buyer_id,
-    paid_amount, city_tier, gender) with suppression linked across them (docs/marts.md
+{#- Both buyer marts from `cells` (int_marts__buyer_cells: the measures of the four grains,
+    computed once for both) with suppression linked across them (docs/marts.md
     "Across the two marts"); `mart` = 'demographics' or 'category_mix' selects which one
     the final select returns. gmv is additive across categories: per month the
     demographics cell (tier, gender) is the sum of the category cells of that tier and
@@ -203,25 +237,22 @@ first_month as (
                    failing one is hidden whole in both marts. No iteration: the fallback
                    is over-suppression, never a leak.
     The demographics mart hides only what its own rule hides. -#}
-{% macro marts_buyer_marts_linked(lines, first_month, mart, min_buyers=10) -%}
+{% macro marts_buyer_marts_linked(cells, mart, min_buyers=10) -%}
 {%- set dims = ['city_tier', 'gender'] -%}
 {%- set dim_types = ['integer', dbt.type_string()] -%}
-mix_cells as (
-    {{ marts_buyer_measures(lines, first_month, ['month', 'category', 'city_tier', 'gender']) }}
+{%- set grains = {
+    'mix_cells': ('category_cell', ['month', 'category', 'city_tier', 'gender']),
+    'mix_totals': ('category_total', ['month', 'category']),
+    'demo_cells': ('month_cell', ['month', 'city_tier', 'gender']),
+    'demo_totals': ('month_total', ['month']),
+} -%}
+{%- for name, (grain, group_by) in grains.items() %}
+{{ name }} as (
+    select {{ group_by | join(', ') }}, buyers, new_buyers, orders, gmv
+    from {{ cells }}
+    where grain = '{{ grain }}'
 ),
-
-mix_totals as (
-    {{ marts_buyer_measures(lines, first_month, ['month', 'category']) }}
-),
-
-demo_cells as (
-    {{ marts_buyer_measures(lines, first_month, ['month', 'city_tier', 'gender']) }}
-),
-
-demo_totals as (
-    {{ marts_buyer_measures(lines, first_month, ['month']) }}
-),
-
+{% endfor %}
 mix_own as (
     with {{ marts_suppressed_cells('mix_cells', 'mix_totals', ['month', 'category'], dims, dim_types, min_buyers) }}
 ),

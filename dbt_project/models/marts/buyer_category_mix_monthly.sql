@@ -5,9 +5,7 @@
     Suppression as in buyer_demographics_monthly, per month and category (a category's
     total row under 10 buyers is hidden too), linked with buyer_demographics_monthly
     because gmv adds up across categories (macros/marts_suppression.sql,
-    marts_buyer_marts_linked; both models run the same macro). No buyer ids leave this
-    model. -#}
+    marts_buyer_marts_linked; both models run the same macro over the measures of
+    int_marts__buyer_cells). No buyer ids leave this model. -#}
 with
-{{ marts_buyer_lines() }},
-
-{{ marts_buyer_marts_linked('lines', 'first_month', 'category_mix') }}
+{{ marts_buyer_marts_linked(ref('int_marts__buyer_cells'), 'category_mix') }}

@@ -5,9 +5,7 @@
     Cells with fewer than 10 buyers are suppressed, and more cells and the month's total
     row where arithmetic could otherwise recover one, also across
     buyer_category_mix_monthly (macros/marts_suppression.sql, marts_buyer_marts_linked:
-    both models run the same macro, so `lines` carries the category). No buyer ids leave
-    this model. -#}
+    both models run the same macro over the measures of int_marts__buyer_cells, computed
+    once for both). No buyer ids leave this model. -#}
 with
-{{ marts_buyer_lines() }},
-
-{{ marts_buyer_marts_linked('lines', 'first_month', 'demographics') }}
+{{ marts_buyer_marts_linked(ref('int_marts__buyer_cells'), 'demographics') }}
