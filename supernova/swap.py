@@ -1,6 +1,7 @@
 """Swapping a fully written folder in for a published one (settlement partitions,
-supernova/publish.py; the marts' copies, supernova/marts.py), so that a reader globbing
-`<folder>/*.parquet` never finds it empty.
+supernova/publish.py; a mart's copy the first time, or when it is in another layout,
+supernova/marts.py, which otherwise replaces its month files one by one), so that a
+reader globbing `<folder>/*.parquet` never finds it empty.
 
 Every such folder holds one file, `part-0.parquet`. When the published folder holds exactly
 that file too (every publish after the first), the new file replaces the old one with one

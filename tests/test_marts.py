@@ -512,16 +512,29 @@ def test_no_personal_data_in_marts(con, built):
                 values = df[c].dropna().astype(str)
                 assert not values.str.contains(PHONE).any(), (t, c)
                 assert not values.str.match(BUYER_ID).any(), (t, c)
-    # and the Parquet copies hold exactly the tables' rows
+    # and the Parquet copies hold exactly the tables' rows, one file per month of the
+    # mart's date column (a DATE in every mart), each with that month's rows only
     for t, n in built["second"]["rows"].items():
-        files = list((built["wh"] / "parquet" / "marts" / t).glob("*.parquet"))
-        assert len(files) == 1
-        assert (
+        col = marts.month_column(t)
+        assert q(
+            con,
+            f"select data_type from information_schema.columns where table_schema = 'marts' "
+            f"and table_name = '{t}' and column_name = '{col}'",
+        ).data_type.tolist() == ["DATE"]
+        folder = built["wh"] / "parquet" / "marts" / t
+        months = q(
+            con, f"select distinct strftime({col}, '%Y-%m') as m from marts.{t} order by 1"
+        ).m
+        assert sorted(p.name for p in folder.iterdir()) == [f"part-{m}.parquet" for m in months], t
+        per_file = (
             duckdb.connect()
-            .execute(f"select count(*) from read_parquet('{files[0]}')")
-            .fetchone()[0]
-            == n
+            .execute(
+                f"select filename, count(*), count(distinct strftime({col}, '%Y-%m')) "
+                f"from read_parquet('{folder}/*.parquet', filename = true) group by filename"
+            )
+            .fetchall()
         )
+        assert sum(r[1] for r in per_file) == n and {r[2] for r in per_file} == {1}, t
     assert not list((built["wh"] / "parquet" / "marts").glob(".*"))
 
 

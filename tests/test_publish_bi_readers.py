@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from test_gated_ledger import MONTH, RUN, _build
 
@@ -228,12 +229,30 @@ def test_leftovers_where_earlier_versions_staged_are_removed(tmp_path):
 
 
 def _marts_warehouse(wh):
+    """Stand-ins for the marts: their sort columns only, the first a date over two months
+    (2026-09-27 .. 10-03), like the real marts' date column."""
     wh.mkdir()
     with duckdb.connect(str(wh / "supernova.duckdb")) as con:
         con.execute("create schema marts")
         for table, order in MART_TABLES.items():
-            cols = ", ".join(f"cast(i % 7 as integer) as {c.strip()}" for c in order.split(","))
+            date_col, *others = (c.strip() for c in order.split(","))
+            cols = ", ".join(
+                [f"cast(date '2026-09-27' + cast(i % 7 as integer) as date) as {date_col}"]
+                + [f"cast(i % 7 as integer) as {c}" for c in others]
+            )
             con.execute(f"create table marts.{table} as select {cols} from range(50) t(i)")
+
+
+def _change_every_mart(wh, month: str | None = None):
+    """A refresh that changes every row (of `month` only, 'YYYY-MM', when given)."""
+    with duckdb.connect(str(wh / "supernova.duckdb")) as con:
+        for table, order in MART_TABLES.items():
+            date_col, *others = (c.strip() for c in order.split(","))
+            where = f"where strftime({date_col}, '%Y-%m') = '{month}'" if month else ""
+            con.execute(f"update marts.{table} set {others[-1]} = {others[-1]} + 1 {where}")
+
+
+MONTH_COPIES = ["part-2026-09.parquet", "part-2026-10.parquet"]
 
 
 def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkeypatch):
@@ -241,7 +260,7 @@ def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkey
     _marts_warehouse(wh)
     quiet = [].append
     marts.parquet_step(wh, log=quiet)
-    copies = [f"parquet/marts/{table}/part-0.parquet" for table in MART_TABLES]
+    copies = [f"parquet/marts/{table}/{part}" for table in MART_TABLES for part in MONTH_COPIES]
     with duckdb.connect() as con:
         pattern = f"{wh}/parquet/**/*.parquet"
         files = sorted(r[0] for r in con.execute(f"select * from glob('{pattern}')").fetchall())
@@ -264,14 +283,16 @@ def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkey
 
     monkeypatch.setattr(marts.pq, "write_table", write_watched)
     _watch_renames(monkeypatch, lambda: seen_during.append(read_all()))  # each swap's steps
+    _change_every_mart(wh)
     marts.parquet_step(wh, log=quiet)
     monkeypatch.undo()
-    assert len(seen_during) >= 2 * len(MART_TABLES)
+    assert len(seen_during) >= 2 * 2 * len(MART_TABLES)  # two months written, two replaced
     for seen in seen_during:
         assert seen == sorted(copies)
 
-    # killed right after a copy was swapped in: its empty staging folder is hidden from the
-    # reader and removed by the next step
+    # killed right after a month's file was replaced: the staging folder (holding the other
+    # month's new file) is hidden from the reader and removed by the next step
+    _change_every_mart(wh)
     _watch_renames(monkeypatch, lambda: None, kill_after="sku_ranking")
     with pytest.raises(_Killed):
         marts.parquet_step(wh, log=quiet)
@@ -280,3 +301,99 @@ def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkey
     assert read_all() == sorted(copies)
     marts.parquet_step(wh, log=quiet)
     assert not [p for p in wh.rglob("*") if p.name.startswith((".tmp-", ".old-"))]
+
+
+def _copy_files(wh, table) -> dict[str, tuple[int, int]]:
+    """{file name: (inode, mtime_ns)} of a mart's copy."""
+    folder = wh / "parquet" / "marts" / table
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def _copy_equals_table(wh, table) -> bool:
+    with duckdb.connect(str(wh / "supernova.duckdb"), read_only=True) as con:
+        copy = f"read_parquet('{wh}/parquet/marts/{table}/*.parquet')"
+        return (
+            con.execute(
+                f"select (select count(*) from (select * from marts.{table} except all select * from {copy})) "
+                f"+ (select count(*) from (select * from {copy} except all select * from marts.{table}))"
+            ).fetchone()[0]
+            == 0
+        )
+
+
+def test_a_marts_refresh_rewrites_only_the_months_whose_rows_changed(tmp_path):
+    wh = tmp_path / "wh"
+    _marts_warehouse(wh)
+    quiet = [].append
+    first = marts.parquet_step(wh, log=quiet)
+    assert first["months_written"] == dict.fromkeys(MART_TABLES, ["2026-09", "2026-10"])
+    before = {t: _copy_files(wh, t) for t in MART_TABLES}
+    assert all(sorted(files) == MONTH_COPIES for files in before.values())
+
+    # nothing changed: nothing written, the very same files
+    assert marts.parquet_step(wh, log=quiet)["months_written"] == dict.fromkeys(MART_TABLES, [])
+    assert {t: _copy_files(wh, t) for t in MART_TABLES} == before
+
+    # October changed: only its files are written, September's stay the same file
+    _change_every_mart(wh, "2026-10")
+    assert marts.parquet_step(wh, log=quiet)["months_written"] == dict.fromkeys(
+        MART_TABLES, ["2026-10"]
+    )
+    for t in MART_TABLES:
+        after = _copy_files(wh, t)
+        assert after["part-2026-09.parquet"] == before[t]["part-2026-09.parquet"], t
+        assert after["part-2026-10.parquet"] != before[t]["part-2026-10.parquet"], t
+        assert _copy_equals_table(wh, t), t
+
+    # a change a row count does not show (the same rows, one value moved between them)
+    with duckdb.connect(str(wh / "supernova.duckdb")) as con:
+        con.execute(
+            "update marts.sku_ranking set sku_rank = case when sku_rank = 1 then 2 "
+            "when sku_rank = 2 then 1 else sku_rank end where ranking_date = date '2026-09-28'"
+        )
+    assert marts.parquet_step(wh, log=quiet)["months_written"]["sku_ranking"] == ["2026-09"]
+    assert _copy_equals_table(wh, "sku_ranking")
+
+    # a month without rows any more loses its file; a mart without rows keeps one empty
+    # file with its columns
+    with duckdb.connect(str(wh / "supernova.duckdb")) as con:
+        con.execute("delete from marts.group_status where as_of_date >= date '2026-10-01'")
+        con.execute("delete from marts.sku_ranking")
+    marts.parquet_step(wh, log=quiet)
+    assert sorted(_copy_files(wh, "group_status")) == ["part-2026-09.parquet"]
+    assert _copy_equals_table(wh, "group_status")
+    assert sorted(_copy_files(wh, "sku_ranking")) == ["part-0.parquet"]
+    empty = pq.read_table(wh / "parquet" / "marts" / "sku_ranking" / "part-0.parquet")
+    assert empty.num_rows == 0 and empty.column_names == ["ranking_date", "sku_rank"]
+
+
+def test_a_marts_copy_in_the_single_file_layout_is_replaced_whole(tmp_path, monkeypatch):
+    """The copy earlier versions wrote (one part-0.parquet with every month) becomes month
+    files without a reader ever seeing the old file beside the new ones (rows counted
+    twice). It is swapped as a folder, once: for an instant the folder is absent and a
+    reader's query fails (supernova/swap.py), as on the very first copy."""
+    wh = tmp_path / "wh"
+    _marts_warehouse(wh)
+    quiet = [].append
+    folder = wh / "parquet" / "marts" / "group_status"
+    folder.mkdir(parents=True)
+    with duckdb.connect(str(wh / "supernova.duckdb"), read_only=True) as con:
+        pq.write_table(
+            con.sql("select * from marts.group_status").to_arrow_table(), folder / "part-0.parquet"
+        )
+
+    def rows_read() -> int | None:
+        if not folder.exists():
+            return None
+        with duckdb.connect() as con:
+            return con.execute(
+                f"select count(*) from read_parquet('{folder}/*.parquet')"
+            ).fetchone()[0]
+
+    seen: list[int | None] = []
+    _watch_renames(monkeypatch, lambda: seen.append(rows_read()))
+    marts.parquet_step(wh, log=quiet)
+    monkeypatch.undo()
+    assert 50 in seen and set(seen) <= {50, None}
+    assert sorted(_copy_files(wh, "group_status")) == MONTH_COPIES
+    assert _copy_equals_table(wh, "group_status")
