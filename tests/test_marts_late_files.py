@@ -150,6 +150,29 @@ def test_a_late_part_of_a_folder_behind_the_shanghai_day_edge(warehouse):
     assert _differences(wh, warehouse["root"]) == NO_DIFFERENCE
 
 
+def test_a2_each_refresh_start_is_computed_once_per_dbt_thread(warehouse):
+    """marts_first_changed_day keeps each export's start for the rest of the invocation:
+    every incremental mart asks it when compiled and in its pre-hook, most marts ask the
+    same exports over the same files. Each answer is one row of the cache; a dbt thread
+    sees its own rows at once and the other thread's when that one's model commits, so a
+    question is computed at most once per thread (two, profiles.yml). A cache that never
+    hit would hold one row per question; one that outlived its invocation, rows of two."""
+    wh = warehouse["wh"]
+    threads = 2
+    invocations, rows, queries, most = _q(
+        wh,
+        "select count(distinct invocation_id), sum(n), count(*), max(n) from ("
+        "select invocation_id, query_md5, count(*) as n from staging.marts_refresh_cache "
+        "group by all)",
+    )[0]
+    assert invocations == 1 and queries > 0 and most <= threads, (rows, queries)
+    # the marts asked many more questions than were computed (each mart at least twice)
+    log = (wh / "dbt" / "logs" / "dbt.log").read_text(errors="replace")
+    last_run = log[log.rindex("Running with dbt=") :]
+    asked = last_run.count('from "supernova"."staging"."marts_refresh_cache" where invocation_id')
+    assert asked >= 4 * queries > 0, (asked, queries)
+
+
 def test_b_a_correction_filed_under_an_old_date(warehouse):
     landing, wh, gen = warehouse["landing"], warehouse["wh"], warehouse["generated"]
     part = landing / "orders" / "2026-09-02" / "part-0000.csv"
