@@ -491,6 +491,36 @@ def test_sku_ranking(con):
     assert (mr.commission_rate.map(_dec) == mr.rate.map(_dec)).all()
 
 
+def test_an_order_with_two_dates_stops_the_marts_build(built, tmp_path):
+    """The affinity's windows and the buyer marts' cells add per-order figures up across
+    days and buyers, exact only when an order has one date, buyer and promoter: the data
+    test one_value_per_key on int_marts__attributed_lines fails the build otherwise."""
+    from supernova.dbt_runner import dbt_invoke, failures
+
+    wh = tmp_path / "wh"
+    shutil.copytree(built["wh"], wh, symlinks=True, ignore=shutil.ignore_patterns("parquet"))
+    test = (
+        "one_value_per_key_int_marts__attributed_lines_order_date__buyer_id__promoter_id__order_id"
+    )
+    assert dbt_invoke(wh, ["test", "--select", test]).success
+    with duckdb.connect(str(wh / "supernova.duckdb")) as c:
+        (order,) = c.execute(
+            "select order_id from intermediate.int_marts__attributed_lines "
+            "group by order_id having count(*) > 1 order by order_id limit 1"
+        ).fetchone()
+        c.execute(
+            "update intermediate.int_marts__attributed_lines set order_date = order_date + 1 "
+            "where order_id = ? and line_no = (select max(line_no) from "
+            "intermediate.int_marts__attributed_lines where order_id = ?)",
+            [order, order],
+        )
+    res = dbt_invoke(wh, ["test", "--select", test])
+    assert not res.success
+    assert [f.line() for f in failures(res)] == [
+        f"{test}: fail: Got 1 result, configured to fail if != 0"
+    ]
+
+
 # ---------------------------------------------------------------- no personal data
 
 PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")

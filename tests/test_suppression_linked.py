@@ -197,9 +197,11 @@ def test_no_hidden_gmv_is_determined_by_both_marts_together(con):
 
 
 LINKED_SQL = """
-with lines as (select * from input_lines),
-first_month as (select buyer_id, min(month) as first_month from lines group by buyer_id),
-cells as ({{ marts_buyer_cells('lines', 'first_month') }}),
+with cells as (
+    with lines as (select * from input_lines),
+    first_month as (select buyer_id, min(month) as first_month from lines group by buyer_id),
+    {{ marts_buyer_cells('lines', 'first_month') }}
+),
 {{ marts_buyer_marts_linked('cells', 'MART') }}
 """
 CATEGORIES = ["apparel", "beauty", "food", "unknown"]

@@ -83,27 +83,6 @@ totals_flagged as (
 {{ marts_published_rows('flagged', 'totals_flagged', totals, partition_cols, dim_cols, dim_types, total_rows) }}
 {%- endmacro %}
 
-{#- The buyer marts' measures per group of `group_by` columns over `lines` (month,
-    order_id, buyer_id, paid_amount, ...): buyers, new buyers (first attributed order in
-    all loaded data falls in the month, from `first_month`), orders, GMV. One definition
-    for the cells and the total rows of buyer_demographics_monthly and
-    buyer_category_mix_monthly. -#}
-{% macro marts_buyer_measures(lines, first_month, group_by) -%}
-    select
-        {%- for c in group_by %}
-        l.{{ c }},
-        {%- endfor %}
-        count(distinct l.buyer_id) as buyers,
-        count(distinct case when f.first_month = l.month then l.buyer_id end) as new_buyers,
-        count(distinct l.order_id) as orders,
-        sum(l.paid_amount) as gmv
-    from {{ lines }} as l
-    inner join {{ first_month }} as f
-        on f.buyer_id = l.buyer_id
-    group by {% for c in group_by %}l.{{ c }}{{ ", " if not loop.last }}{% endfor %}
-{%- endmacro %}
-
-
 {#- The published rows of a buyer mart: `flagged` (cells with a boolean `suppressed`) and
     `totals_flagged` (one total per partition with `suppressed`), `totals` for the shares.
     A hidden row has every metric empty. -#}
@@ -157,11 +136,20 @@ from {{ totals_flagged }} as t
 {%- endif %}
 {%- endmacro %}
 
-{#- The buyer marts' measures (marts_buyer_measures) over `lines` at the four grains their
-    linked suppression needs, as one select (int_marts__buyer_cells): a `grain` column
+{#- The buyer marts' measures at the four grains their linked suppression needs
+    (int_marts__buyer_cells): buyers, new buyers (first attributed order in all loaded data
+    falls in the month, from `first_month`), orders and gmv, with a `grain` column
     (category_cell: month x category x city_tier x gender, category_total: month x
-    category, month_cell: month x city_tier x gender, month_total: month), the columns a
-    grain does not group by null. -#}
+    category, month_cell: month x city_tier x gender, month_total: month) and the columns
+    a grain does not group by null. `lines`: month, category, order_id, buyer_id,
+    paid_amount, city_tier, gender (a buyer's tier and gender are their profile's: one per
+    buyer). Emits two CTEs for a `with` list (buyer_categories, buyer_months) and the final
+    select.
+    Each buyer's lines are summed per month and category (and per month) first: an order
+    has one buyer and one month (int_marts__attributed_lines takes both from the order's
+    one attribution row, docs/marts.md), so a cell's distinct buyers are its buyer rows and
+    its distinct orders the sum of its buyers' distinct orders. No distinct count spans a
+    cell (eight did, over every line, before 2026-12-06). -#}
 {% macro marts_buyer_cells(lines, first_month) -%}
 {%- set grains = {
     'category_cell': ['month', 'category', 'city_tier', 'gender'],
@@ -170,6 +158,23 @@ from {{ totals_flagged }} as t
     'month_total': ['month'],
 } -%}
 {%- set column_types = {'category': dbt.type_string(), 'city_tier': 'integer', 'gender': dbt.type_string()} -%}
+{%- for name, keys in [('buyer_categories', ['month', 'category', 'city_tier', 'gender']),
+                       ('buyer_months', ['month', 'city_tier', 'gender'])] %}
+{{ name }} as (
+    select
+        {%- for c in keys %}
+        l.{{ c }},
+        {%- endfor %}
+        l.buyer_id,
+        f.first_month = l.month as is_new,
+        count(distinct l.order_id) as orders,
+        sum(l.paid_amount) as gmv
+    from {{ lines }} as l
+    inner join {{ first_month }} as f
+        on f.buyer_id = l.buyer_id
+    group by {% for c in keys %}l.{{ c }}, {% endfor %}l.buyer_id, f.first_month
+){{ "," if loop.first }}
+{% endfor %}
 {%- for grain, group_by in grains.items() %}
 select
     '{{ grain }}' as grain,
@@ -177,13 +182,12 @@ select
     {%- for column, column_type in column_types.items() %}
     {{ column if column in group_by else 'cast(null as ' ~ column_type ~ ') as ' ~ column }},
     {%- endfor %}
-    buyers,
-    new_buyers,
-    orders,
-    gmv
-from (
-    {{ marts_buyer_measures(lines, first_month, group_by) }}
-) as {{ grain }}
+    count(*) as buyers,
+    count(case when is_new then 1 end) as new_buyers,
+    cast(sum(orders) as bigint) as orders,
+    sum(gmv) as gmv
+from {{ 'buyer_categories' if 'category' in group_by else 'buyer_months' }}
+group by {{ group_by | join(', ') }}
 {%- if not loop.last %}
 
 union all

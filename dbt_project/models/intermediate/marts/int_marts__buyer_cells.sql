@@ -10,6 +10,6 @@
     Columns a grain does not group by are null (macros/marts_suppression.sql,
     marts_buyer_cells). Aggregates only: no buyer ids. -#}
 with
-{{ marts_buyer_lines() }}
+{{ marts_buyer_lines() }},
 
 {{ marts_buyer_cells('lines', 'first_month') }}
