@@ -141,12 +141,11 @@ def month_column(table: str) -> str:
 
 
 def _month_fingerprints(cur, table: str) -> dict[str | None, tuple[int, str]]:
-    """{'YYYY-MM': (rows, fingerprint)} of marts.<table> as it is now ({None: ...} when
-    it has no rows). The fingerprint is
-    the table's columns and types, the month's row count and the sum of DuckDB's 64-bit
-    hash of every row: equal fingerprints mean the same rows, except for a hash collision
-    (about 2^-64 per changed month; a DuckDB whose hash differs rewrites every month
-    once)."""
+    """{'YYYY-MM': (rows, fingerprint)} of marts.<table> as it is now ({None: ...} when it
+    has no rows). The fingerprint is the table's columns and types, the month's row count
+    and the sum of DuckDB's 64-bit hash of every row: equal fingerprints mean the same rows,
+    except for a hash collision (about 2^-64 per changed month; a DuckDB whose hash differs
+    rewrites every month once)."""
     columns = cur.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_schema = 'marts' and table_name = ? order by ordinal_position",

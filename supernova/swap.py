@@ -3,9 +3,10 @@ supernova/publish.py; a mart's copy the first time, or when it is in another lay
 supernova/marts.py, which otherwise replaces its month files one by one), so that a
 reader globbing `<folder>/*.parquet` never finds it empty.
 
-Every such folder holds one file, `part-0.parquet`. When the published folder holds exactly
-that file too (every publish after the first), the new file replaces the old one with one
-`os.replace`: atomic on one filesystem, so a reader sees the old file or the new, and a
+Every settlement partition folder holds one file, `part-0.parquet` (a mart's copy does
+too when the mart has no rows). When the published folder holds exactly that file too
+(every publish after the first), the new file replaces the old one with one `os.replace`:
+atomic on one filesystem, so a reader sees the old file or the new, and a
 reader that opened the old one keeps reading it. Renaming the folders instead (the old one
 aside, then the new one in) leaves a moment, or after a kill until the next run, in which
 the folder is missing and a BI view over it reads no rows for that month or mart.
