@@ -60,8 +60,8 @@
     raw view's text, which lists every raw file, each named by the hash of the landing file
     it was loaded from): asked again with the same fingerprint it is read back, asked
     anything else it is recomputed. A landing file changed in place is a supersession,
-    after which nothing asks (every line is recomputed). Not covered by a test: a new raw
-    file under an unchanged question (every delivery so far also changes the question). -#}
+    after which nothing asks (every line is recomputed). A new raw file under an unchanged
+    question changes the answer: tests/test_event_id_cache.py. -#}
 {% macro daily_line_events_event_id_orders(files) -%}
     {%- set raw_events = source('exports', 'order_events') -%}
     {%- set query -%}
