@@ -14,7 +14,7 @@ settlement run in progress makes a marts step fail clearly instead of colliding.
 
 The incremental marts recompute only the days new deliveries can change
 (dbt_project/macros/marts_incremental.sql); `full_refresh=True` rebuilds them from
-scratch, which gives the same rows (tests/test_marts_incremental.py).
+scratch, which gives the same rows (tests/test_marts_late_files.py, tests/test_marts.py).
 """
 
 from __future__ import annotations
