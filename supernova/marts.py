@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from supernova import lock, settings
 from supernova.dbt_runner import dbt_invoke, failures
-from supernova.swap import swap_in
+from supernova.swap import PART, swap_in
 from supernova.tables import MART_TABLES
 from supernova.warehouse import connect, table_exists, wait_until_free
 
@@ -131,7 +131,9 @@ def _staging(warehouse: Path) -> Path:
 # months; the copy of every month was rewritten each day before, ≈ 67 s at `today`).
 FINGERPRINT_KEY = b"supernova.rows_fingerprint"
 _MONTH_FILE = re.compile(r"^part-(\d{4}-\d{2})\.parquet$")
-EMPTY_COPY = "part-0.parquet"  # the copy of a mart without rows (and the layout before months)
+# the copy of a mart without rows (and the layout before months): swap.PART, the one name
+# swap_in replaces in place
+EMPTY_COPY = PART
 
 
 def month_column(table: str) -> str:
