@@ -620,6 +620,7 @@ def test_incremental_run_only_recomputes_new_days(built):
     wh = built["wh"]
     models = [
         "int_marts__attributed_lines",
+        "int_marts__buyer_cells",
         "group_daily_activity",
         "group_status",
         "group_activity_summary",
@@ -634,6 +635,137 @@ def test_incremental_run_only_recomputes_new_days(built):
         # before it); a full rebuild would start at the first order day 2026-09-01
         starts = re.findall(r"cast\('(\d{4}-\d\d-\d\d)' as date\)", compiled[m])
         assert starts and min(starts) >= "2026-10-09", (m, starts)
+
+
+CELLS = "intermediate.int_marts__buyer_cells"
+
+
+def _cells_full_refresh_differences(wh: Path, tmp: Path, tampered_month: str) -> tuple:
+    """Compare the incremental int_marts__buyer_cells (with its month_total row of
+    `tampered_month` raised by 1000 of gmv before the batch) with a --full-refresh of it on
+    a copy: (rows only on each side with the tampering undone, rows still tampered)."""
+    from conftest import _rows_only_on_each_side
+
+    from supernova.dbt_runner import dbt_invoke
+
+    full = tmp / "full"
+    shutil.rmtree(full, ignore_errors=True)
+    shutil.copytree(wh, full, symlinks=True, ignore=shutil.ignore_patterns("parquet"))
+    args = ["run", "--select", "int_marts__buyer_cells", "--full-refresh"]
+    assert dbt_invoke(full, args).success
+    with duckdb.connect(str(full / "supernova.duckdb"), read_only=True) as c:
+        c.execute(f"attach '{wh / 'supernova.duckdb'}' as inc (read_only)")
+        tampered = f"grain = 'month_total' and month = date '{tampered_month}'"
+        untampered = f"""(select * replace (case when {tampered} then gmv - 1000 else gmv end
+            as gmv) from inc.{CELLS})"""
+        differences = _rows_only_on_each_side(c, untampered, CELLS)
+        ((still_tampered,),) = c.execute(
+            f"""select count(*) from inc.{CELLS} as i join {CELLS} as f using (grain, month)
+            where i.{tampered} and i.gmv = f.gmv + 1000"""
+        ).fetchall()
+    return differences, still_tampered
+
+
+def _tamper_cells(wh: Path, month: str, gmv_delta: int) -> None:
+    with duckdb.connect(str(wh / "supernova.duckdb")) as c:
+        c.execute(
+            f"update {CELLS} set gmv = gmv + {gmv_delta} "
+            f"where grain = 'month_total' and month = date '{month}'"
+        )
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_buyer_cells_restate_the_old_months_of_changed_buyers_and_skus(built, tmp_path):
+    """int_marts__buyer_cells refreshes by month (macros/marts_months.sql): a buyer's new
+    profile and a SKU's new category restate the months their lines fall in, and only
+    those (and the latest month, always recomputed). Two batches with no new order: a
+    buyer seen only in September changes tier and gender, then a SKU sold only in October
+    changes category. After each the cells equal a --full-refresh, except one month_total
+    row of the month the batch does not touch, raised by 1000 before it: not recomputed.
+    Either path removed leaves its month stale and fails."""
+    from ingestion import ingest
+
+    landing, wh = tmp_path / "landing", tmp_path / "wh"
+    shutil.copytree(built["landing"], landing)
+    shutil.copytree(built["wh"], wh, symlinks=True, ignore=shutil.ignore_patterns("parquet"))
+    lines = "intermediate.int_marts__attributed_lines"
+    month_of = "date_trunc('month', order_date)"
+    with duckdb.connect(str(wh / "supernova.duckdb"), read_only=True) as c:
+        ((buyer, tier, gender),) = c.execute(
+            f"""select b.buyer_id, b.city_tier, b.gender
+            from staging.stg_exports__buyers as b join {lines} as l using (buyer_id)
+            where b.city_tier is not null and b.gender in ('F', 'M')
+            group by all having max({month_of}) = date '2026-09-01'
+            order by count(*) desc, 1 limit 1"""
+        ).fetchall()
+        buyer_row = _row_as_csv(
+            c,
+            "select buyer_id, gender, birth_year, city, city_tier, "
+            "strftime(registered_at, '%Y-%m-%dT%H:%M:%S+08:00') as registered_at "
+            f"from staging.stg_exports__buyers where buyer_id = '{buyer}'",
+        )
+        ((sku, category),) = c.execute(
+            f"""select s.sku_id, s.category
+            from staging.stg_exports__skus as s join {lines} as l using (sku_id)
+            group by all having min({month_of}) = date '2026-10-01'
+                and max({month_of}) = date '2026-10-01'
+            order by count(*) desc, 1 limit 1"""
+        ).fetchall()
+        sku_row = _row_as_csv(
+            c,
+            "select sku_id, merchant_id, category, is_self_operated, positive_review_rate, "
+            f"title from staging.stg_exports__skus where sku_id = '{sku}'",
+        )
+        september = c.execute(f"select * from {CELLS} where month = date '2026-09-01'").df()
+        october = c.execute(f"select * from {CELLS} where month = date '2026-10-01'").df()
+
+    def deliver(export: str, row: dict) -> None:
+        _write_rows(landing / export / "2026-11-08" / f"part-{export}.csv", [row])
+        assert ingest(landing, wh, progress=QUIET, quiet_seconds=0).ok
+        marts.build_step(wh, log=QUIET)
+
+    # 1. the buyer's new profile: September restated, October not
+    _tamper_cells(wh, "2026-10-01", 1000)
+    deliver("buyers", dict(buyer_row, city_tier=tier % 6 + 1, gender={"F": "M", "M": "F"}[gender]))
+    assert _cells_full_refresh_differences(wh, tmp_path, "2026-10-01") == ((0, 0), 1)
+    with duckdb.connect(str(wh / "supernova.duckdb"), read_only=True) as c:
+        after = c.execute(f"select * from {CELLS} where month = date '2026-09-01'").df()
+    assert not _same_rows(september, after)  # the batch did change September
+    _tamper_cells(wh, "2026-10-01", -1000)
+
+    # 2. the SKU's new category: October restated, September not
+    _tamper_cells(wh, "2026-09-01", 1000)
+    deliver("skus", dict(sku_row, category=f"{category}-renamed"))
+    assert _cells_full_refresh_differences(wh, tmp_path, "2026-09-01") == ((0, 0), 1)
+    with duckdb.connect(str(wh / "supernova.duckdb"), read_only=True) as c:
+        after = c.execute(f"select * from {CELLS} where month = date '2026-10-01'").df()
+        (categories,) = c.execute(
+            f"select count(*) from {CELLS} where category = '{category}-renamed'"
+        ).fetchone()
+    assert categories > 0 and not _same_rows(october, after)
+
+
+def _row_as_csv(con, sql: str) -> dict:
+    """The one row of `sql` as CSV field values (null: empty)."""
+    cur = con.execute(sql)
+    (row,) = cur.fetchall()
+    return {d[0]: "" if v is None else str(v) for d, v in zip(cur.description, row)}
+
+
+def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    key = list(a.columns)
+    a = a.sort_values(key, na_position="first").reset_index(drop=True)
+    b = b.sort_values(key, na_position="first").reset_index(drop=True)
+    return a.equals(b)
 
 
 # ---------------------------------------------------------------- DAG

@@ -43,10 +43,9 @@ select
 from latest
 {%- endmacro %}
 
-{#- A state relation of the mart (schema <marts schema>_state). -#}
+{#- A state relation of the mart (schema <marts schema>_state, macros/marts_incremental.sql). -#}
 {% macro earnings_state(name) -%}
-    {{ return(api.Relation.create(database=this.database, schema=this.schema ~ '_state',
-        identifier=this.identifier ~ '__' ~ name)) }}
+    {{ return(marts_state(name)) }}
 {%- endmacro %}
 
 {#- What the estimate reads of a promoter: the split and whether the inviter is known
@@ -208,38 +207,13 @@ from latest
     {%- endfor -%}
 {%- endmacro %}
 
-{#- The mart records as consumed every loaded file of the exports it follows (post-hook),
-    so the models it reads must have merged them all: run alone right after an ingest
-    (`dbt run --select promoter_earnings_daily`), it would record files its upstream merges
-    only later, and never recompute what they change. This statement fails the run, before
-    anything is deleted, naming up to five such files; `supernova marts` (one `dbt build`
-    of the marts with their upstream) never meets it. -#}
+{#- The upstream promoter_earnings_daily reads each export through (marts_upstream_merged). -#}
 {% macro earnings_upstream_merged() -%}
-    {%- set upstream = {
+    {{ marts_upstream_merged({
         'orders': 'int_marts__attributed_lines', 'clicks': 'int_marts__attributed_lines',
         'links': 'int_marts__attributed_lines', 'order_events': 'int_daily__line_events',
         'commission_rules': 'stg_exports__commission_rules',
-    } -%}
-    select case when count(*) > 0 then error(
-            'promoter_earnings_daily: its upstream has not merged every loaded file yet ('
-            || string_agg(file_path, ', ' order by file_path) || (case when count(*) = 5 then ', ...' else '' end)
-            || '): run the marts with their upstream (supernova marts), not this model alone')
-        end as upstream_merged
-    from (
-        select m.export || ' ' || m.file_path as file_path
-        from {{ ref('stg_exports__manifest') }} as m
-        where m.status = 'loaded'
-            and (
-                {%- for export, model in upstream.items() %}
-                (m.export = '{{ export }}' and not exists (
-                    select 1 from {{ staged_files_relation() }} as s
-                    where s.model = '{{ model }}' and {{ staging_same_load('s', 'm') }}
-                )){{ " or" if not loop.last }}
-                {%- endfor %}
-            )
-        order by 1
-        limit 5
-    ) as unmerged
+    }) }}
 {%- endmacro %}
 
 {#- Pre-hook: check the upstream is current, write the rows to recompute before D0, and

@@ -328,3 +328,41 @@
         select cast(null as date) as day where 1 = 0
     {%- endif -%}
 {%- endmacro %}
+
+{#- An incremental mart records as consumed every loaded file of the exports it follows
+    (post-hook), so the models it reads them through (`upstream`: {export: model}) must
+    have merged them all: run alone right after an ingest (`dbt run --select <mart>`), it
+    would record files its upstream merges only later, and never recompute what they
+    change. This statement fails the run, before anything is deleted, naming up to five
+    such files; `supernova marts` (one `dbt build` of the marts with their upstream) never
+    meets it. DuckDB only, like the file records. -#}
+{% macro marts_upstream_merged(upstream) -%}
+    select case when count(*) > 0 then error(
+            '{{ this.identifier }}: its upstream has not merged every loaded file yet ('
+            || string_agg(file_path, ', ' order by file_path) || (case when count(*) = 5 then ', ...' else '' end)
+            || '): run the marts with their upstream (supernova marts), not this model alone')
+        end as upstream_merged
+    from (
+        select m.export || ' ' || m.file_path as file_path
+        from {{ ref('stg_exports__manifest') }} as m
+        where m.status = 'loaded'
+            and (
+                {%- for export, model in upstream.items() %}
+                (m.export = '{{ export }}' and not exists (
+                    select 1 from {{ staged_files_relation() }} as s
+                    where s.model = '{{ model }}' and {{ staging_same_load('s', 'm') }}
+                )){{ " or" if not loop.last }}
+                {%- endfor %}
+            )
+        order by 1
+        limit 5
+    ) as unmerged
+{%- endmacro %}
+
+{#- A state relation of the model being built: `<its identifier>__<name>` in schema
+    `<its schema>_state` (what an incremental mart keeps between refreshes, or hands from
+    its pre-hook to its select). -#}
+{% macro marts_state(name) -%}
+    {{ return(api.Relation.create(database=this.database, schema=this.schema ~ '_state',
+        identifier=this.identifier ~ '__' ~ name)) }}
+{%- endmacro %}

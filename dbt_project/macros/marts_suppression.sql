@@ -196,12 +196,14 @@ union all
 {%- endmacro %}
 
 {#- int_marts__buyer_cells' inputs, as two CTEs: `lines` (month, category, order_id,
-    buyer_id, paid_amount, city_tier, gender: every attributed line, with the buyer
-    profile's latest version and the SKU's category, 'unknown' when missing) and
+    buyer_id, paid_amount, city_tier, gender: the attributed lines of the months `scope`
+    recomputes (macros/marts_months.sql, buyer_cells_scope; every line without it), with
+    the buyer profile's latest version and the SKU's category, 'unknown' when missing) and
     `first_month` (buyer_id, first_month: the month of the buyer's first attributed order
-    in all loaded data, for new_buyers). -#}
-{% macro marts_buyer_lines() -%}
+    in all loaded data, for new_buyers; for the buyers of `lines` only). -#}
+{% macro marts_buyer_lines(scope={'from': none}) -%}
 lines as (
+    {%- for filter in buyer_cells_line_filters(scope) %}
     select
         cast({{ dbt.date_trunc('month', 'l.order_date') }} as date) as month,
         coalesce(s.category, 'unknown') as category,
@@ -215,12 +217,26 @@ lines as (
         on b.buyer_id = l.buyer_id
     left join {{ ref('stg_exports__skus') }} as s
         on s.sku_id = l.sku_id
+    where {{ filter }}
+    {%- if not loop.last %}
+
+    union all
+    {% endif %}
+    {%- endfor %}
 ),
 
 first_month as (
+    {%- if scope['from'] is none %}
     select buyer_id, min(month) as first_month
     from lines
     group by buyer_id
+    {%- else %}
+    -- a buyer's first month can lie before the months recomputed
+    select buyer_id, cast({{ dbt.date_trunc('month', 'min(order_date)') }} as date) as first_month
+    from {{ ref('int_marts__attributed_lines') }}
+    where buyer_id in (select buyer_id from lines)
+    group by buyer_id
+    {%- endif %}
 )
 {%- endmacro %}
 
@@ -244,6 +260,10 @@ first_month as (
 {% macro marts_buyer_marts_linked(cells, mart, min_buyers=10) -%}
 {%- set dims = ['city_tier', 'gender'] -%}
 {%- set dim_types = ['integer', dbt.type_string()] -%}
+{#- the keyed cells' columns but their hidden flag (named, not `* exclude`: portable SQL) -#}
+{%- set measures = ['buyers', 'new_buyers', 'orders', 'gmv'] -%}
+{%- set mix_columns = ['month', 'category'] + dims + measures + ['col_key'] -%}
+{%- set demo_columns = ['month'] + dims + measures + ['col_key'] -%}
 {%- set grains = {
     'mix_cells': ('category_cell', ['month', 'category', 'city_tier', 'gender']),
     'mix_totals': ('category_total', ['month', 'category']),
@@ -313,7 +333,7 @@ hidden_categories as (
 mix_keyed as (
     select
         c.*,
-        coalesce(cast(c.city_tier as varchar), '-') || '|' || coalesce(cast(c.gender as varchar), '-') as col_key,
+        coalesce(cast(c.city_tier as {{ dbt.type_string() }}), '-') || '|' || coalesce(cast(c.gender as {{ dbt.type_string() }}), '-') as col_key,
         (o.suppressed
             or exists (
                 select 1 from hidden_categories as h
@@ -330,7 +350,7 @@ mix_keyed as (
 demo_keyed as (
     select
         c.*,
-        coalesce(cast(c.city_tier as varchar), '-') || '|' || coalesce(cast(c.gender as varchar), '-') as col_key,
+        coalesce(cast(c.city_tier as {{ dbt.type_string() }}), '-') || '|' || coalesce(cast(c.gender as {{ dbt.type_string() }}), '-') as col_key,
         o.suppressed
     from demo_cells as c
     inner join demo_own as o
@@ -401,7 +421,9 @@ added_hidden_cells as (
 
 mix_linked_cells as (
     select
-        c.* exclude (seed_hidden),
+        {%- for column in mix_columns %}
+        c.{{ column }},
+        {%- endfor %}
         (c.seed_hidden
             or exists (
                 select 1 from added_hidden_cells as x
@@ -527,7 +549,9 @@ failed_months as (
 
 demo_final_cells as (
     select
-        c.* exclude (suppressed),
+        {%- for column in demo_columns %}
+        c.{{ column }},
+        {%- endfor %}
         (c.suppressed or c.month in (select month from failed_months)) as suppressed
     from demo_linked_cells as c
 ),
@@ -544,7 +568,9 @@ demo_final_totals as (
 
 mix_final_cells as (
     select
-        c.* exclude (suppressed),
+        {%- for column in mix_columns %}
+        c.{{ column }},
+        {%- endfor %}
         (c.suppressed or c.month in (select month from failed_months)) as suppressed
     from mix_linked_cells as c
 ),

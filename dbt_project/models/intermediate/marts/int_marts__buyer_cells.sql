@@ -8,8 +8,18 @@
       month_cell     : month x city_tier x gender
       month_total    : month
     Columns a grain does not group by are null (macros/marts_suppression.sql,
-    marts_buyer_cells). Aggregates only: no buyer ids. -#}
+    marts_buyer_cells). Aggregates only: no buyer ids.
+    Incremental by month: a refresh recomputes whole the months the files it has not
+    consumed can change, not every month of history (macros/marts_months.sql). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ buyer_cells_pre_hook() }}",
+    post_hook="{{ buyer_cells_post_hook() }}",
+) }}
+{%- set scope = buyer_cells_scope() %}
 with
-{{ marts_buyer_lines() }},
+{{ marts_buyer_lines(scope) }},
 
 {{ marts_buyer_cells('lines', 'first_month') }}
