@@ -16,8 +16,9 @@ the filter proved it is); the other rows, none in a sound build, are read from t
 and validated after them, so Great Expectations still sees every row as it is.
 
 Publish swaps the file in (`take`) only when it was written for the run being published
-and holds exactly the published month's rows and columns; otherwise it writes the
-partition itself, as before. A failed gate removes the file; whatever is left (a preview)
+and holds exactly the published month's rows and columns (compared by row count and the
+sum of a 64-bit hash of every row: a value changed since the gate is caught, not only a
+row added or lost); otherwise it writes the partition itself, as before. A failed gate removes the file; whatever is left (a preview)
 is removed by the next Parquet sync.
 """
 
@@ -109,8 +110,9 @@ def stage(con, warehouse: Path, month: str) -> Path | None:
 
 def take(con, warehouse: Path, table: str, month: str, run_id: str) -> Path | None:
     """The gated partition of `table` for this run, if it is exactly what publish would
-    write from settlement.<table> now (same row count, column names and types); else
-    None (publish writes the partition itself)."""
+    write from settlement.<table> now (same column names and types, same rows: their
+    count and the sum of DuckDB's 64-bit hash of every row, so a value changed after the
+    gate is seen too); else None (publish writes the partition itself)."""
     if table != TABLE or not _SAFE_RUN_ID.match(run_id):
         return None
     folder = gated_folder(warehouse, month, run_id)
@@ -125,11 +127,15 @@ def take(con, warehouse: Path, table: str, month: str, run_id: str) -> Path | No
         con.execute(f"describe {published}").fetchall()
         == con.execute(f"describe {staged}").fetchall()
     )
-    rows = con.execute(
-        f"select count(*) from settlement.{TABLE} where {MONTH_COLUMN} = ?", [month]
-    ).fetchone()[0]
-    if same_columns and rows == con.execute(f"select count(*) from ({staged})").fetchone()[0]:
-        return folder
+    if same_columns:
+        # the same columns in the same order on both sides: the same row hashes the same
+        columns = ", ".join(name for name, *_ in con.execute(f"describe {staged}").fetchall())
+        rows = f"count(*), sum(hash({columns}))"
+        month_rows = con.execute(
+            f"select {rows} from settlement.{TABLE} where {MONTH_COLUMN} = ?", [month]
+        ).fetchone()
+        if month_rows == con.execute(f"select {rows} from ({staged})").fetchone():
+            return folder
     shutil.rmtree(folder, ignore_errors=True)
     return None
 

@@ -143,6 +143,32 @@ def test_a_gated_partition_that_no_longer_matches_is_not_published(tmp_path):
     assert not gated_ledger.gated_root(gated).exists()
 
 
+def test_a_gated_partition_with_a_value_changed_since_is_not_published(tmp_path):
+    """Same row count, same columns, one amount different: the gated file is not what
+    publish would write, so publish writes the partition from the table."""
+    plain, gated = tmp_path / "plain", tmp_path / "gated"
+    con = _warehouse(gated, rows=5000)
+    _gate_reads_ledger(con, gated)
+    con.execute(
+        "update settlement_build.payout_lines set amount = amount + 0.01 "
+        "where order_id = (select min(order_id) from settlement_build.payout_lines)"
+    )
+    con.close()
+    con = _warehouse(plain, rows=5000)
+    con.execute(
+        "update settlement_build.payout_lines set amount = amount + 0.01 "
+        "where order_id = (select min(order_id) from settlement_build.payout_lines)"
+    )
+    con.close()
+    _publish(plain)
+    staged = gated_ledger.gated_folder(gated, MONTH, RUN) / "part-0.parquet"
+    staged_digest = _digest(staged)
+    _publish(gated)
+    assert _digest(_published_file(gated)) != staged_digest
+    assert _digest(_published_file(gated)) == _digest(_published_file(plain))
+    assert not gated_ledger.gated_root(gated).exists()
+
+
 def test_a_gated_partition_of_another_run_is_not_published(tmp_path):
     wh = tmp_path / "wh"
     con = _warehouse(wh, rows=3000, run_id="2026-10-preview-abc")
