@@ -16,8 +16,9 @@ queue at most one more run. A step that meets a settlement's lease taken after t
 is retried (`lock.WarehouseBusy`); any other failure fails the task without retries and
 is announced (supernova/dag_support.py).
 
-The daily refresh is incremental (only days new deliveries can change); the param
-`full_refresh` rebuilds the marts from scratch. Definitions: docs/marts.md; BI access:
+The daily refresh is incremental (only days new deliveries can change), and so are the
+incremental marts' data tests (the rows written since they last all passed); the param
+`full_refresh` rebuilds the marts from scratch, `verify_all` tests every row. Definitions: docs/marts.md; BI access:
 docs/bi.md. All logic lives in supernova.marts.
 """
 
@@ -54,6 +55,12 @@ def _run(fn, *args):
         "full_refresh": Param(
             False, type="boolean", description="Rebuild the incremental marts from scratch."
         ),
+        "verify_all": Param(
+            False,
+            type="boolean",
+            description="Test every row of the incremental marts, not only the rows written "
+            "since their tests last passed.",
+        ),
     },
     doc_md=__doc__,
 )
@@ -70,7 +77,13 @@ def analytics_marts():
         from supernova import marts
 
         _, warehouse = marts.resolve(params)
-        return _run(marts.build_step, warehouse, bool(params.get("full_refresh", False)))
+        return _run(
+            marts.build_step,
+            warehouse,
+            bool(params.get("full_refresh", False)),
+            print,
+            bool(params.get("verify_all", False)),
+        )
 
     @task(outlets=[dag_support.marts_asset()])
     def parquet(params=None) -> dict:

@@ -73,8 +73,12 @@ def ingest_step(landing: Path, warehouse: Path, log=print) -> dict:
     return {"files_loaded": len(result.by_status("loaded")), "rows_loaded": result.rows_loaded}
 
 
-def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
-    """One dbt invocation: `dbt build` of the marts and their upstream models + tests."""
+def build_step(
+    warehouse: Path, full_refresh: bool = False, log=print, verify_all: bool = False
+) -> dict:
+    """One dbt invocation: `dbt build` of the marts and their upstream models + tests.
+    An incremental mart's data tests check the rows written since they last all passed
+    (macros/marts_tests_window.sql); `verify_all` makes them check every row."""
     from supernova import staging
 
     t0 = time.perf_counter()
@@ -91,7 +95,7 @@ def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
         )
         full_refresh = "--full-refresh" in extra
         args = ["build", *DBT_SELECT, *extra]
-        res = dbt_invoke(warehouse, args)
+        res = dbt_invoke(warehouse, args, {"marts_verify_all": True} if verify_all else None)
         if res.success:
             staging.record_built(warehouse, built_code)
     seconds = round(time.perf_counter() - t0, 1)
@@ -100,8 +104,11 @@ def build_step(warehouse: Path, full_refresh: bool = False, log=print) -> dict:
             "dbt build failed (see <warehouse>/dbt/logs/dbt.log)"
         ]
         raise MartsFailed("marts build failed:\n  " + "\n  ".join(problems))
-    log(f"dbt build of the marts OK in {seconds}s (full_refresh={full_refresh})")
-    return {"dbt_seconds": seconds, "full_refresh": full_refresh}
+    log(
+        f"dbt build of the marts OK in {seconds}s (full_refresh={full_refresh}, "
+        f"verify_all={verify_all})"
+    )
+    return {"dbt_seconds": seconds, "full_refresh": full_refresh, "verify_all": verify_all}
 
 
 def staging_root(warehouse: Path) -> Path:
@@ -284,13 +291,14 @@ def refresh(
     full_refresh: bool = False,
     ingest: bool = True,
     log=print,
+    verify_all: bool = False,
 ) -> dict:
     """All steps in this process (what the DAG does, without Airflow)."""
     landing, warehouse = resolve({"landing": landing, "warehouse": warehouse})
     out = {"landing": str(landing), "warehouse": str(warehouse)}
     if ingest:
         out["ingest"] = ingest_step(landing, warehouse, log)
-    out["build"] = build_step(warehouse, full_refresh, log)
+    out["build"] = build_step(warehouse, full_refresh, log, verify_all)
     out.update(parquet_step(warehouse, log))
     return out
 
@@ -320,6 +328,7 @@ def run_marts(
     full_refresh: bool = False,
     verbose: bool = False,
     table: bool = True,
+    verify_all: bool = False,
 ) -> int:
     """Run the analytics_marts DAG in process: one line at the start, the result (and with
     `table`, the table of marts) at the end; Airflow's and dbt's output in <warehouse>/logs/
@@ -333,6 +342,7 @@ def run_marts(
         "landing": str(landing),
         "warehouse": str(warehouse),
         "full_refresh": bool(full_refresh),
+        "verify_all": bool(verify_all),
     }
     t0 = time.monotonic()
     print(
@@ -378,6 +388,7 @@ def cmd_marts(args) -> int:
         warehouse,
         full_refresh=bool(getattr(args, "full_refresh", False)),
         verbose=bool(getattr(args, "verbose", False)),
+        verify_all=bool(getattr(args, "verify_all", False)),
     )
 
 
@@ -392,6 +403,12 @@ def add_marts_parser(subparsers) -> argparse.ArgumentParser:
     add_paths(p)
     p.add_argument(
         "--full-refresh", action="store_true", help="rebuild the incremental marts from scratch"
+    )
+    p.add_argument(
+        "--verify-all",
+        action="store_true",
+        help="run the incremental marts' data tests over every row, not only the rows "
+        "written since their tests last passed (docs/marts.md)",
     )
     p.set_defaults(func=cmd_marts)
     return p

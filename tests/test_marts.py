@@ -674,16 +674,6 @@ def _tamper_cells(wh: Path, month: str, gmv_delta: int) -> None:
         )
 
 
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    import csv
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
 def test_buyer_cells_restate_the_old_months_of_changed_buyers_and_skus(built, tmp_path):
     """int_marts__buyer_cells refreshes by month (macros/marts_months.sql): a buyer's new
     profile and a SKU's new category restate the months their lines fall in, and only
@@ -692,6 +682,8 @@ def test_buyer_cells_restate_the_old_months_of_changed_buyers_and_skus(built, tm
     changes category. After each the cells equal a --full-refresh, except one month_total
     row of the month the batch does not touch, raised by 1000 before it: not recomputed.
     Either path removed leaves its month stale and fails."""
+    from test_marts_late_files import _write_csv
+
     from ingestion import ingest
 
     landing, wh = tmp_path / "landing", tmp_path / "wh"
@@ -729,7 +721,7 @@ def test_buyer_cells_restate_the_old_months_of_changed_buyers_and_skus(built, tm
         october = c.execute(f"select * from {CELLS} where month = date '2026-10-01'").df()
 
     def deliver(export: str, row: dict) -> None:
-        _write_rows(landing / export / "2026-11-08" / f"part-{export}.csv", [row])
+        _write_csv(landing / export / "2026-11-08" / f"part-{export}.csv", [row])
         assert ingest(landing, wh, progress=QUIET, quiet_seconds=0).ok
         marts.build_step(wh, log=QUIET)
 
@@ -768,6 +760,102 @@ def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return a.equals(b)
 
 
+AFFINITY = "marts.promoter_category_affinity"
+AFFINITY_KEY_TEST = (
+    "unique_combination_of_columns_promoter_category_affinity_as_of_date__promoter_id__"
+    "platform__category"
+)
+TESTS_STATE = "marts_state.tests_unverified"
+
+
+def test_incremental_marts_tests_check_the_rows_not_yet_verified(built, tmp_path):
+    """An incremental mart's data tests check the rows from U, the earliest refresh start
+    since its tests last all passed (macros/marts_tests_window.sql), not the whole table
+    every day. A duplicate key planted at an old day stands for a run whose tests failed:
+    with U at that day the next build fails on it and keeps U; a test selection leaving
+    out some of the mart's tests verifies nothing; a passing build verifies (U null), and
+    then an old row is no longer read by the daily tests, but is by `marts_verify_all`
+    and by the whole-table test of a mart without a record."""
+    from supernova.dbt_runner import dbt_invoke, failures
+
+    wh = tmp_path / "wh"
+    shutil.copytree(built["wh"], wh, symlinks=True, ignore=shutil.ignore_patterns("parquet"))
+    db = str(wh / "supernova.duckdb")
+    with duckdb.connect(db, read_only=True) as c:
+        state = dict(c.execute(f"select model, unverified_from from {TESTS_STATE}").fetchall())
+        (old_day,) = c.execute(f"select min(as_of_date) + 3 from {AFFINITY}").fetchone()
+    assert state == dict.fromkeys(
+        [
+            "group_activity_summary",
+            "group_daily_activity",
+            "group_status",
+            "promoter_category_affinity",
+            "promoter_earnings_daily",
+            "sku_ranking",
+        ]
+    )
+
+    def plant_duplicate() -> None:
+        with duckdb.connect(db) as c:
+            c.execute(
+                f"insert into {AFFINITY} select * from {AFFINITY} "
+                f"where as_of_date = date '{old_day}' order by all limit 1"
+            )
+
+    def remove_duplicate() -> None:
+        with duckdb.connect(db) as c:
+            c.execute(
+                f"create temp table kept as select distinct * from {AFFINITY} "
+                f"where as_of_date = date '{old_day}'"
+            )
+            c.execute(f"delete from {AFFINITY} where as_of_date = date '{old_day}'")
+            c.execute(f"insert into {AFFINITY} select * from kept")
+
+    def unverified_from():
+        with duckdb.connect(db, read_only=True) as c:
+            rows = c.execute(
+                f"select unverified_from from {TESTS_STATE} "
+                "where model = 'promoter_category_affinity'"
+            ).fetchall()
+        return rows[0][0] if rows else "no record"
+
+    def failed_tests(args, vars_=None) -> list[str]:
+        res = dbt_invoke(wh, args, vars_)
+        return sorted(f.line().split(":")[0] for f in failures(res) if not f.skipped)
+
+    build = ["build", "--select", "promoter_category_affinity"]
+    # 1. a run whose tests failed left a duplicate at old_day and U = old_day
+    plant_duplicate()
+    with duckdb.connect(db) as c:
+        c.execute(
+            f"update {TESTS_STATE} set unverified_from = date '{old_day}' "
+            "where model = 'promoter_category_affinity'"
+        )
+    assert failed_tests(build) == [AFFINITY_KEY_TEST]
+    assert str(unverified_from()) == str(old_day)
+    # 2. the duplicate removed, one of the mart's tests alone passes but verifies nothing
+    remove_duplicate()
+    assert failed_tests(["test", "--select", AFFINITY_KEY_TEST]) == []
+    assert str(unverified_from()) == str(old_day)
+    # 3. every test passes: verified
+    assert failed_tests(build) == []
+    assert unverified_from() is None
+    # 4. a verified row is not read again by the daily tests, but is on request ...
+    plant_duplicate()
+    assert failed_tests(build) == []
+    verify_all = ["test", "--select", "promoter_category_affinity"]
+    assert failed_tests(verify_all, {"marts_verify_all": True}) == [AFFINITY_KEY_TEST]
+    # ... and when the mart has no record (the first run after this was deployed): its
+    # tests run alone read every row, and so do those of its first build, which records
+    # every row as unverified
+    with duckdb.connect(db) as c:
+        c.execute(f"delete from {TESTS_STATE} where model = 'promoter_category_affinity'")
+    assert failed_tests(verify_all) == [AFFINITY_KEY_TEST]
+    assert unverified_from() == "no record"
+    assert failed_tests(build) == [AFFINITY_KEY_TEST]
+    assert str(unverified_from()) == "0001-01-01"
+
+
 # ---------------------------------------------------------------- DAG
 
 
@@ -780,7 +868,7 @@ def test_dag_loads(dagbag):
         "build",
         "parquet",
     ]
-    assert {"landing", "warehouse", "full_refresh"} <= set(dag.params.keys())
+    assert {"landing", "warehouse", "full_refresh", "verify_all"} <= set(dag.params.keys())
     assert "supernova://warehouse/raw" in str(dag.timetable.asset_condition)
 
 

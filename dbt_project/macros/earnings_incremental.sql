@@ -224,14 +224,19 @@ from latest
         {{ earnings_upstream_merged() }};
     {%- endif %}
     {%- if scope['from'] is none -%}
-        select 1 as nothing_to_delete
+        {{ marts_tests_window_open('activity_date') }}
     {%- elif not scope.partial -%}
+        {{ marts_tests_window_open('activity_date', marts_date_literal(scope['from'])) }};
         delete from {{ this }} where activity_date >= {{ marts_date_literal(scope['from']) }}
     {%- else -%}
         {%- set rows = earnings_state('refresh') -%}
+        {%- set d0 = marts_date_literal(scope['from']) -%}
         create schema if not exists {{ rows.schema }};
         create or replace table {{ rows }} as
         {{ earnings_rows_to_refresh(scope) }};
+        {#- the first day written: D0 or the earliest row recomputed before it -#}
+        {{ marts_tests_window_open('activity_date',
+            '(select least(' ~ d0 ~ ', coalesce(min(activity_date), ' ~ d0 ~ ')) from ' ~ rows ~ ')') }};
         delete from {{ this }} as m
         where m.activity_date >= {{ marts_date_literal(scope['from']) }}
             or exists (
@@ -272,6 +277,7 @@ from latest
         create or replace table {{ earnings_state('config') }} as
         select '{{ earnings_config_fingerprint() }}' as fingerprint;
         drop table if exists {{ earnings_state('refresh') }};
+        {{ marts_tests_window_check('activity_date') }};
         {{ consumed_record_files(['orders', 'clicks', 'links', 'order_events', 'commission_rules'],
             ref('stg_exports__manifest')) }}
     {%- endif -%}

@@ -292,10 +292,23 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ marts_delete_from('" ~ date_column ~ "', " ~ parts ~ ") }}",
-        post_hook="{{ marts_record_consumed(" ~ parts ~ ") }}",
+        pre_hook=[
+            "{{ marts_tests_window_pre('" ~ date_column ~ "', " ~ parts ~ ") }}",
+            "{{ marts_delete_from('" ~ date_column ~ "', " ~ parts ~ ") }}",
+        ],
+        post_hook=[
+            "{{ marts_record_consumed(" ~ parts ~ ") }}",
+            "{{ marts_tests_window_check('" ~ date_column ~ "') }}",
+        ],
     ) }}
     {{ return(marts_refresh_from(date_column, parts)) }}
+{%- endmacro %}
+
+{#- Pre-hook of an incremental mart: its data tests check the rows from the refresh start
+    on (macros/marts_tests_window.sql). -#}
+{% macro marts_tests_window_pre(date_column, parts) -%}
+    {%- set refresh_from = marts_refresh_from(date_column, parts) -%}
+    {{ marts_tests_window_open(date_column, marts_date_literal(refresh_from) if refresh_from else none) }}
 {%- endmacro %}
 
 {#- Pre-hook of an incremental mart: remove the days that are recomputed. -#}

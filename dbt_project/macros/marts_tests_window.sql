@@ -1,0 +1,148 @@
+{#- The incremental marts' data tests check the rows written since their last passing test
+    run, not the whole table every day (docs/marts.md "Data tests of the incremental marts").
+
+    An incremental mart rewrites only the days from its refresh start X (its pre-hook
+    deletes them, its select recomputes them); every row before X is a row an earlier run
+    wrote. Each of its data tests is row by row (a key with the date in it, not_null,
+    accepted values, a per-row expression), so a test over the rows from U, the earliest X
+    since the model's tests last all passed, sees every row not yet verified:
+      * the pre-hook records X: U = least(U, X) (marts_tests_window_open), and the number of
+        rows before X;
+      * the post-hook fails the model when the rows before X are not what they were
+        (marts_tests_window_check): the refresh may only rewrite days from X;
+      * every data test of the mart filters on `<date column> >= U` (the `where` config
+        `__unverified__` set for the marts folder in dbt_project.yml, get_where_subquery
+        below);
+      * an on-run-end hook sets U to null (all verified) for a mart all of whose data tests
+        ran and passed in the invocation (marts_tests_window_close). A failed or skipped
+        test leaves U, so the next run tests from U again.
+    A mart with no record (its first run after this was deployed, or the record lost) is
+    tested whole; so is every mart with `--vars '{marts_verify_all: true}'`, and after a
+    --full-refresh (X is the first day). The record: <marts schema>_state.tests_unverified
+    (model, date_column, unverified_from, guard_from, guard_rows). DuckDB only. -#}
+
+{% macro marts_tests_state(schema) -%}
+    {{ return(api.Relation.create(database=target.database, schema=schema ~ '_state',
+        identifier='tests_unverified')) }}
+{%- endmacro %}
+
+{#- on-run-start: the record's table, created before any model runs (two marts' pre-hooks
+    creating it side by side conflict in DuckDB's catalog). -#}
+{% macro marts_tests_state_create() -%}
+    {%- if target.type != 'duckdb' -%}
+        select 1 as not_tracked
+    {%- else -%}
+        {%- set state = marts_tests_state(generate_schema_name('marts', none)) -%}
+        create schema if not exists {{ state.schema }};
+        create table if not exists {{ state }} (
+            model {{ dbt.type_string() }},
+            date_column {{ dbt.type_string() }},
+            unverified_from date,
+            guard_from date,
+            guard_rows bigint
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook part: record the refresh start `first_written` (a SQL date expression; none:
+    the whole table is written) for the model's tests. -#}
+{% macro marts_tests_window_open(date_column, first_written=none) -%}
+    {%- if target.type != 'duckdb' -%}
+        select 1 as not_tracked
+    {%- else -%}
+        {%- set state = marts_tests_state(this.schema) -%}
+        {%- set x = first_written if first_written else "cast('0001-01-01' as date)" -%}
+        -- no record yet: every row unverified (written before the record existed)
+        insert into {{ state }}
+        select '{{ this.identifier }}', '{{ date_column }}', cast('0001-01-01' as date), null, null
+        where not exists (select 1 from {{ state }} where model = '{{ this.identifier }}');
+        update {{ state }}
+        set date_column = '{{ date_column }}',
+            unverified_from = least(coalesce(unverified_from, {{ x }}), {{ x }}),
+            guard_from = {{ x }},
+            guard_rows = {{ "(select count(*) from " ~ this ~ " where " ~ date_column ~ " < " ~ x ~ ")" if first_written else 0 }}
+        where model = '{{ this.identifier }}'
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook part: the rows before the refresh start are the ones the pre-hook counted. -#}
+{% macro marts_tests_window_check(date_column) -%}
+    {%- if target.type != 'duckdb' -%}
+        select 1 as not_tracked
+    {%- else -%}
+        {%- set state = marts_tests_state(this.schema) -%}
+        select case when s.guard_rows <> (
+                select count(*) from {{ this }} as m where m.{{ date_column }} < s.guard_from)
+            then error('{{ this.identifier }}: the refresh changed rows before its refresh start '
+                || cast(s.guard_from as {{ dbt.type_string() }})
+                || ': only the days it recomputes may be rewritten (macros/marts_tests_window.sql)')
+        end as rows_before_unchanged
+        from {{ state }} as s
+        where s.model = '{{ this.identifier }}'
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The rows of `relation` a data test checks ('__unverified__' in its `where`). -#}
+{% macro marts_unverified_rows(relation) -%}
+    {%- if not execute or var('marts_verify_all', false) or target.type != 'duckdb' -%}
+        {{ return('1 = 1') }}
+    {%- endif -%}
+    {%- set state = marts_tests_state(relation.schema) -%}
+    {%- if adapter.get_relation(database=state.database, schema=state.schema, identifier=state.identifier) is none -%}
+        {{ return('1 = 1') }}
+    {%- endif -%}
+    {%- set rows = run_query("select date_column, cast(unverified_from as " ~ dbt.type_string() ~ ") from "
+        ~ state ~ " where model = '" ~ relation.identifier ~ "'").rows -%}
+    {%- if rows | length == 0 -%}
+        {{ return('1 = 1') }}
+    {%- elif rows[0][1] is none -%}
+        {{ return('1 = 0') }}
+    {%- endif -%}
+    {{ return(rows[0][0] ~ ' >= ' ~ marts_date_literal(rows[0][1])) }}
+{%- endmacro %}
+
+{#- dbt's get_where_subquery (the relation a data test reads, filtered by its `where`
+    config), with '__unverified__' replaced by the rows not yet verified. -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where') -%}
+    {%- if where and '__unverified__' in where -%}
+        {%- set where = where | replace('__unverified__', marts_unverified_rows(relation)) -%}
+    {%- endif -%}
+    {%- if where -%}
+        {{ return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') }}
+    {%- endif -%}
+    {{ return(relation) }}
+{%- endmacro %}
+
+{#- on-run-end: a mart all of whose data tests ran and passed in this invocation is
+    verified up to now (unverified_from null). -#}
+{% macro marts_tests_window_close(results) -%}
+    {%- set state = marts_tests_state(generate_schema_name('marts', none)) -%}
+    {%- if not execute or target.type != 'duckdb'
+        or adapter.get_relation(database=state.database, schema=state.schema, identifier=state.identifier) is none -%}
+        select 1 as nothing_to_verify
+    {%- else -%}
+        {%- set passed = [] -%}
+        {%- for r in results if r.node.resource_type == 'test' and r.status == 'pass' -%}
+            {%- do passed.append(r.node.unique_id) -%}
+        {%- endfor -%}
+        {%- set verified = [] -%}
+        {%- for row in run_query('select model from ' ~ state ~ ' where unverified_from is not null').rows -%}
+            {%- set tests = [] -%}
+            {%- for node in graph.nodes.values() if node.resource_type == 'test' -%}
+                {%- if node.depends_on.nodes | select('equalto', 'model.' ~ project_name ~ '.' ~ row[0]) | list -%}
+                    {%- do tests.append(node.unique_id) -%}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- if tests and tests | reject('in', passed) | list | length == 0 -%}
+                {%- do verified.append(row[0]) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if verified -%}
+            update {{ state }} set unverified_from = null
+            where model in ({{ _staging_quote_list(verified) }})
+        {%- else -%}
+            select 1 as nothing_verified
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
