@@ -856,6 +856,42 @@ def test_incremental_marts_tests_check_the_rows_not_yet_verified(built, tmp_path
     assert str(unverified_from()) == "0001-01-01"
 
 
+def test_attributed_lines_tests_read_whole_orders_from_the_unverified_day(built, tmp_path):
+    """int_marts__attributed_lines' key (order_id, line_no) has no date in it: its tests
+    read every line of the orders with a line from U (macros/marts_tests_window.sql), so a
+    line copied from an old order onto a recent day is caught by the key test and by
+    one_value_per_key, though the old copy lies before U (a filter on the date alone would
+    see one copy and pass)."""
+    from supernova.dbt_runner import dbt_invoke, failures
+
+    wh = tmp_path / "wh"
+    shutil.copytree(built["wh"], wh, symlinks=True, ignore=shutil.ignore_patterns("parquet"))
+    lines = "intermediate.int_marts__attributed_lines"
+    with duckdb.connect(str(wh / "supernova.duckdb")) as c:
+        ((unverified, group),) = c.execute(
+            "select unverified_from, group_column from intermediate_state.tests_unverified "
+            "where model = 'int_marts__attributed_lines'"
+        ).fetchall()
+        assert (unverified, group) == (None, "order_id")  # verified by the fixture's builds
+        (last_day,) = c.execute(f"select max(order_date) from {lines}").fetchone()
+        c.execute(
+            f"""insert into {lines}
+            select * replace (date '{last_day}' as order_date) from {lines}
+            where order_id = (select min(order_id) from {lines}
+                              where order_date = (select min(order_date) from {lines}))
+                and line_no = 1"""
+        )
+        c.execute(
+            f"update intermediate_state.tests_unverified set unverified_from = date '{last_day}' "
+            "where model = 'int_marts__attributed_lines'"
+        )
+    res = dbt_invoke(wh, ["test", "--select", "int_marts__attributed_lines"])
+    assert sorted(f.name for f in failures(res)) == [
+        "one_value_per_key_int_marts__attributed_lines_order_date__buyer_id__promoter_id__order_id",
+        "unique_combination_of_columns_int_marts__attributed_lines_order_id__line_no",
+    ]
+
+
 # ---------------------------------------------------------------- DAG
 
 

@@ -306,9 +306,9 @@
 
 {#- Pre-hook of an incremental mart: its data tests check the rows from the refresh start
     on (macros/marts_tests_window.sql). -#}
-{% macro marts_tests_window_pre(date_column, parts) -%}
+{% macro marts_tests_window_pre(date_column, parts, group_column=none) -%}
     {%- set refresh_from = marts_refresh_from(date_column, parts) -%}
-    {{ marts_tests_window_open(date_column, marts_date_literal(refresh_from) if refresh_from else none) }}
+    {{ marts_tests_window_open(date_column, marts_date_literal(refresh_from) if refresh_from else none, group_column) }}
 {%- endmacro %}
 
 {#- Pre-hook of an incremental mart: remove the days that are recomputed. -#}

@@ -7,15 +7,22 @@
     an order carry the order's date (its lowest line's ordered_at). Holds buyer ids:
     tagged pii, never BI-facing. Incremental: a daily refresh recomputes only the order
     dates that the files it has not consumed yet can change, whatever their delivery date
-    (macros/marts_incremental.sql). -#}
+    (macros/marts_incremental.sql); its data tests read the orders with a line written
+    since they last passed (macros/marts_tests_window.sql). -#}
 {%- set parts = ['orders', 'clicks'] -%}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
     tags=['pii'],
-    pre_hook="{{ marts_delete_from('order_date', " ~ parts ~ ") }}",
-    post_hook="{{ marts_record_consumed(" ~ parts ~ ") }}",
+    pre_hook=[
+        "{{ marts_tests_window_pre('order_date', " ~ parts ~ ", 'order_id') }}",
+        "{{ marts_delete_from('order_date', " ~ parts ~ ") }}",
+    ],
+    post_hook=[
+        "{{ marts_record_consumed(" ~ parts ~ ") }}",
+        "{{ marts_tests_window_check('order_date') }}",
+    ],
 ) }}
 {%- set refresh_from = marts_refresh_from('order_date', parts) %}
 
