@@ -29,12 +29,13 @@
         identifier='tests_unverified')) }}
 {%- endmacro %}
 
-{#- on-run-start: the record's table, created before any model runs (two marts' pre-hooks
-    creating it side by side conflict in DuckDB's catalog). -#}
+{#- The schemas whose models keep a record: the marts and int_marts__attributed_lines'. -#}
 {% macro marts_tests_schemas() -%}
     {{ return([generate_schema_name('marts', none), generate_schema_name('intermediate', none)]) }}
 {%- endmacro %}
 
+{#- on-run-start: the records' tables, created before any model runs (two marts' pre-hooks
+    creating one side by side conflict in DuckDB's catalog). -#}
 {% macro marts_tests_state_create() -%}
     {%- if target.type != 'duckdb' -%}
         select 1 as not_tracked
