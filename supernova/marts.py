@@ -95,9 +95,11 @@ def build_step(
         )
         full_refresh = "--full-refresh" in extra
         args = ["build", *DBT_SELECT, *extra]
-        res = dbt_invoke(warehouse, args, {"marts_verify_all": True} if verify_all else None)
+        staging_vars = staging.invocation_vars(warehouse, extra)
+        dbt_vars = {**staging_vars, **({"marts_verify_all": True} if verify_all else {})}
+        res = dbt_invoke(warehouse, args, dbt_vars or None)
         if res.success:
-            staging.record_built(warehouse, built_code)
+            staging.record_built(warehouse, built_code, staging_vars)
     seconds = round(time.perf_counter() - t0, 1)
     if not res.success:
         problems = [f.line() for f in failures(res) if not f.skipped] or [

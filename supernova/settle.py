@@ -204,6 +204,7 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     # makes the record differ from the code, so the next build rebuilds staging (safe)
     built_code = staging.code_fingerprint()
     staging_args = staging.invocation_args(warehouse, log)
+    staging_vars = staging.invocation_vars(warehouse, staging_args)
     with heartbeat("dbt build", log):
         res = dbt_invoke(
             warehouse,
@@ -216,12 +217,12 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
                 "unit_test",
                 *staging_args,
             ],
-            vars_,
+            {**vars_, **staging_vars},
         )
     elapsed = round(time.time() - t0, 1)
     if not res.success:
         _build_failed(ctx, res, elapsed)
-    staging.record_built(warehouse, built_code)
+    staging.record_built(warehouse, built_code, staging_vars)
     n = len(getattr(res.result, "results", []) or [])
     fault_point("after_build")
     RunState(warehouse, ctx["attempt_id"]).update(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from supernova import settings
@@ -73,7 +74,8 @@ def code_files() -> list[Path]:
     # delivered_last() and cfg() live in settlement_config.sql, the incremental logic in
     # staging.sql, §1 in attribution.sql (struct_of in portable.sql), the lines' event
     # summary in line_events.sql; the versions views' key check in staging_key_checks.sql,
-    # reached through generic_tests.sql: the record says staging's tests passed, so their
+    # reached through generic_tests.sql, and which rows the tests read (and the rows'
+    # stamp) in staging_tests_window.sql: the record says staging's tests passed, so their
     # code counts too
     macros = (
         "staging.sql",
@@ -82,6 +84,7 @@ def code_files() -> list[Path]:
         "line_events.sql",
         "portable.sql",
         "staging_key_checks.sql",
+        "staging_tests_window.sql",
         "generic_tests.sql",
     )
     return models + [root / "macros" / m for m in macros]
@@ -231,6 +234,40 @@ def _columns(con, table: str) -> set[str]:
     }
 
 
+def _verified_through(con) -> datetime | None:
+    """The stamp of the last build whose staging tests all passed (record_built), or None
+    (no record, or one written before stamps were kept)."""
+    if not table_exists(con, "staging", "staging_code"):
+        return None
+    if "verified_through" not in _columns(con, "staging_code"):
+        return None
+    row = con.execute("select verified_through from staging.staging_code").fetchone()
+    return row[0] if row else None
+
+
+def invocation_vars(warehouse: Path, args: list[str]) -> dict:
+    """The dbt vars of an invocation with `args` (invocation_args' or stage's) that builds
+    staging: `staging_stamp`, the stamp of the rows it writes (later than every recorded
+    one), and `staging_verified_through`, the stamp its data tests read rows after
+    (dbt_project/macros/staging_tests_window.sql; absent: every row). Nothing when staging
+    is left out."""
+    if args[: len(SKIP_STAGING)] == SKIP_STAGING:
+        return {}
+    with connect(warehouse) as con:
+        through = _verified_through(con)
+    stamp = datetime.now(UTC).replace(tzinfo=None)
+    if through is not None and stamp <= through:  # a clock set back: stamps still grow
+        stamp = through + timedelta(microseconds=1)
+    out = {"staging_stamp": _stamp_text(stamp)}
+    if through is not None and "--full-refresh" not in args:
+        out["staging_verified_through"] = _stamp_text(through)
+    return out
+
+
+def _stamp_text(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def _recorded(con) -> tuple[str, str | None] | None:
     """(fingerprint, verified_files) of staging.staging_code, or None when there is no
     record; verified_files is None in a record written before it was kept."""
@@ -263,26 +300,29 @@ def verified_current(warehouse: Path) -> str | None:
         return str(con.execute("select recorded_at from staging.staging_code").fetchone()[0])
 
 
-def record_built(warehouse: Path, built_code: str) -> None:
+def record_built(warehouse: Path, built_code: str, dbt_vars: dict | None = None) -> None:
     """After a successful build that included staging and its data tests (or left a
     verified staging untouched): staging now holds what the code fingerprinted as
     `built_code` computes, and its tests passed on the files it holds. `built_code` is
     code_fingerprint() taken *before* the build: a file edited while dbt ran must not be
-    recorded as built."""
+    recorded as built. `dbt_vars`: the build's invocation_vars(); its stamp is recorded as
+    verified (every row written up to it passed its tests)."""
+    stamp = (dbt_vars or {}).get("staging_stamp")
     with connect(warehouse) as con:
         digest = _staged_files_digest(con)
-        if _recorded(con) == (built_code, digest):
+        if stamp is None and _recorded(con) == (built_code, digest):
             return  # nothing changed (e.g. a build that left staging out): keep the record's time
+        through = stamp or _verified_through(con)
         con.execute("begin transaction")
         con.execute("create schema if not exists staging")
-        # replaced, not altered: older warehouses have the table without verified_files
+        # replaced, not altered: older warehouses have the table without the later columns
         con.execute(
-            "create or replace table staging.staging_code"
-            " (fingerprint varchar, verified_files varchar, recorded_at timestamp)"
+            "create or replace table staging.staging_code (fingerprint varchar,"
+            " verified_files varchar, recorded_at timestamp, verified_through timestamp)"
         )
         con.execute(
-            "insert into staging.staging_code values (?, ?, current_timestamp)",
-            [built_code, digest],
+            "insert into staging.staging_code values (?, ?, current_timestamp, cast(? as timestamp))",
+            [built_code, digest, None if through is None else str(through)],
         )
         con.execute("commit")
 
@@ -306,8 +346,9 @@ def _stage(warehouse: Path, log) -> dict:
     if skip_args(warehouse, log):
         return {"seconds": 0.0, "full_refresh": False, "skipped": True}
     extra = build_args(warehouse, log)
+    dbt_vars = invocation_vars(warehouse, extra)
     t0 = time.perf_counter()
-    res = dbt_invoke(warehouse, ["build", *STAGING_SELECT, *extra])
+    res = dbt_invoke(warehouse, ["build", *STAGING_SELECT, *extra], dbt_vars)
     seconds = round(time.perf_counter() - t0, 1)
     if not res.success:
         problems = [f.line(400) for f in failures(res) if not f.skipped]
@@ -315,6 +356,6 @@ def _stage(warehouse: Path, log) -> dict:
             "staging build failed (see <warehouse>/dbt/logs/dbt.log):\n  "
             + "\n  ".join(problems or ["unknown dbt error"])
         )
-    record_built(warehouse, built_code)
+    record_built(warehouse, built_code, dbt_vars)
     log(f"staging: built in {seconds} s ({'full refresh' if extra else 'incremental'})")
     return {"seconds": seconds, "full_refresh": bool(extra)}

@@ -12,8 +12,9 @@
         latest of them: when it is before C the sum is the sum before C; otherwise (a
         partial refund at or after C) the close recounts that line's refunds from the
         staged events, for those lines only.
-    Events without event_at are left out, as the close's `event_at < cutoff` did. -#}
-{% macro line_event_summary(events, where=none) -%}
+    Events without event_at are left out, as the close's `event_at < cutoff` did.
+    stamped=true adds `_staged_at`, the run that wrote the row (the daily model's; macros/staging_tests_window.sql). -#}
+{% macro line_event_summary(events, where=none, stamped=false) -%}
     select
         order_id,
         line_no,
@@ -24,6 +25,9 @@
         min(case when event = 'refunded' and amount is null then event_at end) as fully_refunded_at,
         max(case when event = 'refunded' and amount is not null then event_at end) as last_partial_refund_at,
         coalesce(sum(case when event = 'refunded' then amount end), 0) as refunded_amount
+        {%- if stamped %},
+        {{ staging_stamp() }} as _staged_at
+        {%- endif %}
     from {{ events }}
     where event_at is not null
     {%- if where %}

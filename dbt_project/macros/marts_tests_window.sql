@@ -11,8 +11,8 @@
       * the post-hook fails the model when the rows before X are not what they were
         (marts_tests_window_check): the refresh may only rewrite days from X;
       * every data test of the mart filters on `<date column> >= U` (the `where` config
-        `__unverified__` set for the marts folder in dbt_project.yml, get_where_subquery
-        below);
+        `__unverified__` set for the marts folder in dbt_project.yml; get_where_subquery,
+        in macros/staging_tests_window.sql, replaces it with marts_unverified_rows);
       * an on-run-end hook sets U to null (all verified) for a mart all of whose data tests
         ran and passed in the invocation (marts_tests_window_close). A failed or skipped
         test leaves U, so the next run tests from U again.
@@ -117,19 +117,6 @@
         {{ return(group_column ~ ' in (select ' ~ group_column ~ ' from ' ~ relation ~ ' where ' ~ recent ~ ')') }}
     {%- endif -%}
     {{ return(recent) }}
-{%- endmacro %}
-
-{#- dbt's get_where_subquery (the relation a data test reads, filtered by its `where`
-    config), with '__unverified__' replaced by the rows not yet verified. -#}
-{% macro get_where_subquery(relation) -%}
-    {%- set where = config.get('where') -%}
-    {%- if where and '__unverified__' in where -%}
-        {%- set where = where | replace('__unverified__', marts_unverified_rows(relation)) -%}
-    {%- endif -%}
-    {%- if where -%}
-        {{ return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') }}
-    {%- endif -%}
-    {{ return(relation) }}
 {%- endmacro %}
 
 {#- on-run-end: a mart all of whose data tests ran and passed in this invocation is

@@ -26,6 +26,8 @@ _VARS = {**_PROJECT["vars"], "settlement_month": "2026-09", "run_id": "lint"}
 execute = False
 target = _NS(type="duckdb", database="supernova", schema="main", name="duckdb")
 modules = _NS(datetime=_datetime, re=_re)
+# dbt's start of the invocation (the staging rows' default stamp)
+run_started_at = _datetime.datetime(2026, 1, 1, tzinfo=_datetime.UTC)
 
 
 def var(name, default=None):

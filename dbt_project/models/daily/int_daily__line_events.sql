@@ -33,9 +33,9 @@
     ref('stg_exports__order_events'),
     where="(order_id in (select order_id from " ~ ref('stg_exports__order_events')
         ~ " where " ~ daily_attribution_staged_from(scope.new_events) ~ ")"
-        ~ " or order_id in (" ~ daily_line_events_event_id_orders(scope.new_events) ~ "))") }}
+        ~ " or order_id in (" ~ daily_line_events_event_id_orders(scope.new_events) ~ "))", stamped=true) }}
 {%- elif scope.incremental %}
-{{ line_event_summary(ref('stg_exports__order_events'), where="1 = 0") }}
+{{ line_event_summary(ref('stg_exports__order_events'), where="1 = 0", stamped=true) }}
 {%- else %}
-{{ line_event_summary(ref('stg_exports__order_events')) }}
+{{ line_event_summary(ref('stg_exports__order_events'), stamped=true) }}
 {%- endif %}

@@ -115,7 +115,8 @@ select
     l.click_id,
     l.link_id,
     l.clicked_at,
-    l.click_id is not null as is_attributed
+    l.click_id is not null as is_attributed,
+    {{ staging_stamp() }} as _staged_at  -- the run that wrote the row (macros/staging_tests_window.sql)
 from order_heads as o
 left join last_click as l
     on l.order_id = o.order_id

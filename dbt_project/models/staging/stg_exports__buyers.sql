@@ -13,7 +13,8 @@ select
     registered_at,
     _delivery_date,
     _file_name,
-    _line_no
+    _line_no,
+    {{ staging_stamp() }} as _staged_at  -- the run that wrote the row (macros/staging_tests_window.sql)
 from {{ source('exports', 'buyers') }} as exported
 {{ staging_redelivered_only('buyers', ['buyer_id'], 'exported') }}
 qualify row_number() over (partition by buyer_id order by {{ delivered_last() }}) = 1

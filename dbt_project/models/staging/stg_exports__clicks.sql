@@ -14,7 +14,8 @@ select
     clicked_at,
     _delivery_date,
     _file_name,
-    _line_no
+    _line_no,
+    {{ staging_stamp() }} as _staged_at  -- the run that wrote the row (macros/staging_tests_window.sql)
 from {{ source('exports', 'clicks') }} as exported
 {{ staging_redelivered_only('clicks', ['click_id'], 'exported') }}
 qualify row_number() over (partition by click_id order by {{ delivered_last() }}) = 1

@@ -18,7 +18,8 @@ select
     valid_to,
     _delivery_date,
     _file_name,
-    _line_no
+    _line_no,
+    {{ staging_stamp() }} as _staged_at  -- the run that wrote the row (macros/staging_tests_window.sql)
 from {{ source('exports', 'commission_rules') }} as exported
 {{ staging_redelivered_only('commission_rules', ['rule_id'], 'exported') }}
 qualify row_number() over (partition by rule_id order by {{ delivered_last() }}) = 1

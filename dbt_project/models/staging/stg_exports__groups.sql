@@ -15,7 +15,8 @@ select
     snapshot_date,
     _delivery_date,
     _file_name,
-    _line_no
+    _line_no,
+    {{ staging_stamp() }} as _staged_at  -- the run that wrote the row (macros/staging_tests_window.sql)
 from {{ source('exports', 'groups') }} as exported
 {{ staging_redelivered_only('groups', ['group_id'], 'exported') }}
 qualify row_number() over (partition by group_id order by snapshot_date desc, {{ delivered_last() }}) = 1

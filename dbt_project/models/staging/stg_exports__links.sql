@@ -15,7 +15,8 @@ select
     created_at,
     _delivery_date,
     _file_name,
-    _line_no
+    _line_no,
+    {{ staging_stamp() }} as _staged_at  -- the run that wrote the row (macros/staging_tests_window.sql)
 from {{ source('exports', 'links') }} as exported
 {{ staging_redelivered_only('links', ['link_id'], 'exported') }}
 qualify row_number() over (partition by link_id order by {{ delivered_last() }}) = 1

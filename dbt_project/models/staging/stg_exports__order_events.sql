@@ -18,7 +18,8 @@ select
     {{ order_event_key('exported') }} as event_key,
     _delivery_date,
     _file_name,
-    _line_no
+    _line_no,
+    {{ staging_stamp() }} as _staged_at  -- the run that wrote the row (macros/staging_tests_window.sql)
 from {{ source('exports', 'order_events') }} as exported
 {{ staging_redelivered_only('order_events', order_event_key, 'exported', narrow_by=['order_id', 'event_id']) }}
 qualify row_number() over (

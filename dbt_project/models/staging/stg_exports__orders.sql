@@ -21,7 +21,8 @@ select
     ordered_at,
     _delivery_date,
     _file_name,
-    _line_no
+    _line_no,
+    {{ staging_stamp() }} as _staged_at  -- the run that wrote the row (macros/staging_tests_window.sql)
 from {{ source('exports', 'orders') }} as exported
 {{ staging_redelivered_only('orders', ['order_id', 'line_no'], 'exported') }}
 qualify row_number() over (partition by order_id, line_no order by {{ delivered_last() }}) = 1

@@ -18,7 +18,8 @@ select
     updated_at,
     _delivery_date,
     _file_name,
-    _line_no
+    _line_no,
+    {{ staging_stamp() }} as _staged_at  -- the run that wrote the row (macros/staging_tests_window.sql)
 from {{ source('exports', 'promoters') }} as exported
 {{ staging_redelivered_only('promoters', ['promoter_id', 'updated_at'], 'exported') }}
 qualify row_number() over (partition by promoter_id, updated_at order by {{ delivered_last() }}) = 1

@@ -16,7 +16,8 @@ select
     title,
     _delivery_date,
     _file_name,
-    _line_no
+    _line_no,
+    {{ staging_stamp() }} as _staged_at  -- the run that wrote the row (macros/staging_tests_window.sql)
 from {{ source('exports', 'skus') }} as exported
 {{ staging_redelivered_only('skus', ['sku_id'], 'exported') }}
 qualify row_number() over (partition by sku_id order by {{ delivered_last() }}) = 1

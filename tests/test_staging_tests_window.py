@@ -1,0 +1,214 @@
+"""Staging's data tests and the daily precompute's read the rows written since they last
+all passed, with every row of their keys, not every row ever staged (issue 15;
+dbt_project/macros/staging_tests_window.sql).
+
+Every staged row carries `_staged_at`, the stamp of the run that wrote it; a build whose
+tests all passed records its stamp as `verified_through` (supernova/staging.py), and the
+next run's tests read the rows after it plus the rows sharing a key with one of those.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from test_staging import QUIET, _copy_days
+
+from ingestion import ingest
+from supernova import staging
+from supernova.dbt_runner import dbt_invoke
+
+# (table, key columns, the data test that must catch a second row of an old key)
+DUPLICATED = {
+    "staging.stg_exports__links": (["link_id"], "unique_stg_exports__links_link_id"),
+    "intermediate.int_daily__order_attribution": (
+        ["order_id"],
+        "unique_int_daily__order_attribution_order_id",
+    ),
+    "intermediate.int_daily__line_events": (
+        ["order_id", "line_no"],
+        "unique_combination_of_columns_int_daily__line_events_order_id__line_no",
+    ),
+}
+NULL_KEY_TEST = "not_null_stg_exports__buyers_buyer_id"
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    """A week of deliveries, ingested and staged as the ingest path does; a day more
+    generated but not delivered yet."""
+    from supernova.generator import generate
+
+    root = tmp_path_factory.mktemp("tests_window")
+    generated = root / "generated"
+    generate(out=generated, start="2026-09-01", days=8, scale="tiny", seed=5, mess=False)
+    landing, wh = root / "landing", root / "warehouse"
+    _copy_days(generated, landing, "2026-09-01", "2026-09-07")
+    ingest(landing, wh, progress=QUIET, quiet_seconds=0)
+    staging.stage(wh, log=QUIET)
+    return generated, wh
+
+
+def _copy(wh: Path, dest: Path) -> Path:
+    dest.mkdir()
+    shutil.copy2(wh / "supernova.duckdb", dest / "supernova.duckdb")
+    shutil.copytree(wh / "raw", dest / "raw")  # these tests ingest: not the shared raw
+    return dest
+
+
+def _verified_through(wh: Path):
+    con = duckdb.connect(str(wh / "supernova.duckdb"), read_only=True)
+    try:
+        return con.execute("select verified_through from staging.staging_code").fetchone()[0]
+    finally:
+        con.close()
+
+
+def _failed_tests(exc: staging.StagingFailed) -> set[str]:
+    names = set(DUPLICATED_TESTS) | {NULL_KEY_TEST}
+    return {name for name in names if name in str(exc)}
+
+
+DUPLICATED_TESTS = [test for _, test in DUPLICATED.values()]
+
+
+def _untouched_key(con, table: str, keys: list[str]) -> tuple:
+    """A key of `table` that the day being delivered (2026-09-08) does not recompute: the
+    second row planted for it stays until removed by hand."""
+    day = "_delivery_date = date '2026-09-08'"
+    untouched = {
+        "staging.stg_exports__links": f"link_id not in (select link_id from raw.links where {day})",
+        # orders of the day, and orders of buyers who click that day, are recomputed
+        "intermediate.int_daily__order_attribution": (
+            f"order_id not in (select order_id from raw.orders where {day})"
+            f" and buyer_id not in (select buyer_id from raw.clicks where {day})"
+        ),
+        "intermediate.int_daily__line_events": (
+            f"order_id not in (select order_id from raw.order_events where {day})"
+        ),
+    }[table]
+    return con.execute(
+        f"select {', '.join(keys)} from {table} where {untouched} order by all limit 1"
+    ).fetchone()
+
+
+def _plant_faults(wh: Path) -> dict:
+    """What a faulty merge could leave: a second row of an old key in three tables, and a
+    buyer without id, all written after the last verified run (stamped now)."""
+    con = duckdb.connect(str(wh / "supernova.duckdb"))
+    planted = {}
+    try:
+        for table, (keys, _) in DUPLICATED.items():
+            key = _untouched_key(con, table, keys)
+            match = " and ".join(f"{k} = ?" for k in keys)
+            con.execute(
+                f"insert into {table} select * replace (current_localtimestamp() + interval 1 hour as _staged_at)"
+                f" from {table} where {match}",
+                list(key),
+            )
+            planted[table] = (match, key)
+        con.execute(
+            "insert into staging.stg_exports__buyers select * replace (null as buyer_id,"
+            " current_localtimestamp() + interval 1 hour as _staged_at)"
+            " from staging.stg_exports__buyers order by all limit 1"
+        )
+    finally:
+        con.close()
+    return planted
+
+
+def _remove_faults(wh: Path, planted: dict) -> None:
+    con = duckdb.connect(str(wh / "supernova.duckdb"))
+    try:
+        for table, (match, key) in planted.items():
+            newest = con.execute(
+                f"select max(_staged_at) from {table} where {match}", list(key)
+            ).fetchone()[0]
+            con.execute(f"delete from {table} where {match} and _staged_at = ?", [*key, newest])
+        con.execute("delete from staging.stg_exports__buyers where buyer_id is null")
+    finally:
+        con.close()
+
+
+def test_rows_written_after_the_last_passing_run_are_tested_with_their_keys(staged, tmp_path):
+    """A second row of an old, verified key, written by a later run, fails the key test
+    though the old row lies before the window (the window takes every row of the key); a
+    null key written then fails not_null (no key to group by). A failed run leaves the
+    record, so the next run fails the same way until the rows are fixed."""
+    generated, base = staged
+    wh = _copy(base, tmp_path / "wh")
+    verified = _verified_through(wh)
+    assert verified is not None
+    con = duckdb.connect(str(wh / "supernova.duckdb"), read_only=True)
+    try:
+        for table in [*DUPLICATED, "staging.stg_exports__clicks"]:
+            assert con.execute(f"select max(_staged_at) from {table}").fetchone()[0] <= verified
+    finally:
+        con.close()
+
+    landing = tmp_path / "landing"
+    _copy_days(generated, landing, "2026-09-08", "2026-09-08")
+    ingest(landing, wh, progress=QUIET, quiet_seconds=0)
+    planted = _plant_faults(wh)
+    for _attempt in range(2):
+        with pytest.raises(staging.StagingFailed) as failed:
+            staging.stage(wh, log=QUIET)
+        assert _failed_tests(failed.value) == set(DUPLICATED_TESTS) | {NULL_KEY_TEST}
+        assert _verified_through(wh) == verified
+
+    _remove_faults(wh, planted)
+    staging.stage(wh, log=QUIET)
+    now_verified = _verified_through(wh)
+    assert now_verified > verified
+    con = duckdb.connect(str(wh / "supernova.duckdb"), read_only=True)
+    try:
+        # the day's rows carry the stamp of the (failed) run that merged them, after the
+        # old record; the old rows keep theirs; the new record covers them all
+        new, old, latest = con.execute(
+            "select count(*) filter (where _staged_at > ?), count(*) filter (where _staged_at <= ?),"
+            " max(_staged_at) from staging.stg_exports__clicks",
+            [verified, verified],
+        ).fetchone()
+        day = con.execute(
+            "select count(distinct click_id) from raw.clicks where _delivery_date = date '2026-09-08'"
+        ).fetchone()[0]
+        assert new == day > 0 and old > 5 * new and latest <= now_verified
+    finally:
+        con.close()
+    compiled = next(
+        (wh / "dbt" / "target" / "compiled").rglob("unique_stg_exports__clicks_click_id.sql")
+    )
+    assert (
+        f"_staged_at > cast('{verified:%Y-%m-%d %H:%M:%S.%f}' as timestamp)" in compiled.read_text()
+    )
+
+
+def test_every_row_is_tested_when_asked_or_without_a_record(staged, tmp_path):
+    """The trade-off, as documented: a row changed by hand under a verified stamp, in a key
+    no run writes again, is not read by the daily tests. `staging_verify_all`, or a build
+    with no record of a verified run (the first, or one by hand), reads every row."""
+    _, base = staged
+    wh = _copy(base, tmp_path / "wh")
+    verified = _verified_through(wh)
+    con = duckdb.connect(str(wh / "supernova.duckdb"))
+    try:
+        con.execute(
+            "insert into staging.stg_exports__links select * from staging.stg_exports__links"
+            " order by all limit 1"
+        )
+    finally:
+        con.close()
+    daily = {
+        "staging_stamp": "2100-01-01 00:00:00.000000",
+        "staging_verified_through": f"{verified:%Y-%m-%d %H:%M:%S.%f}",
+    }
+    select = ["build", *staging.STAGING_SELECT]
+    assert dbt_invoke(wh, select, daily).success
+    for dbt_vars in ({**daily, "staging_verify_all": True}, None):
+        res = dbt_invoke(wh, select, dbt_vars)
+        failed = {
+            r.node.name for r in res.result.results if str(r.status).lower() in ("fail", "error")
+        }
+        assert failed == {"unique_stg_exports__links_link_id"}, dbt_vars
