@@ -9,12 +9,12 @@ next run's tests read the rows after it plus the rows sharing a key with one of 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 from test_staging import QUIET, _copy_days
+from test_staging_versions import _copy
 
 from ingestion import ingest
 from supernova import staging
@@ -37,8 +37,8 @@ NULL_KEY_TEST = "not_null_stg_exports__buyers_buyer_id"
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
-    """A week of deliveries, ingested and staged as the ingest path does; a day more
-    generated but not delivered yet."""
+    """As tests/test_staging_versions.py's: a week delivered, ingested and staged as the
+    ingest path does (the record of a verified run written); a day more generated."""
     from supernova.generator import generate
 
     root = tmp_path_factory.mktemp("tests_window")
@@ -48,14 +48,7 @@ def staged(tmp_path_factory):
     _copy_days(generated, landing, "2026-09-01", "2026-09-07")
     ingest(landing, wh, progress=QUIET, quiet_seconds=0)
     staging.stage(wh, log=QUIET)
-    return generated, wh
-
-
-def _copy(wh: Path, dest: Path) -> Path:
-    dest.mkdir()
-    shutil.copy2(wh / "supernova.duckdb", dest / "supernova.duckdb")
-    shutil.copytree(wh / "raw", dest / "raw")  # these tests ingest: not the shared raw
-    return dest
+    return generated, landing, wh
 
 
 def _verified_through(wh: Path):
@@ -137,7 +130,7 @@ def test_rows_written_after_the_last_passing_run_are_tested_with_their_keys(stag
     though the old row lies before the window (the window takes every row of the key); a
     null key written then fails not_null (no key to group by). A failed run leaves the
     record, so the next run fails the same way until the rows are fixed."""
-    generated, base = staged
+    generated, _, base = staged
     wh = _copy(base, tmp_path / "wh")
     verified = _verified_through(wh)
     assert verified is not None
@@ -189,7 +182,7 @@ def test_every_row_is_tested_when_asked_or_without_a_record(staged, tmp_path):
     """The trade-off, as documented: a row changed by hand under a verified stamp, in a key
     no run writes again, is not read by the daily tests. `staging_verify_all`, or a build
     with no record of a verified run (the first, or one by hand), reads every row."""
-    _, base = staged
+    _, _, base = staged
     wh = _copy(base, tmp_path / "wh")
     verified = _verified_through(wh)
     con = duckdb.connect(str(wh / "supernova.duckdb"))
@@ -212,3 +205,29 @@ def test_every_row_is_tested_when_asked_or_without_a_record(staged, tmp_path):
             r.node.name for r in res.result.results if str(r.status).lower() in ("fail", "error")
         }
         assert failed == {"unique_stg_exports__links_link_id"}, dbt_vars
+
+
+def test_the_stamp_of_a_run_is_later_than_every_recorded_one(tmp_path):
+    """Stamps only grow, even if the clock was set back since the last verified run; a
+    full refresh reads every row; an invocation that leaves staging out writes none."""
+    con = duckdb.connect(str(tmp_path / "supernova.duckdb"))
+    try:
+        con.execute("create schema staging")
+        con.execute(
+            "create table staging.staging_code (fingerprint varchar, verified_files varchar,"
+            " recorded_at timestamp, verified_through timestamp)"
+        )
+        con.execute(
+            "insert into staging.staging_code values ('f', 'd', current_timestamp,"
+            " timestamp '2100-01-01 00:00:00')"
+        )
+    finally:
+        con.close()
+    assert staging.invocation_vars(tmp_path, []) == {
+        "staging_stamp": "2100-01-01 00:00:00.000001",
+        "staging_verified_through": "2100-01-01 00:00:00.000000",
+    }
+    assert staging.invocation_vars(tmp_path, ["--full-refresh"]) == {
+        "staging_stamp": "2100-01-01 00:00:00.000001"
+    }
+    assert staging.invocation_vars(tmp_path, list(staging.SKIP_STAGING)) == {}
