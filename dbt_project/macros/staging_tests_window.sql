@@ -1,6 +1,6 @@
 {#- The data tests of staging and of the daily precompute check the rows written since
-    their tests last all passed, not every row ever staged (docs/architecture.md, "Staging's
-    data tests read what changed").
+    their tests last all passed, not every row ever staged (docs/architecture.md, "Staging
+    is incremental").
 
     Each of these models is incremental, delete+insert on its key (`unique_key`): a run
     replaces every row of the keys it recomputes and leaves the other rows as they were.
@@ -61,8 +61,8 @@
 {%- endmacro %}
 
 {#- dbt's get_where_subquery (the relation a data test reads, filtered by its `where`
-    config), with '__unverified__' replaced by the marts' rows not yet verified and
-    '__staging_unverified__' by staging's (macros/staging_tests_window.sql). A test that
+    config), with '__unverified__' replaced by the marts' rows not yet verified
+    (macros/marts_tests_window.sql) and '__staging_unverified__' by staging's (above). A test that
     reads every row ('1 = 1') reads the relation itself: the versions views' key checks
     give it an alias of their own. -#}
 {% macro get_where_subquery(relation) -%}
