@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from test_staging import QUIET, _copy_days
-from test_staging_versions import _copy
+from test_staging_versions import _copy, staged_week
 
 from ingestion import ingest
 from supernova import staging
@@ -37,18 +37,7 @@ NULL_KEY_TEST = "not_null_stg_exports__buyers_buyer_id"
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
-    """As tests/test_staging_versions.py's: a week delivered, ingested and staged as the
-    ingest path does (the record of a verified run written); a day more generated."""
-    from supernova.generator import generate
-
-    root = tmp_path_factory.mktemp("tests_window")
-    generated = root / "generated"
-    generate(out=generated, start="2026-09-01", days=8, scale="tiny", seed=5, mess=False)
-    landing, wh = root / "landing", root / "warehouse"
-    _copy_days(generated, landing, "2026-09-01", "2026-09-07")
-    ingest(landing, wh, progress=QUIET, quiet_seconds=0)
-    staging.stage(wh, log=QUIET)
-    return generated, landing, wh
+    return staged_week(tmp_path_factory.mktemp("tests_window"), seed=5)
 
 
 def _verified_through(wh: Path):

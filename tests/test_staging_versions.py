@@ -27,21 +27,24 @@ ORDERS_CHECK = "test.supernova.unique_combination_of_columns_stg_exports__order_
 VERSIONS = ("order", "click", "link", "group", "sku", "commission_rule")
 
 
-@pytest.fixture(scope="module")
-def staged(tmp_path_factory):
-    """A week of deliveries, ingested and staged as the ingest path does; a day more
-    generated but not delivered yet."""
+def staged_week(root: Path, seed: int) -> tuple[Path, Path, Path]:
+    """A week of deliveries, ingested and staged as the ingest path does (staging verified
+    current); a day more generated but not delivered yet: (generated, landing, warehouse)."""
     from supernova.generator import generate
 
-    root = tmp_path_factory.mktemp("versions")
     generated = root / "generated"
-    generate(out=generated, start="2026-09-01", days=8, scale="tiny", seed=11, mess=False)
+    generate(out=generated, start="2026-09-01", days=8, scale="tiny", seed=seed, mess=False)
     landing, wh = root / "landing", root / "warehouse"
     _copy_days(generated, landing, "2026-09-01", "2026-09-07")
     ingest(landing, wh, progress=QUIET, quiet_seconds=0)
     staging.stage(wh, log=QUIET)
     assert staging.verified_current(wh) is not None
     return generated, landing, wh
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    return staged_week(tmp_path_factory.mktemp("versions"), seed=11)
 
 
 def _copy(wh: Path, dest: Path) -> Path:
