@@ -58,8 +58,8 @@ def _run(fn, *args):
         "verify_all": Param(
             False,
             type="boolean",
-            description="Test every row of the incremental marts, not only the rows written "
-            "since their tests last passed.",
+            description="Test every row of the incremental marts and of staging, not only "
+            "the rows written since their tests last passed.",
         ),
     },
     doc_md=__doc__,

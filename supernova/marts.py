@@ -78,28 +78,25 @@ def build_step(
 ) -> dict:
     """One dbt invocation: `dbt build` of the marts and their upstream models + tests.
     An incremental mart's data tests check the rows written since they last all passed
-    (macros/marts_tests_window.sql); `verify_all` makes them check every row."""
+    (macros/marts_tests_window.sql), staging's likewise (macros/staging_tests_window.sql);
+    `verify_all` makes both check every row, staging built even when verified current."""
     from supernova import staging
 
     t0 = time.perf_counter()
     with lock.held(warehouse, "marts-build", log):
-        # the marts' upstream includes the incremental staging models (macros/staging.sql)
-        # the code as of now, before anything is decided from it: a file edited after this
-        # point makes the record differ from the code, so the next build rebuilds (safe)
-        built_code = staging.code_fingerprint()
+        # the marts' upstream includes the incremental staging models (macros/staging.sql);
         # a full refresh rebuilds all of staging (buyers included), not only the marts' parents
-        extra = (
-            ["--full-refresh", *staging.ALL_OF_STAGING]
-            if full_refresh
-            else staging.invocation_args(warehouse, log)
+        staging_build = staging.plan_build(
+            warehouse, log, full_refresh=full_refresh, verify_all=verify_all
         )
-        full_refresh = "--full-refresh" in extra
-        args = ["build", *DBT_SELECT, *extra]
-        staging_vars = staging.invocation_vars(warehouse, extra)
-        dbt_vars = {**staging_vars, **({"marts_verify_all": True} if verify_all else {})}
-        res = dbt_invoke(warehouse, args, dbt_vars or None)
+        full_refresh = staging_build.full_refresh
+        dbt_vars = {**staging_build.vars, **({"marts_verify_all": True} if verify_all else {})}
+        threads = full_refresh_threads() if full_refresh else []
+        res = dbt_invoke(
+            warehouse, ["build", *DBT_SELECT, *staging_build.args, *threads], dbt_vars or None
+        )
         if res.success:
-            staging.record_built(warehouse, built_code, staging_vars)
+            staging_build.record(warehouse)
     seconds = round(time.perf_counter() - t0, 1)
     if not res.success:
         problems = [f.line() for f in failures(res) if not f.skipped] or [
@@ -111,6 +108,16 @@ def build_step(
         f"verify_all={verify_all})"
     )
     return {"dbt_seconds": seconds, "full_refresh": full_refresh, "verify_all": verify_all}
+
+
+def full_refresh_threads() -> list[str]:
+    """dbt's threads for a full refresh: one model at a time unless SUPERNOVA_DBT_THREADS
+    says otherwise. Built whole, the two largest marts (the affinity, the earnings mart)
+    each spill to <db>.tmp/ under the one memory limit they share: side by side at
+    `target3x` they passed 37 GB of temporary files and were stopped; one after the other
+    each has the whole limit and frees its files before the next (docs/benchmarks.md).
+    A full refresh is a rare repair, where fitting on the disk matters more than minutes."""
+    return [] if os.environ.get("SUPERNOVA_DBT_THREADS") else ["--threads", "1"]
 
 
 def staging_root(warehouse: Path) -> Path:
@@ -409,8 +416,8 @@ def add_marts_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--verify-all",
         action="store_true",
-        help="run the incremental marts' data tests over every row, not only the rows "
-        "written since their tests last passed (docs/marts.md)",
+        help="run the data tests of the incremental marts and of staging over every row, "
+        "not only the rows written since their tests last passed (docs/marts.md)",
     )
     p.set_defaults(func=cmd_marts)
     return p

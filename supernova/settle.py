@@ -200,11 +200,7 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
     from supernova import staging
     from supernova.summary import heartbeat
 
-    # the code as of now, before anything is decided from it: a file edited after this point
-    # makes the record differ from the code, so the next build rebuilds staging (safe)
-    built_code = staging.code_fingerprint()
-    staging_args = staging.invocation_args(warehouse, log)
-    staging_vars = staging.invocation_vars(warehouse, staging_args)
+    staging_build = staging.plan_build(warehouse, log)
     with heartbeat("dbt build", log):
         res = dbt_invoke(
             warehouse,
@@ -215,14 +211,14 @@ def build_step(ctx: dict, plan: dict, log=print) -> dict:
                 "rpt_promoter_earnings_reconciliation",
                 "--exclude-resource-type",
                 "unit_test",
-                *staging_args,
+                *staging_build.args,
             ],
-            {**vars_, **staging_vars},
+            {**vars_, **staging_build.vars},
         )
     elapsed = round(time.time() - t0, 1)
     if not res.success:
         _build_failed(ctx, res, elapsed)
-    staging.record_built(warehouse, built_code, staging_vars)
+    staging_build.record(warehouse)
     n = len(getattr(res.result, "results", []) or [])
     fault_point("after_build")
     RunState(warehouse, ctx["attempt_id"]).update(

@@ -2,8 +2,8 @@
 
 An incremental staging model only recomputes the keys of newly delivered files, which is
 exact as long as the staging SQL that built the table is the SQL that runs now. So every
-dbt invocation whose selection includes staging goes through `invocation_args()` /
-`record_built()`:
+dbt invocation whose selection includes staging starts from `plan_build()` and, once it
+succeeded, calls the plan's `record()`:
 
 * the fingerprint of the staging code (its models and the macros they use) is stored in
   `staging.staging_code` after a successful build, with a digest of the files staging
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -264,6 +265,51 @@ def invocation_vars(warehouse: Path, args: list[str]) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class StagingBuild:
+    """What one dbt invocation that includes staging adds, decided before it runs
+    (plan_build): `args` (SKIP_STAGING, or ALL_OF_STAGING with `--full-refresh` when
+    needed), `vars` (the rows' stamp and the tests' window, invocation_vars) and `code`,
+    the staging code's fingerprint taken before anything was decided from it (a file
+    edited while dbt runs makes the record differ from the code: the next build rebuilds)."""
+
+    code: str
+    args: list[str]
+    vars: dict
+
+    @property
+    def skipped(self) -> bool:
+        return self.args[: len(SKIP_STAGING)] == SKIP_STAGING
+
+    @property
+    def full_refresh(self) -> bool:
+        return "--full-refresh" in self.args
+
+    def record(self, warehouse: Path) -> None:
+        """After the invocation succeeded: record_built with this plan's code and stamp."""
+        record_built(warehouse, self.code, self.vars)
+
+
+def plan_build(
+    warehouse: Path, log=print, *, full_refresh: bool = False, verify_all: bool = False
+) -> StagingBuild:
+    """The staging part of a dbt invocation (the settle build, the marts build, stage()).
+    `full_refresh`: rebuild all of staging whatever the record says. `verify_all`: build
+    staging even when it is verified current, its data tests reading every row (the dbt var
+    `staging_verify_all`), like the marts' `--verify-all`."""
+    code = code_fingerprint()
+    if full_refresh:
+        args = ["--full-refresh", *ALL_OF_STAGING]
+    elif verify_all:
+        args = [*ALL_OF_STAGING, *build_args(warehouse, log)]
+    else:
+        args = invocation_args(warehouse, log)
+    dbt_vars = invocation_vars(warehouse, args)
+    if verify_all and dbt_vars:
+        dbt_vars["staging_verify_all"] = True
+    return StagingBuild(code, args, dbt_vars)
+
+
 def _stamp_text(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S.%f")
 
@@ -340,15 +386,13 @@ def stage(warehouse: Path, log=print) -> dict:
 def _stage(warehouse: Path, log) -> dict:
     from supernova.dbt_runner import dbt_invoke, failures
 
-    # the code as of now, before anything is decided from it: a file edited after this point
-    # makes the record differ from the code, so the next build rebuilds (safe)
-    built_code = code_fingerprint()
-    if skip_args(warehouse, log):
+    build = plan_build(warehouse, log)
+    if build.skipped:
         return {"seconds": 0.0, "full_refresh": False, "skipped": True}
-    extra = build_args(warehouse, log)
-    dbt_vars = invocation_vars(warehouse, extra)
+    extra = ["--full-refresh"] if build.full_refresh else []
     t0 = time.perf_counter()
-    res = dbt_invoke(warehouse, ["build", *STAGING_SELECT, *extra], dbt_vars)
+    # its own selection (the staging paths, unit tests left out), not the plan's
+    res = dbt_invoke(warehouse, ["build", *STAGING_SELECT, *extra], build.vars)
     seconds = round(time.perf_counter() - t0, 1)
     if not res.success:
         problems = [f.line(400) for f in failures(res) if not f.skipped]
@@ -356,6 +400,6 @@ def _stage(warehouse: Path, log) -> dict:
             "staging build failed (see <warehouse>/dbt/logs/dbt.log):\n  "
             + "\n  ".join(problems or ["unknown dbt error"])
         )
-    record_built(warehouse, built_code, dbt_vars)
+    build.record(warehouse)
     log(f"staging: built in {seconds} s ({'full refresh' if extra else 'incremental'})")
     return {"seconds": seconds, "full_refresh": bool(extra)}

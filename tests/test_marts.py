@@ -610,13 +610,19 @@ def test_bi_queries_run_on_duckdb_and_parquet(con, built):
 # ---------------------------------------------------------------- incremental
 
 
-def test_incremental_refresh_equals_full_refresh(built):
+def test_incremental_refresh_equals_full_refresh(built, monkeypatch):
     wh = built["wh"]
     assert built["first_last_day"] == FIRST_PART_LAST_DAY
     assert built["second"]["ingest"]["files_loaded"] > 0
     incremental = built["incremental"]
     assert str(incremental["group_status"].as_of_date.max())[:10] == "2026-11-07"
+    monkeypatch.delenv("SUPERNOVA_DBT_THREADS", raising=False)
     marts.build_step(wh, full_refresh=True, log=QUIET)
+    # a full refresh builds one model at a time (marts.full_refresh_threads: disk at scale)
+    log = (wh / "dbt" / "logs" / "dbt.log").read_text(encoding="utf-8")
+    assert [line for line in log.splitlines() if "Concurrency:" in line][-1].endswith(
+        "Concurrency: 1 threads (target='duckdb')"
+    )
     full = _snapshot(wh)
     for t in marts.MART_TABLES:
         assert len(incremental[t]) > 0, t

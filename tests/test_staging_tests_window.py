@@ -196,6 +196,33 @@ def test_every_row_is_tested_when_asked_or_without_a_record(staged, tmp_path):
         assert failed == {"unique_stg_exports__links_link_id"}, dbt_vars
 
 
+def test_verify_all_builds_a_verified_staging_and_tests_every_row(staged, tmp_path):
+    """`supernova marts --verify-all` (the DAG param `verify_all`) reaches staging: a
+    staging verified current, which a marts build leaves out, is built and every row of it
+    tested; the row changed by hand in the trade-off above fails the marts build."""
+    from supernova import marts
+
+    _, _, base = staged
+    wh = _copy(base, tmp_path / "wh")
+    assert staging.plan_build(wh).skipped  # verified current: a plain build leaves it out
+    plan = staging.plan_build(wh, verify_all=True)
+    assert not plan.skipped and not plan.full_refresh
+    assert plan.vars["staging_verify_all"] is True
+    assert plan.vars["staging_verified_through"] == f"{_verified_through(wh):%Y-%m-%d %H:%M:%S.%f}"
+    full = staging.plan_build(wh, full_refresh=True)
+    assert full.full_refresh and "staging_verified_through" not in full.vars
+    con = duckdb.connect(str(wh / "supernova.duckdb"))
+    try:
+        con.execute(
+            "insert into staging.stg_exports__links select * from staging.stg_exports__links"
+            " order by all limit 1"
+        )
+    finally:
+        con.close()
+    with pytest.raises(marts.MartsFailed, match="unique_stg_exports__links_link_id"):
+        marts.build_step(wh, verify_all=True, log=lambda *_: None)
+
+
 def test_the_stamp_of_a_run_is_later_than_every_recorded_one(tmp_path):
     """Stamps only grow, even if the clock was set back since the last verified run; a
     full refresh reads every row; an invocation that leaves staging out writes none."""

@@ -136,6 +136,19 @@ def test_ingest_that_loads_files_triggers_marts_once_and_a_noop_ingest_nothing(s
         stack.task_logs("analytics_marts", marts[0]["dag_run_id"]) if marts else "",
     )
     assert (stack.warehouse / "parquet" / "marts").is_dir()
+    # the scheduler's staging step recorded its stamp as verified (supernova/staging.py):
+    # the next build's staging tests read only the rows written after it
+    with duckdb.connect(str(stack.warehouse / "supernova.duckdb"), read_only=True) as con:
+        (verified_through,) = con.execute(
+            "select verified_through from staging.staging_code"
+        ).fetchone()
+        written = con.execute(
+            "select count(*), max(_staged_at) from staging.stg_exports__orders"
+        ).fetchone()
+    assert verified_through is not None and written[0] > 0 and written[1] <= verified_through, (
+        verified_through,
+        written,
+    )
 
 
 # --------------------------------------------------------------------------- finance
