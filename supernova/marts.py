@@ -91,9 +91,10 @@ def build_step(
         )
         full_refresh = staging_build.full_refresh
         dbt_vars = {**staging_build.vars, **({"marts_verify_all": True} if verify_all else {})}
-        threads = full_refresh_threads() if full_refresh else []
         res = dbt_invoke(
-            warehouse, ["build", *DBT_SELECT, *staging_build.args, *threads], dbt_vars or None
+            warehouse,
+            ["build", *DBT_SELECT, *staging_build.args, *build_threads()],
+            dbt_vars or None,
         )
         if res.success:
             staging_build.record(warehouse)
@@ -102,7 +103,9 @@ def build_step(
         problems = [f.line() for f in failures(res) if not f.skipped] or [
             "dbt build failed (see <warehouse>/dbt/logs/dbt.log)"
         ]
-        raise MartsFailed("marts build failed:\n  " + "\n  ".join(problems))
+        raise MartsFailed(
+            "marts build failed:\n  " + "\n  ".join(problems) + out_of_memory_advice(problems)
+        )
     log(
         f"dbt build of the marts OK in {seconds}s (full_refresh={full_refresh}, "
         f"verify_all={verify_all})"
@@ -110,13 +113,32 @@ def build_step(
     return {"dbt_seconds": seconds, "full_refresh": full_refresh, "verify_all": verify_all}
 
 
-def full_refresh_threads() -> list[str]:
-    """dbt's threads for a full refresh: one model at a time unless SUPERNOVA_DBT_THREADS
-    says otherwise. Built whole, the two largest marts (the affinity, the earnings mart)
-    each spill to <db>.tmp/ under the one memory limit they share: side by side at
-    `target3x` they passed 37 GB of temporary files and were stopped; one after the other
-    each has the whole limit and frees its files before the next (docs/benchmarks.md).
-    A full refresh is a rare repair, where fitting on the disk matters more than minutes."""
+def out_of_memory_advice(problems: list[str]) -> str:
+    """What to do when DuckDB ran out of its memory limit in the marts build ("" otherwise):
+    at `target3x` a first build or full refresh of `promoter_category_affinity` does not fit
+    in the default 6 GB (docs/marts.md, "Memory and disk for a full build")."""
+    if not any("Out of Memory Error" in p for p in problems):
+        return ""
+    return (
+        "\n  what to do: DuckDB ran out of its memory limit (SUPERNOVA_DUCKDB_MEMORY_LIMIT="
+        f"{settings.duckdb_memory_limit()}). A first build or --full-refresh of the marts at "
+        "target size needs more than a day's refresh: run it once with a higher limit (10GB at "
+        "the benchmark's `target3x` volume, docs/benchmarks.md) and about 40 GB free beside "
+        "the warehouse for DuckDB's temporary files (docs/marts.md, 'Memory and disk for a "
+        "full build'). The Parquet copies BI reads were not replaced; the daily refreshes then "
+        "fit in the default again."
+    )
+
+
+def build_threads() -> list[str]:
+    """dbt's threads for a marts build: one model at a time unless SUPERNOVA_DBT_THREADS
+    says otherwise (docs/benchmarks.md, eleventh round). At `target3x` the day's refresh
+    with two ran out of DuckDB's 6 GB (the affinity's key test and `group_status` beside
+    the affinity and the earnings mart, which share the one memory limit); with one it
+    took 270 s and fitted. Built whole, the two largest marts side by side spilled past
+    37 GB of temporary files; one after the other each has the whole limit and frees its
+    files before the next. At `today` one thread gave the same wall time as two with less
+    CPU and memory (eighth round): DuckDB already uses both cores inside each model."""
     return [] if os.environ.get("SUPERNOVA_DBT_THREADS") else ["--threads", "1"]
 
 

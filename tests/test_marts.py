@@ -618,7 +618,7 @@ def test_incremental_refresh_equals_full_refresh(built, monkeypatch):
     assert str(incremental["group_status"].as_of_date.max())[:10] == "2026-11-07"
     monkeypatch.delenv("SUPERNOVA_DBT_THREADS", raising=False)
     marts.build_step(wh, full_refresh=True, log=QUIET)
-    # a full refresh builds one model at a time (marts.full_refresh_threads: disk at scale)
+    # a marts build runs one model at a time (marts.build_threads: memory and disk at scale)
     log = (wh / "dbt" / "logs" / "dbt.log").read_text(encoding="utf-8")
     assert [line for line in log.splitlines() if "Concurrency:" in line][-1].endswith(
         "Concurrency: 1 threads (target='duckdb')"
@@ -627,6 +627,22 @@ def test_incremental_refresh_equals_full_refresh(built, monkeypatch):
     for t in marts.MART_TABLES:
         assert len(incremental[t]) > 0, t
         pd.testing.assert_frame_equal(incremental[t], full[t], obj=t)
+
+
+def test_a_build_out_of_memory_says_what_to_do(monkeypatch):
+    """DuckDB out of its memory limit in the marts build (what the affinity's first build
+    does at `target3x` with the default 6 GB, docs/benchmarks.md): the failure says which
+    limit was in force and what to do; any other failure gets no such advice."""
+    monkeypatch.setenv("SUPERNOVA_DUCKDB_MEMORY_LIMIT", "6GB")
+    oom = (
+        "promoter_category_affinity: error: Runtime Error in model promoter_category_affinity "
+        "(models/marts/promoter_category_affinity.sql)\n  Out of Memory Error: failed to "
+        "allocate data of size 2.0 MiB (5.5 GiB/5.5 GiB used)"
+    )
+    advice = marts.out_of_memory_advice([oom])
+    assert "SUPERNOVA_DUCKDB_MEMORY_LIMIT=6GB" in advice
+    assert "--full-refresh" in advice and "temporary files" in advice
+    assert marts.out_of_memory_advice(["sku_ranking: fail: Got 1 result"]) == ""
 
 
 def test_incremental_run_only_recomputes_new_days(built):

@@ -167,13 +167,8 @@ def test_rows_written_after_the_last_passing_run_are_tested_with_their_keys(stag
     )
 
 
-def test_every_row_is_tested_when_asked_or_without_a_record(staged, tmp_path):
-    """The trade-off, as documented: a row changed by hand under a verified stamp, in a key
-    no run writes again, is not read by the daily tests. `staging_verify_all`, or a build
-    with no record of a verified run (the first, or one by hand), reads every row."""
-    _, _, base = staged
-    wh = _copy(base, tmp_path / "wh")
-    verified = _verified_through(wh)
+def _duplicate_a_link_by_hand(wh: Path) -> None:
+    """A second row of an old link, written outside dbt under the old row's stamp."""
     con = duckdb.connect(str(wh / "supernova.duckdb"))
     try:
         con.execute(
@@ -182,6 +177,16 @@ def test_every_row_is_tested_when_asked_or_without_a_record(staged, tmp_path):
         )
     finally:
         con.close()
+
+
+def test_every_row_is_tested_when_asked_or_without_a_record(staged, tmp_path):
+    """The trade-off, as documented: a row changed by hand under a verified stamp, in a key
+    no run writes again, is not read by the daily tests. `staging_verify_all`, or a build
+    with no record of a verified run (the first, or one by hand), reads every row."""
+    _, _, base = staged
+    wh = _copy(base, tmp_path / "wh")
+    verified = _verified_through(wh)
+    _duplicate_a_link_by_hand(wh)
     daily = {
         "staging_stamp": "2100-01-01 00:00:00.000000",
         "staging_verified_through": f"{verified:%Y-%m-%d %H:%M:%S.%f}",
@@ -211,14 +216,7 @@ def test_verify_all_builds_a_verified_staging_and_tests_every_row(staged, tmp_pa
     assert plan.vars["staging_verified_through"] == f"{_verified_through(wh):%Y-%m-%d %H:%M:%S.%f}"
     full = staging.plan_build(wh, full_refresh=True)
     assert full.full_refresh and "staging_verified_through" not in full.vars
-    con = duckdb.connect(str(wh / "supernova.duckdb"))
-    try:
-        con.execute(
-            "insert into staging.stg_exports__links select * from staging.stg_exports__links"
-            " order by all limit 1"
-        )
-    finally:
-        con.close()
+    _duplicate_a_link_by_hand(wh)
     with pytest.raises(marts.MartsFailed, match="unique_stg_exports__links_link_id"):
         marts.build_step(wh, verify_all=True, log=lambda *_: None)
 
