@@ -216,6 +216,23 @@ def _copied_fingerprint(path: Path) -> str | None:
     return value.decode() if value else None
 
 
+def _write_month(cur, table: str, month: str | None, path: Path, fingerprint: str) -> None:
+    """One month of marts.<table> (all of it when `month` is None) as the Parquet file
+    `path`, sorted by the table's sort columns, with the rows' fingerprint in its metadata.
+    Written by DuckDB itself, streamed within its memory limit: read into Arrow first, a
+    month of the affinity at `target3x` took the step to 8.6 GB, a first build's October
+    to 18.7 GB (docs/benchmarks.md, eleventh round)."""
+    first_day = f"{month or '0001-01'}-01"  # month: 'YYYY-MM' from the table's own dates
+    col = month_column(table)
+    cur.execute(
+        f"copy (select * from marts.{table} "
+        f"where cast(date_trunc('month', {col}) as date) = date '{first_day}' "
+        f"order by {MART_TABLES[table]}) "
+        f"to '{str(path).replace(chr(39), chr(39) * 2)}' (format parquet, compression zstd, "
+        f"kv_metadata {{'{FINGERPRINT_KEY.decode()}': '{fingerprint}'}})"
+    )
+
+
 def _write_table(con, warehouse: Path, table: str) -> tuple[int, list[str]]:
     """Bring <warehouse>/parquet/marts/<table>/ in line with marts.<table>; returns (rows,
     months written). Only the months whose fingerprint differs from their file's are
@@ -244,20 +261,11 @@ def _write_table(con, warehouse: Path, table: str) -> tuple[int, list[str]]:
             for name, (_, _, fp) in wanted.items()
             if name not in present or _copied_fingerprint(present[name]) != fp
         )
-        col = month_column(table)
         for name in changed:
             month, _, fp = wanted[name]
-            arrow = cur.sql(
-                f"select * from marts.{table} "
-                f"where cast(date_trunc('month', {col}) as date) = cast(? as date) "
-                f"order by {MART_TABLES[table]}",
-                params=[f"{month or '0001-01'}-01"],
-            ).to_arrow_table()
-            arrow = arrow.replace_schema_metadata(
-                {**(arrow.schema.metadata or {}), FINGERPRINT_KEY: fp.encode()}
-            )
-            # nothing but Parquet in a table folder: polars and read_parquet('<table>/*') read it whole
-            pq.write_table(arrow, tmp / name, compression="zstd", write_statistics=True)
+            # nothing but Parquet in a table folder: polars and read_parquet('<table>/*')
+            # read it whole
+            _write_month(cur, table, month, tmp / name, fp)
     finally:
         cur.close()
     gone = [name for name in present if name not in wanted]

@@ -267,7 +267,7 @@ def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkey
     assert [f[len(str(wh)) + 1 :] for f in files] == sorted(copies)
 
     seen_during: list[list[str]] = []
-    real_write = marts.pq.write_table
+    real_write = marts._write_month
 
     def read_all() -> list[str]:
         with duckdb.connect() as con:
@@ -281,7 +281,7 @@ def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkey
         real_write(*args, **kwargs)
         seen_during.append(read_all())  # the new copy written, not yet swapped in
 
-    monkeypatch.setattr(marts.pq, "write_table", write_watched)
+    monkeypatch.setattr(marts, "_write_month", write_watched)
     _watch_renames(monkeypatch, lambda: seen_during.append(read_all()))  # each swap's steps
     _change_every_mart(wh)
     marts.parquet_step(wh, log=quiet)
