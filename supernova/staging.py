@@ -158,11 +158,15 @@ def skip_args(warehouse: Path, log=print) -> list[str]:
 ALL_OF_STAGING = ["--select", *STAGING_PATHS]
 
 
-def invocation_args(warehouse: Path, log=print) -> list[str]:
+def invocation_args(warehouse: Path, log=print, skip_current: bool = True) -> list[str]:
     """What a dbt invocation whose selection includes staging adds: SKIP_STAGING when
-    staging is verified current; else ALL_OF_STAGING, with `--full-refresh` when its
-    code changed (build_args), else an incremental merge of the new files."""
-    return skip_args(warehouse, log) or [*ALL_OF_STAGING, *build_args(warehouse, log)]
+    staging is verified current (and `skip_current`); else ALL_OF_STAGING, with
+    `--full-refresh` when its code changed (build_args), else an incremental merge of the
+    new files."""
+    return (skip_current and skip_args(warehouse, log)) or [
+        *ALL_OF_STAGING,
+        *build_args(warehouse, log),
+    ]
 
 
 def _staged_files_digest(con) -> str | None:
@@ -300,10 +304,8 @@ def plan_build(
     code = code_fingerprint()
     if full_refresh:
         args = ["--full-refresh", *ALL_OF_STAGING]
-    elif verify_all:
-        args = [*ALL_OF_STAGING, *build_args(warehouse, log)]
     else:
-        args = invocation_args(warehouse, log)
+        args = invocation_args(warehouse, log, skip_current=not verify_all)
     dbt_vars = invocation_vars(warehouse, args)
     if verify_all and dbt_vars:
         dbt_vars["staging_verify_all"] = True
