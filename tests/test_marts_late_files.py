@@ -630,3 +630,51 @@ def test_h_rules_and_a_later_line_and_the_mart_run_alone(warehouse):
     _deliver(landing, wh)
     assert _earnings_rows(wh, "activity_date = date '2026-09-05'") != before
     assert _earnings_difference(wh, warehouse["root"]) == (0, 0)
+
+
+AFFINITY = "marts.promoter_category_affinity"
+
+
+def test_i_a_new_day_alone_counts_the_affinity_window_from_its_lines(warehouse):
+    """The daily refresh of the last delivered day alone computes the affinity's one window
+    straight from its lines (marts_trailing_window_by_day, cheaper than the spans for one
+    day at scale, docs/marts.md "Trailing windows"). Its rows are a full refresh's (which
+    goes by the spans), and the days before it are untouched. Only that day is compared:
+    after the earlier batches' SKU and promoter changes the older days keep the attributes
+    they were built with, as documented."""
+    from supernova.dbt_runner import dbt_invoke
+
+    landing, wh, gen = warehouse["landing"], warehouse["wh"], warehouse["generated"]
+    day = "2026-09-08"
+    older = f"select * from {AFFINITY} where as_of_date < date '{day}'"
+    before = sorted(_q(wh, older))
+    _copy_days(gen, landing, day, day)
+    _deliver(landing, wh)
+
+    compiled = next((wh / "dbt" / "target" / "compiled").rglob("promoter_category_affinity.sql"))
+    sql = compiled.read_text()
+    assert "cell_windows_days as" in sql and "_spans" not in sql
+    assert sorted(_q(wh, older)) == before
+
+    full = warehouse["root"] / "affinity_full"
+    shutil.rmtree(full, ignore_errors=True)
+    shutil.copytree(
+        wh, full, symlinks=True, ignore=shutil.ignore_patterns("dbt", "parquet", "logs")
+    )
+    args = ["run", "--select", "promoter_category_affinity", "--full-refresh"]
+    assert dbt_invoke(full, args).success
+    compiled = next((full / "dbt" / "target" / "compiled").rglob("promoter_category_affinity.sql"))
+    assert "cell_windows_spans as" in compiled.read_text()
+    con = duckdb.connect(str(full / "supernova.duckdb"), read_only=True)
+    try:
+        con.execute(f"attach '{wh / 'supernova.duckdb'}' as inc (read_only)")
+        on_day = f"where as_of_date = date '{day}'"
+        ((rows, visible),) = con.execute(
+            f"select count(*), count(*) filter (where not suppressed) from {AFFINITY} {on_day}"
+        ).fetchall()
+        assert rows > 100 and visible > 0
+        assert _rows_only_on_each_side(
+            con, f"(select * from inc.{AFFINITY} {on_day})", f"(select * from {AFFINITY} {on_day})"
+        ) == (0, 0)
+    finally:
+        con.close()

@@ -109,3 +109,34 @@
         {%- endif %}
 )
 {%- endmacro %}
+
+{#- The figures of marts_trailing_window (same CTE `name`, same columns) for the days
+    first_day .. last_day (literals), straight from the lines: each day's window is one
+    aggregation of the lines of its window_days days, its distinct buyers and orders
+    counted directly. `lines`: keys, order_date, order_id, buyer_id, paid_amount.
+    Cheaper than the spans when one day is asked (a daily refresh: no sort of the window's
+    buyer days, no running sums), dearer for several (each day reads its whole window
+    again): at `target3x` one day took 31.8 s against about 85 s by spans, three days 136 s
+    (docs/benchmarks.md, twelfth round). The caller chooses. -#}
+{% macro marts_trailing_window_by_day(name, lines, keys, first_day, last_day, window_days=30) -%}
+{%- set key_list = keys | join(', ') -%}
+{{ name }}_days as (
+    {{ marts_days(first_day, last_day) }}
+),
+
+{{ name }} as (
+    select
+        {%- for c in keys %}
+        l.{{ c }},
+        {%- endfor %}
+        d.day as as_of_date,
+        cast(count(distinct l.buyer_id) as bigint) as buyers,
+        cast(count(distinct l.order_id) as bigint) as orders,
+        sum(l.paid_amount) as gmv
+    from {{ name }}_days as d
+    inner join {{ lines }} as l
+        on l.order_date <= d.day
+        and l.order_date > cast({{ dbt.dateadd('day', -window_days, 'd.day') }} as date)
+    group by {% for c in keys %}l.{{ c }}, {% endfor %}d.day
+)
+{%- endmacro %}

@@ -16,12 +16,23 @@
     visible cells would give one away. Category from the skus export ('unknown' when
     missing); platform: the promoter's latest version (as in group_status). No buyer ids.
     Incremental by as_of_date: recomputes from the first date new deliveries can change.
-    The 30-day figures come from each day's figures by running sums (macros/marts_windows.sql):
-    no line is joined to the 30 days it counts on, and no distinct count spans a window. -#}
+    A first build, a full refresh or a refresh of several days takes the 30-day figures
+    from each day's figures by running sums (macros/marts_windows.sql): no line is joined
+    to the 30 days it counts on, and no distinct count spans a window. A refresh of the
+    last delivered day alone (the daily run) counts that one window straight from its
+    lines, which is cheaper for one day (docs/marts.md "Trailing windows"). -#}
 {%- set refresh_from = marts_incremental('as_of_date', ['orders', 'clicks', 'skus']) -%}
 {%- set lines_from = none -%}
+{#- A refresh of the last delivered day alone (the daily run) counts that day's window
+    straight from its lines (marts_trailing_window_by_day); a longer one, a first build
+    or a full refresh goes by the spans. A refresh that starts after the last delivered
+    day has no day to compute. -#}
+{%- set by_day = false -%}
+{%- set last_day = none -%}
 {%- if execute and refresh_from -%}
     {%- set lines_from = (modules.datetime.date.fromisoformat(refresh_from) - modules.datetime.timedelta(days=29)).isoformat() -%}
+    {%- set last_day = marts_bounds().last_day -%}
+    {%- set by_day = last_day is not none and refresh_from >= (last_day | string) -%}
 {%- endif %}
 
 with lines as (
@@ -43,6 +54,13 @@ with lines as (
     {%- endif %}
 ),
 
+{%- if by_day %}
+{#- the one day, or none when the refresh starts after the last delivered day -#}
+{%- set day = refresh_from if refresh_from == (last_day | string) else none %}
+{{ marts_trailing_window_by_day('cell_windows', 'lines', ['promoter_id', 'platform', 'category'], day, last_day) }},
+
+{{ marts_trailing_window_by_day('total_windows', 'lines', ['promoter_id', 'platform'], day, last_day) }},
+{%- else %}
 -- each day's orders and gmv, and who bought, per cell and per promoter (all categories)
 cell_days as (
     select promoter_id, platform, category, order_date,
@@ -75,6 +93,7 @@ total_buyer_days as (
 
 {{ marts_trailing_window('total_windows', 'total_days', 'total_buyer_days',
                          ['promoter_id', 'platform'], last_delivered_day, refresh_from) }},
+{%- endif %}
 
 cells as (
     select as_of_date, promoter_id, platform, category, buyers, 0 as new_buyers, orders, gmv
