@@ -670,45 +670,63 @@ def test_incremental_run_only_recomputes_new_days(built):
         assert starts and min(starts) >= "2026-10-09", (m, starts)
 
 
-def test_a_one_day_refresh_counts_the_affinity_window_from_its_lines(built, tmp_path):
-    """The daily refresh of the last delivered day alone computes the affinity's one window
-    straight from its 30 days of lines (marts_trailing_window_by_day: cheaper than the
-    spans for one day at scale, docs/marts.md "Trailing windows"). On a copy: a full
-    refresh (by the spans) is kept as the reference, the affinity then forgets the last
-    day's files and refreshes that day by itself: every row is the reference's."""
+ONE_DAY_MODELS = {
+    # model: (a CTE only the one-day path compiles, one only the path over every day has)
+    "promoter_category_affinity": ("cell_windows_days as", "cell_windows_spans as"),
+    "group_status": ("group by gd.as_of_date, gd.group_id", "rows between 29 preceding"),
+}
+
+
+def test_a_one_day_refresh_computes_that_day_alone(built, tmp_path):
+    """The daily refresh of the last delivered day alone computes that day's windows
+    directly: the affinity counts its one window straight from its 30 days of lines
+    (marts_trailing_window_by_day), group_status aggregates each group's activity of the
+    30 days instead of running windows over every day (docs/marts.md): both cheaper for
+    one day at scale. On a copy: a full refresh (the path over every day) is kept as the
+    reference, the two marts then forget the last day's files and refresh that day by
+    themselves: every row is the reference's."""
     from conftest import _rows_only_on_each_side
 
     from supernova.dbt_runner import dbt_invoke
 
     wh = tmp_path / "wh"
     shutil.copytree(built["wh"], wh, symlinks=True, ignore=shutil.ignore_patterns("parquet"))
-    compiled = wh / "dbt" / "target" / "compiled" / "supernova" / "models" / "marts"
-    compiled = compiled / "promoter_category_affinity.sql"
-    full = ["run", "--select", "promoter_category_affinity", "--full-refresh"]
-    assert dbt_invoke(wh, full).success
-    assert "cell_windows_spans as" in compiled.read_text()
+    compiled_dir = wh / "dbt" / "target" / "compiled" / "supernova" / "models" / "marts"
+    select = ["--select", *ONE_DAY_MODELS]
+    assert dbt_invoke(wh, ["run", *select, "--full-refresh"]).success
+    for model, (one_day, every_day) in ONE_DAY_MODELS.items():
+        sql = (compiled_dir / f"{model}.sql").read_text()
+        assert every_day in sql and one_day not in sql, model
     with duckdb.connect(str(wh / "supernova.duckdb")) as c:
-        c.execute(f"create table marts.affinity_reference as select * from {AFFINITY}")
+        for model in ONE_DAY_MODELS:
+            c.execute(f"create table marts.{model}__reference as select * from marts.{model}")
         ((forgotten,),) = c.execute(
-            "delete from staging.staged_files where model = 'promoter_category_affinity' "
+            "delete from staging.staged_files where model in "
+            f"({', '.join(repr(m) for m in ONE_DAY_MODELS)}) "
             "and file_path like '%/2026-11-07/%'"
         ).fetchall()
     assert forgotten > 0
-    assert dbt_invoke(wh, ["run", "--select", "promoter_category_affinity"]).success
-    sql = compiled.read_text()
-    assert "cell_windows_days as" in sql and "_spans" not in sql
-    # the refresh starts on the last delivered day and reads the 29 days before it
-    assert sorted(set(re.findall(r"cast\('(\d{4}-\d\d-\d\d)' as date\)", sql))) == [
-        "2026-10-09",
-        "2026-11-07",
-    ]
+    assert dbt_invoke(wh, ["run", *select]).success
+    for model, (one_day, every_day) in ONE_DAY_MODELS.items():
+        sql = (compiled_dir / f"{model}.sql").read_text()
+        assert one_day in sql and every_day not in sql, model
+        # the refresh starts on the last delivered day and reads the 29 days before it
+        days = sorted(set(re.findall(r"cast\('(\d{4}-\d\d-\d\d)' as date\)", sql)))
+        assert days == ["2026-10-09", "2026-11-07"], (model, days)
     with duckdb.connect(str(wh / "supernova.duckdb"), read_only=True) as c:
         ((rows, visible),) = c.execute(
             f"select count(*), count(*) filter (where not suppressed) from {AFFINITY} "
             "where as_of_date = date '2026-11-07'"
         ).fetchall()
         assert rows > 500 and visible > 0
-        assert _rows_only_on_each_side(c, AFFINITY, "marts.affinity_reference") == (0, 0)
+        statuses = c.execute(
+            "select status, count(*) from marts.group_status "
+            "where as_of_date = date '2026-11-07' group by 1"
+        ).fetchall()
+        assert {"active", "dormant", "dead"} <= {s for s, _ in statuses}, statuses
+        for model in ONE_DAY_MODELS:
+            reference = f"marts.{model}__reference"
+            assert _rows_only_on_each_side(c, f"marts.{model}", reference) == (0, 0), model
 
 
 CELLS = "intermediate.int_marts__buyer_cells"

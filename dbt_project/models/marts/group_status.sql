@@ -23,9 +23,18 @@
 {%- else -%}
     {%- set compute_from = bounds.first_day -%}
 {%- endif %}
+{#- A refresh of the last delivered day alone (the daily run) computes that one day's
+    windows by aggregating its group's activity of the 30 days (`windowed`, one row per
+    group), instead of running the windows over every day of them and keeping the last:
+    the same figures, for a thirtieth of the group-days (docs/marts.md "group_status"). -#}
+{%- set one_day = execute and refresh_from and bounds.last_day and refresh_from == (bounds.last_day | string) %}
 
 with days as (
+    {%- if one_day %}
+    {{ marts_days(refresh_from, bounds.last_day) }}
+    {%- else %}
     {{ marts_days(compute_from, bounds.last_day) }}
+    {%- endif %}
 ),
 
 groups_now as (
@@ -92,6 +101,36 @@ prior_last_order as (
     {%- endif %}
 ),
 
+{%- if one_day %}
+-- the one day's windows: the group's orders since it was created, within the window's
+-- days (activity starts at compute_from, 29 days before), as the running windows below
+-- count them over its consecutive group-days; its last order day before compute_from
+-- from prior_last_order
+windowed as (
+    select
+        gd.as_of_date,
+        gd.group_id,
+        gd.owner_id,
+        gd.created_at,
+        gd.created_date,
+        gd.dissolved_date,
+        coalesce(
+            max(case when a.orders > 0 and a.activity_date >= gd.created_date then a.activity_date end),
+            max(p.last_order_date)
+        ) as last_order_date,
+        sum(case when a.activity_date >= gd.created_date
+                and a.activity_date > {{ dbt.dateadd('day', -7, 'gd.as_of_date') }}
+            then a.orders else 0 end) as orders_7d,
+        sum(case when a.activity_date >= gd.created_date then a.orders else 0 end) as orders_30d
+    from group_days as gd
+    left join activity as a
+        on a.group_id = gd.group_id
+        and a.activity_date <= gd.as_of_date
+    left join prior_last_order as p
+        on p.group_id = gd.group_id
+    group by gd.as_of_date, gd.group_id, gd.owner_id, gd.created_at, gd.created_date, gd.dissolved_date
+)
+{%- else %}
 windowed as (
     select
         gd.as_of_date,
@@ -116,6 +155,7 @@ windowed as (
     left join prior_last_order as p
         on p.group_id = gd.group_id
 )
+{%- endif %}
 
 select
     w.as_of_date,
