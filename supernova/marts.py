@@ -5,7 +5,8 @@ every step can be tested without a scheduler:
 
     ingest (new export files) → build (one `dbt build` of the marts and what they need)
     → parquet (a copy per mart under <warehouse>/parquet/marts/<table>/, one file per
-      month, only the months whose rows changed rewritten, each atomically; then the
+      month, or per day for the two largest marts, only the files whose rows changed
+      rewritten, each atomically; then the
       BI catalog <warehouse>/bi/supernova_bi.duckdb rewritten: supernova.serving)
 
 Only one process may open the warehouse DuckDB file, so the steps run one after another
@@ -164,50 +165,72 @@ def _staging(warehouse: Path) -> Path:
 
 
 # A mart's copy is one Parquet file per Shanghai month of its date column,
-# `<table>/part-YYYY-MM.parquet`, each carrying the fingerprint of the rows it holds: a
-# refresh rewrites only the months whose rows changed (a day's refresh touches one or two
-# months; the copy of every month was rewritten each day before, ≈ 67 s at `today`).
+# `<table>/part-YYYY-MM.parquet`, or per day (`part-YYYY-MM-DD.parquet`) for the marts
+# with a row per day and group or promoter (DAILY_COPIES), each file carrying the
+# fingerprint of the rows it holds: a refresh rewrites only the files whose rows changed
+# (a day's refresh touches one or two months, or a day or a few; the copy of every month
+# was rewritten each day before, ≈ 67 s at `today`).
 FINGERPRINT_KEY = b"supernova.rows_fingerprint"
-_MONTH_FILE = re.compile(r"^part-(\d{4}-\d{2})\.parquet$")
+# the affinity holds ≈ 3.9M rows a day at `target3x` and group_status ≈ 1.3M: in month
+# files a day's refresh rewrote the whole month so far (27.3M affinity rows on 11-07, ≈ 117M
+# by the month's end); in day files it writes the day (docs/bi.md "The Parquet copies")
+DAILY_COPIES = frozenset({"group_status", "promoter_category_affinity"})
+_PART_FILE = {
+    "month": re.compile(r"^part-(\d{4}-\d{2})\.parquet$"),
+    "day": re.compile(r"^part-(\d{4}-\d{2}-\d{2})\.parquet$"),
+}
 # the copy of a mart without rows (and the layout before months): swap.PART, the one name
 # swap_in replaces in place
 EMPTY_COPY = PART
 
 
-def month_column(table: str) -> str:
+def split_column(table: str) -> str:
     """The date column a mart's copy is split by: the first of its sort columns (a DATE in
     every mart: tests/test_marts.py checks it)."""
     return MART_TABLES[table].split(",")[0].strip()
 
 
-def _month_fingerprints(cur, table: str) -> dict[str | None, tuple[int, str]]:
-    """{'YYYY-MM': (rows, fingerprint)} of marts.<table> as it is now ({None: ...} when it
-    has no rows). The fingerprint is the table's columns and types, the month's row count
-    and the sum of DuckDB's 64-bit hash of every row: equal fingerprints mean the same rows,
-    except for a hash collision (about 2^-64 per changed month; a DuckDB whose hash differs
-    rewrites every month once)."""
+def copy_period(table: str) -> str:
+    """'day' or 'month': what one file of the mart's copy holds."""
+    return "day" if table in DAILY_COPIES else "month"
+
+
+def _period_of(table: str) -> str:
+    """The SQL expression of a row's file period (a DATE: the day, or the month's first)."""
+    col = split_column(table)
+    return col if copy_period(table) == "day" else f"cast(date_trunc('month', {col}) as date)"
+
+
+def _part_fingerprints(cur, table: str) -> dict[str | None, tuple[int, str]]:
+    """{'YYYY-MM' or 'YYYY-MM-DD': (rows, fingerprint)} of marts.<table> as it is now, one
+    per file of its copy ({None: ...} when it has no rows). The fingerprint is the table's
+    columns and types, the file's row count and the sum of DuckDB's 64-bit hash of every
+    row: equal fingerprints mean the same rows, except for a hash collision (about 2^-64
+    per changed file; a DuckDB whose hash differs rewrites every file once)."""
     columns = cur.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_schema = 'marts' and table_name = ? order by ordinal_position",
         [table],
     ).fetchall()
-    col = month_column(table)
+    key_format = "%Y-%m-%d" if copy_period(table) == "day" else "%Y-%m"
     out = {}
-    for month, rows, hash_sum in cur.execute(
-        f"select cast(date_trunc('month', {col}) as date) as month, count(*), sum(hash(t)) "
+    for period, rows, hash_sum in cur.execute(
+        f"select {_period_of(table)} as period, count(*), sum(hash(t)) "
         f"from marts.{table} as t group by 1"
     ).fetchall():
-        if month is None:
-            raise MartsFailed(f"marts.{table} has rows without a {col}: no month to copy them to")
+        if period is None:
+            raise MartsFailed(
+                f"marts.{table} has rows without a {split_column(table)}: no file to copy them to"
+            )
         text = f"v1|{columns}|{rows}|{hash_sum}"
-        out[month.strftime("%Y-%m")] = (rows, hashlib.sha256(text.encode()).hexdigest())
+        out[period.strftime(key_format)] = (rows, hashlib.sha256(text.encode()).hexdigest())
     if not out:  # no rows: one empty file (EMPTY_COPY) keeps the columns for readers
         out[None] = (0, hashlib.sha256(f"v1|{columns}|0|0".encode()).hexdigest())
     return out
 
 
 def _copied_fingerprint(path: Path) -> str | None:
-    """The fingerprint a month file was written with (None: unreadable, or not ours)."""
+    """The fingerprint a copy's file was written with (None: unreadable, or not ours)."""
     try:
         meta = pq.read_metadata(path).metadata or {}
     except (OSError, ValueError, pa.ArrowException):
@@ -216,17 +239,18 @@ def _copied_fingerprint(path: Path) -> str | None:
     return value.decode() if value else None
 
 
-def _write_month(cur, table: str, month: str | None, path: Path, fingerprint: str) -> None:
-    """One month of marts.<table> (all of it when `month` is None) as the Parquet file
-    `path`, sorted by the table's sort columns, with the rows' fingerprint in its metadata.
-    Written by DuckDB itself, streamed within its memory limit: read into Arrow first, a
-    month of the affinity at `target3x` took the step to 8.6 GB, a first build's October
-    to 18.7 GB (docs/benchmarks.md, eleventh round)."""
-    first_day = f"{month or '0001-01'}-01"  # month: 'YYYY-MM' from the table's own dates
-    col = month_column(table)
+def _write_part(cur, table: str, period: str | None, path: Path, fingerprint: str) -> None:
+    """One file of marts.<table>'s copy: the rows of `period` ('YYYY-MM' or 'YYYY-MM-DD',
+    copy_period; all of them when None) as the Parquet file `path`, sorted by the table's
+    sort columns, with the rows' fingerprint in its metadata. Written by DuckDB itself,
+    streamed within its memory limit: read into Arrow first, a month of the affinity at
+    `target3x` took the step to 8.6 GB, a first build's October to 18.7 GB
+    (docs/benchmarks.md, eleventh round)."""
+    # period: from the table's own dates
+    first_day = period if period and len(period) == 10 else f"{period or '0001-01'}-01"
     cur.execute(
-        f"copy (select * from marts.{table} "
-        f"where cast(date_trunc('month', {col}) as date) = date '{first_day}' "
+        f"copy (select * from marts.{table} as t "
+        f"where {_period_of(table)} = date '{first_day}' "
         f"order by {MART_TABLES[table]}) "
         f"to '{str(path).replace(chr(39), chr(39) * 2)}' (format parquet, compression zstd, "
         f"kv_metadata {{'{FINGERPRINT_KEY.decode()}': '{fingerprint}'}})"
@@ -235,13 +259,14 @@ def _write_month(cur, table: str, month: str | None, path: Path, fingerprint: st
 
 def _write_table(con, warehouse: Path, table: str) -> tuple[int, list[str]]:
     """Bring <warehouse>/parquet/marts/<table>/ in line with marts.<table>; returns (rows,
-    months written). Only the months whose fingerprint differs from their file's are
-    written, into a temporary folder under staging_root, then each replaces its file with
-    one rename (a reader sees a month's old file or its new one, never none); files of
-    months without rows any more are removed last. A folder in another layout (the single
-    `part-0.parquet` of earlier versions, anything else) is replaced whole: the new folder
-    (unchanged files hard-linked in) swapped in by supernova/swap.py, so a reader never sees
-    the old and the new files side by side."""
+    periods written: the months or days, copy_period). Only the files whose fingerprint
+    differs from their rows' are written, into a temporary folder under staging_root, then
+    each replaces its file with one rename (a reader sees a file's old version or its new
+    one, never none); files of periods without rows any more are removed last. A folder in
+    another layout (the single `part-0.parquet` of earlier versions, month files of a mart
+    now copied by day, anything else) is replaced whole: the new folder (unchanged files
+    hard-linked in) swapped in by supernova/swap.py, so a reader never sees the old and the
+    new files side by side."""
     base = Path(warehouse) / "parquet" / "marts"
     target = base / table
     staging = _staging(warehouse)
@@ -252,8 +277,8 @@ def _write_table(con, warehouse: Path, table: str) -> tuple[int, list[str]]:
     cur = con.cursor()  # a fresh cursor: no unfinished result of an earlier execute() in the way
     try:
         wanted = {
-            (f"part-{month}.parquet" if month else EMPTY_COPY): (month, rows, fp)
-            for month, (rows, fp) in _month_fingerprints(cur, table).items()
+            (f"part-{period}.parquet" if period else EMPTY_COPY): (period, rows, fp)
+            for period, (rows, fp) in _part_fingerprints(cur, table).items()
         }
         present = {p.name: p for p in target.iterdir()} if target.is_dir() else {}
         changed = sorted(
@@ -262,14 +287,15 @@ def _write_table(con, warehouse: Path, table: str) -> tuple[int, list[str]]:
             if name not in present or _copied_fingerprint(present[name]) != fp
         )
         for name in changed:
-            month, _, fp = wanted[name]
+            period, _, fp = wanted[name]
             # nothing but Parquet in a table folder: polars and read_parquet('<table>/*')
             # read it whole
-            _write_month(cur, table, month, tmp / name, fp)
+            _write_part(cur, table, period, tmp / name, fp)
     finally:
         cur.close()
     gone = [name for name in present if name not in wanted]
-    if not target.is_dir() or any(not _MONTH_FILE.match(name) for name in gone):
+    part_file = _PART_FILE[copy_period(table)]
+    if not target.is_dir() or any(not part_file.match(name) for name in gone):
         for name in wanted.keys() - set(changed):
             os.link(present[name], tmp / name)  # unchanged: the same file, not a copy
         swap_in(tmp, target, old)
@@ -283,11 +309,12 @@ def _write_table(con, warehouse: Path, table: str) -> tuple[int, list[str]]:
 
 
 def parquet_step(warehouse: Path, log=print) -> dict:
-    """Parquet copies of every mart (only the months whose rows changed are written);
-    returns {"rows": {table: rows}, "months_written": {table: ['YYYY-MM', ...]}, ...}."""
+    """Parquet copies of every mart (only the files whose rows changed are written);
+    returns {"rows": {table: rows}, "periods_written": {table: ['YYYY-MM' or
+    'YYYY-MM-DD', ...]}, ...}: the months, or the days of a mart copied by day."""
     base = Path(warehouse) / "parquet" / "marts"
     staging = staging_root(warehouse)
-    rows, months_written = {}, {}
+    rows, periods_written = {}, {}
     with lock.held(warehouse, "marts-parquet", log), connect(warehouse) as con:
         # leftovers of a swap killed half-way (in parquet/marts/ itself: earlier versions);
         # under the lock, so never another step's copy being written
@@ -307,20 +334,20 @@ def parquet_step(warehouse: Path, log=print) -> dict:
                 f"marts missing in the warehouse (build them first): {', '.join(missing)}"
             )
         for table in MART_TABLES:
-            rows[table], months_written[table] = _write_table(con, warehouse, table)
+            rows[table], periods_written[table] = _write_table(con, warehouse, table)
     from supernova import serving
 
     catalog = serving.write_catalog(warehouse)
-    written = sum(len(m) for m in months_written.values())
+    written = sum(len(m) for m in periods_written.values())
     log(
-        f"Parquet copies under {base}: {written} month file(s) written, the others unchanged; "
+        f"Parquet copies under {base}: {written} file(s) written, the others unchanged; "
         f"BI catalog {catalog}"
     )
     return {
         "parquet_dir": str(base),
         "catalog_file": str(catalog),
         "rows": rows,
-        "months_written": months_written,
+        "periods_written": periods_written,
     }
 
 

@@ -1,6 +1,6 @@
 """Swapping a fully written folder in for a published one (settlement partitions,
 supernova/publish.py; a mart's copy the first time, or when it is in another layout,
-supernova/marts.py, which otherwise replaces its month files one by one), so that a
+supernova/marts.py, which otherwise replaces its month or day files one by one), so that a
 reader globbing `<folder>/*.parquet` never finds it empty.
 
 Every settlement partition folder holds one file, `part-0.parquet` (a mart's copy does

@@ -554,23 +554,26 @@ def test_no_personal_data_in_marts(con, built):
                 assert not values.str.contains(PHONE).any(), (t, c)
                 assert not values.str.match(BUYER_ID).any(), (t, c)
     # and the Parquet copies hold exactly the tables' rows, one file per month of the
-    # mart's date column (a DATE in every mart), each with that month's rows only
+    # mart's date column (a DATE in every mart), or per day for the marts copied by day,
+    # each with that period's rows only
+    assert marts.DAILY_COPIES == {"group_status", "promoter_category_affinity"}
     for t, n in built["second"]["rows"].items():
-        col = marts.month_column(t)
+        col = marts.split_column(t)
         assert q(
             con,
             f"select data_type from information_schema.columns where table_schema = 'marts' "
             f"and table_name = '{t}' and column_name = '{col}'",
         ).data_type.tolist() == ["DATE"]
         folder = built["wh"] / "parquet" / "marts" / t
-        months = q(
-            con, f"select distinct strftime({col}, '%Y-%m') as m from marts.{t} order by 1"
-        ).m
-        assert sorted(p.name for p in folder.iterdir()) == [f"part-{m}.parquet" for m in months], t
+        period = "%Y-%m-%d" if t in marts.DAILY_COPIES else "%Y-%m"
+        periods = q(
+            con, f"select distinct strftime({col}, '{period}') as p from marts.{t} order by 1"
+        ).p
+        assert sorted(p.name for p in folder.iterdir()) == [f"part-{p}.parquet" for p in periods], t
         per_file = (
             duckdb.connect()
             .execute(
-                f"select filename, count(*), count(distinct strftime({col}, '%Y-%m')) "
+                f"select filename, count(*), count(distinct strftime({col}, '{period}')) "
                 f"from read_parquet('{folder}/*.parquet', filename = true) group by filename"
             )
             .fetchall()

@@ -253,6 +253,20 @@ def _change_every_mart(wh, month: str | None = None):
 
 
 MONTH_COPIES = ["part-2026-09.parquet", "part-2026-10.parquet"]
+# the stand-ins' days (_marts_warehouse): a mart copied by day has one file for each
+STAND_IN_DAYS = [f"2026-09-{d}" for d in (27, 28, 29, 30)] + [f"2026-10-0{d}" for d in (1, 2, 3)]
+
+
+def _periods(table: str, month: str | None = None) -> list[str]:
+    """The periods of a stand-in mart's copy (of `month` only when given): its months, or
+    its days for a mart copied by day."""
+    if table in marts.DAILY_COPIES:
+        return [d for d in STAND_IN_DAYS if month is None or d.startswith(month)]
+    return [m for m in ("2026-09", "2026-10") if month is None or m == month]
+
+
+def _copies(table: str) -> list[str]:
+    return [f"part-{p}.parquet" for p in _periods(table)]
 
 
 def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkeypatch):
@@ -260,14 +274,15 @@ def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkey
     _marts_warehouse(wh)
     quiet = [].append
     marts.parquet_step(wh, log=quiet)
-    copies = [f"parquet/marts/{table}/{part}" for table in MART_TABLES for part in MONTH_COPIES]
+    assert marts.DAILY_COPIES == {"group_status", "promoter_category_affinity"}
+    copies = [f"parquet/marts/{table}/{part}" for table in MART_TABLES for part in _copies(table)]
     with duckdb.connect() as con:
         pattern = f"{wh}/parquet/**/*.parquet"
         files = sorted(r[0] for r in con.execute(f"select * from glob('{pattern}')").fetchall())
     assert [f[len(str(wh)) + 1 :] for f in files] == sorted(copies)
 
     seen_during: list[list[str]] = []
-    real_write = marts._write_month
+    real_write = marts._write_part
 
     def read_all() -> list[str]:
         with duckdb.connect() as con:
@@ -281,12 +296,13 @@ def test_recursive_readers_never_see_a_marts_copy_being_written(tmp_path, monkey
         real_write(*args, **kwargs)
         seen_during.append(read_all())  # the new copy written, not yet swapped in
 
-    monkeypatch.setattr(marts, "_write_month", write_watched)
+    monkeypatch.setattr(marts, "_write_part", write_watched)
     _watch_renames(monkeypatch, lambda: seen_during.append(read_all()))  # each swap's steps
     _change_every_mart(wh)
     marts.parquet_step(wh, log=quiet)
     monkeypatch.undo()
-    assert len(seen_during) >= 2 * 2 * len(MART_TABLES)  # two months written, two replaced
+    # every file written and replaced: two months, or seven days
+    assert len(seen_during) >= 2 * sum(len(_periods(t)) for t in MART_TABLES)
     for seen in seen_during:
         assert seen == sorted(copies)
 
@@ -326,23 +342,27 @@ def test_a_marts_refresh_rewrites_only_the_months_whose_rows_changed(tmp_path):
     _marts_warehouse(wh)
     quiet = [].append
     first = marts.parquet_step(wh, log=quiet)
-    assert first["months_written"] == dict.fromkeys(MART_TABLES, ["2026-09", "2026-10"])
+    assert first["periods_written"] == {t: _periods(t) for t in MART_TABLES}
     before = {t: _copy_files(wh, t) for t in MART_TABLES}
-    assert all(sorted(files) == MONTH_COPIES for files in before.values())
+    assert {t: sorted(files) for t, files in before.items()} == {t: _copies(t) for t in MART_TABLES}
 
     # nothing changed: nothing written, the very same files
-    assert marts.parquet_step(wh, log=quiet)["months_written"] == dict.fromkeys(MART_TABLES, [])
+    assert marts.parquet_step(wh, log=quiet)["periods_written"] == dict.fromkeys(MART_TABLES, [])
     assert {t: _copy_files(wh, t) for t in MART_TABLES} == before
 
     # October changed: only its files are written, September's stay the same file
     _change_every_mart(wh, "2026-10")
-    assert marts.parquet_step(wh, log=quiet)["months_written"] == dict.fromkeys(
-        MART_TABLES, ["2026-10"]
-    )
+    assert marts.parquet_step(wh, log=quiet)["periods_written"] == {
+        t: _periods(t, "2026-10") for t in MART_TABLES
+    }
     for t in MART_TABLES:
         after = _copy_files(wh, t)
-        assert after["part-2026-09.parquet"] == before[t]["part-2026-09.parquet"], t
-        assert after["part-2026-10.parquet"] != before[t]["part-2026-10.parquet"], t
+        for period in _periods(t, "2026-09"):
+            name = f"part-{period}.parquet"
+            assert after[name] == before[t][name], (t, name)
+        for period in _periods(t, "2026-10"):
+            name = f"part-{period}.parquet"
+            assert after[name] != before[t][name], (t, name)
         assert _copy_equals_table(wh, t), t
 
     # a change a row count does not show (the same rows, one value moved between them)
@@ -351,7 +371,7 @@ def test_a_marts_refresh_rewrites_only_the_months_whose_rows_changed(tmp_path):
             "update marts.sku_ranking set sku_rank = case when sku_rank = 1 then 2 "
             "when sku_rank = 2 then 1 else sku_rank end where ranking_date = date '2026-09-28'"
         )
-    assert marts.parquet_step(wh, log=quiet)["months_written"]["sku_ranking"] == ["2026-09"]
+    assert marts.parquet_step(wh, log=quiet)["periods_written"]["sku_ranking"] == ["2026-09"]
     assert _copy_equals_table(wh, "sku_ranking")
 
     # a month without rows any more loses its file; a mart without rows keeps one empty
@@ -360,27 +380,37 @@ def test_a_marts_refresh_rewrites_only_the_months_whose_rows_changed(tmp_path):
         con.execute("delete from marts.group_status where as_of_date >= date '2026-10-01'")
         con.execute("delete from marts.sku_ranking")
     marts.parquet_step(wh, log=quiet)
-    assert sorted(_copy_files(wh, "group_status")) == ["part-2026-09.parquet"]
+    assert (
+        sorted(_copy_files(wh, "group_status")) == _copies("group_status")[:4]
+    )  # September's days
     assert _copy_equals_table(wh, "group_status")
     assert sorted(_copy_files(wh, "sku_ranking")) == ["part-0.parquet"]
     empty = pq.read_table(wh / "parquet" / "marts" / "sku_ranking" / "part-0.parquet")
     assert empty.num_rows == 0 and empty.column_names == ["ranking_date", "sku_rank"]
 
 
-def test_a_marts_copy_in_the_single_file_layout_is_replaced_whole(tmp_path, monkeypatch):
-    """The copy earlier versions wrote (one part-0.parquet with every month) becomes month
-    files without a reader ever seeing the old file beside the new ones (rows counted
-    twice). It is swapped as a folder, once: for an instant the folder is absent and a
-    reader's query fails (supernova/swap.py), as on the very first copy."""
+@pytest.mark.parametrize("earlier", ["one file", "month files"])
+def test_a_marts_copy_in_an_earlier_layout_is_replaced_whole(tmp_path, monkeypatch, earlier):
+    """The copy earlier versions wrote (one part-0.parquet with every month; month files of
+    a mart now copied by day, like group_status) becomes the current files without a
+    reader ever seeing the old files beside the new ones (rows counted twice). It is
+    swapped as a folder, once: for an instant the folder is absent and a reader's query
+    fails (supernova/swap.py), as on the very first copy."""
     wh = tmp_path / "wh"
     _marts_warehouse(wh)
     quiet = [].append
     folder = wh / "parquet" / "marts" / "group_status"
     folder.mkdir(parents=True)
+    files = {"part-0.parquet": "1 = 1"}
+    if earlier == "month files":
+        files = {
+            f"part-{m}.parquet": f"strftime(as_of_date, '%Y-%m') = '{m}'"
+            for m in ("2026-09", "2026-10")
+        }
     with duckdb.connect(str(wh / "supernova.duckdb"), read_only=True) as con:
-        pq.write_table(
-            con.sql("select * from marts.group_status").to_arrow_table(), folder / "part-0.parquet"
-        )
+        for name, where in files.items():
+            rows = con.sql(f"select * from marts.group_status where {where}").to_arrow_table()
+            pq.write_table(rows, folder / name)
 
     def rows_read() -> int | None:
         if not folder.exists():
@@ -395,5 +425,5 @@ def test_a_marts_copy_in_the_single_file_layout_is_replaced_whole(tmp_path, monk
     marts.parquet_step(wh, log=quiet)
     monkeypatch.undo()
     assert 50 in seen and set(seen) <= {50, None}
-    assert sorted(_copy_files(wh, "group_status")) == MONTH_COPIES
+    assert sorted(_copy_files(wh, "group_status")) == _copies("group_status")
     assert _copy_equals_table(wh, "group_status")
