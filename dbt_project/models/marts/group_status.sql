@@ -101,19 +101,17 @@ prior_last_order as (
     {%- endif %}
 ),
 
-{%- if one_day %}
--- the one day's windows: the group's orders since it was created, within the window's
--- days (activity starts at compute_from, 29 days before), as the running windows below
--- count them over its consecutive group-days; its last order day before compute_from
--- from prior_last_order
+-- the windows of each group-day: over several days, running windows over the group's
+-- consecutive days; for the one day of a daily refresh, the group's orders since it was
+-- created within the window's days (activity starts at compute_from, 29 days before),
+-- which is what the running windows count. The last order day before compute_from comes
+-- from prior_last_order.
+{%- set group_day_columns = ['gd.as_of_date', 'gd.group_id', 'gd.owner_id', 'gd.created_at',
+                             'gd.created_date', 'gd.dissolved_date'] %}
 windowed as (
     select
-        gd.as_of_date,
-        gd.group_id,
-        gd.owner_id,
-        gd.created_at,
-        gd.created_date,
-        gd.dissolved_date,
+        {{ group_day_columns | join(',\n        ') }},
+        {%- if one_day %}
         coalesce(
             max(case when a.orders > 0 and a.activity_date >= gd.created_date then a.activity_date end),
             max(p.last_order_date)
@@ -122,23 +120,7 @@ windowed as (
                 and a.activity_date > {{ dbt.dateadd('day', -7, 'gd.as_of_date') }}
             then a.orders else 0 end) as orders_7d,
         sum(case when a.activity_date >= gd.created_date then a.orders else 0 end) as orders_30d
-    from group_days as gd
-    left join activity as a
-        on a.group_id = gd.group_id
-        and a.activity_date <= gd.as_of_date
-    left join prior_last_order as p
-        on p.group_id = gd.group_id
-    group by gd.as_of_date, gd.group_id, gd.owner_id, gd.created_at, gd.created_date, gd.dissolved_date
-)
-{%- else %}
-windowed as (
-    select
-        gd.as_of_date,
-        gd.group_id,
-        gd.owner_id,
-        gd.created_at,
-        gd.created_date,
-        gd.dissolved_date,
+        {%- else %}
         coalesce(
             max(case when a.orders > 0 then gd.as_of_date end) over (
                 partition by gd.group_id order by gd.as_of_date rows between unbounded preceding and current row),
@@ -148,14 +130,21 @@ windowed as (
             partition by gd.group_id order by gd.as_of_date rows between 6 preceding and current row) as orders_7d,
         sum(coalesce(a.orders, 0)) over (
             partition by gd.group_id order by gd.as_of_date rows between 29 preceding and current row) as orders_30d
+        {%- endif %}
     from group_days as gd
     left join activity as a
         on a.group_id = gd.group_id
+        {%- if one_day %}
+        and a.activity_date <= gd.as_of_date
+        {%- else %}
         and a.activity_date = gd.as_of_date
+        {%- endif %}
     left join prior_last_order as p
         on p.group_id = gd.group_id
+    {%- if one_day %}
+    group by {{ group_day_columns | join(', ') }}
+    {%- endif %}
 )
-{%- endif %}
 
 select
     w.as_of_date,
