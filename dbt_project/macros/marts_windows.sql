@@ -116,10 +116,10 @@
     counted directly. `lines`: keys, order_date, order_id, buyer_id, paid_amount.
     Cheaper than the spans when one day is asked (a daily refresh: no sort of the window's
     buyer days, no running sums), dearer for several (each day reads its whole window
-    again): at `target3x` one day took 31.8 s against about 85 s by spans, three days 136 s
-    (docs/benchmarks.md, twelfth round). The caller chooses. -#}
+    again): at `target3x` the affinity's two windows for one day took 31.8 s this way, for
+    three days 136.2 s, and its model in the day's run went from 97.8 s by spans to
+    43.5-49.1 s (docs/benchmarks.md, twelfth round). The caller chooses. -#}
 {% macro marts_trailing_window_by_day(name, lines, keys, first_day, last_day, window_days=30) -%}
-{%- set key_list = keys | join(', ') -%}
 {{ name }}_days as (
     {{ marts_days(first_day, last_day) }}
 ),
